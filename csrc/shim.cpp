@@ -1,0 +1,90 @@
+// Thin C ABI over the libtorch switches that tch 0.24 does not expose.
+// Every function is noexcept from Rust's point of view: C++ exceptions are
+// caught here and reported as a non-zero return code.
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/version.h>
+#include <cstring>
+#include <string>
+
+static void copy_out(const std::string &s, char *buf, size_t len) {
+  if (len == 0) return;
+  size_t n = s.size() < len - 1 ? s.size() : len - 1;
+  std::memcpy(buf, s.data(), n);
+  buf[n] = '\0';
+}
+
+extern "C" {
+
+// Turn deterministic algorithms on or off (warn_only = false: an op without a
+// deterministic implementation throws), deterministic cuDNN, no cuDNN
+// benchmarking, and TF32 off for fp32 matmul and convolutions.
+int ddgsd_set_deterministic(int on) {
+  try {
+    auto &ctx = at::globalContext();
+    ctx.setDeterministicAlgorithms(on != 0, false);
+    ctx.setDeterministicCuDNN(on != 0);
+    ctx.setBenchmarkCuDNN(false);
+    if (on != 0) {
+      ctx.setAllowTF32CuDNN(false);
+      ctx.setAllowTF32CuBLAS(false);
+    }
+    return 0;
+  } catch (...) {
+    return 1;
+  }
+}
+
+// Read the flags back: bit 0 deterministic algorithms, bit 1 warn-only,
+// bit 2 deterministic cuDNN, bit 3 cuDNN benchmark, bit 4 TF32 cuDNN,
+// bit 5 TF32 cuBLAS.
+int ddgsd_get_flags() {
+  auto &ctx = at::globalContext();
+  int f = 0;
+  if (ctx.deterministicAlgorithms()) f |= 1;
+  if (ctx.deterministicAlgorithmsWarnOnly()) f |= 2;
+  if (ctx.deterministicCuDNN()) f |= 4;
+  if (ctx.benchmarkCuDNN()) f |= 8;
+  if (ctx.allowTF32CuDNN()) f |= 16;
+  if (ctx.allowTF32CuBLAS()) f |= 32;
+  return f;
+}
+
+void ddgsd_torch_version(char *buf, size_t len) { copy_out(TORCH_VERSION, buf, len); }
+
+// "NO AVX", "AVX2", "AVX512", ... : the CPU kernels libtorch dispatches to.
+void ddgsd_cpu_capability(char *buf, size_t len) {
+  try {
+    copy_out(at::get_cpu_capability(), buf, len);
+  } catch (...) {
+    copy_out("unknown", buf, len);
+  }
+}
+
+// CUDA runtime and cuDNN versions as integers (0 when CUDA is absent).
+long ddgsd_cuda_version() {
+  try {
+    auto &hooks = at::detail::getCUDAHooks();
+    if (!hooks.hasCUDA()) return 0;
+    return hooks.versionCUDART();
+  } catch (...) {
+    return 0;
+  }
+}
+
+long ddgsd_cudnn_version() {
+  try {
+    auto &hooks = at::detail::getCUDAHooks();
+    if (!hooks.hasCUDA()) return 0;
+    return hooks.versionCuDNN();
+  } catch (...) {
+    return 0;
+  }
+}
+
+int ddgsd_get_num_threads() { return at::get_num_threads(); }
+int ddgsd_get_num_interop_threads() { return at::get_num_interop_threads(); }
+
+}  // extern "C"

@@ -1,0 +1,55 @@
+//! Datasets: where the pixels come from, their fingerprint, and how a batch
+//! of distorted views is made from them.
+//!
+//! Every dataset implements [`Dataset`]; the training loop sees nothing else.
+//! `small` holds 32x32 datasets fully in memory as u8 (synthetic, CIFAR).
+pub mod fingerprint;
+pub mod small;
+pub mod synthetic;
+
+use crate::augment::Distortion;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+/// What a record says about its dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    /// `synthetic`, `cifar10`, `cifar100`, `imagenet`.
+    pub name: String,
+    /// SHA-256 (hex) of the dataset as the README defines it per format.
+    pub fingerprint: String,
+    pub classes: usize,
+    pub train_len: usize,
+    pub test_len: usize,
+    /// Side of the square network input.
+    pub input_size: usize,
+    /// Where the data was read from (`built-in` for synthetic data).
+    pub source: String,
+    /// Samples skipped while reading (e.g. corrupt JPEGs); 0 for CIFAR.
+    #[serde(default)]
+    pub skipped: usize,
+}
+
+/// The interface between a dataset and the training loop. Batches are f32
+/// NCHW tensors on the CPU, normalised; labels are i64.
+pub trait Dataset: Send + Sync {
+    fn info(&self) -> &DatasetInfo;
+
+    /// One distorted view of the training samples `indices` for (seed,
+    /// epoch, view): a pure function of those arguments.
+    fn train_batch(
+        &self,
+        indices: &[usize],
+        seed: u64,
+        epoch: u64,
+        view: u8,
+        distortion: Distortion,
+    ) -> Result<Tensor>;
+
+    /// Labels of the training samples `indices`.
+    fn train_labels(&self, indices: &[usize]) -> Tensor;
+
+    /// Test samples `start..start+len`, evaluation transform only.
+    fn test_batch(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)>;
+}

@@ -1,0 +1,88 @@
+//! Safe wrappers over `csrc/shim.cpp`: the libtorch switches and facts that
+//! tch 0.24 does not expose.
+use std::ffi::{c_char, c_int, c_long, CStr};
+
+extern "C" {
+    fn ddgsd_set_deterministic(on: c_int) -> c_int;
+    fn ddgsd_get_flags() -> c_int;
+    fn ddgsd_torch_version(buf: *mut c_char, len: usize);
+    fn ddgsd_cpu_capability(buf: *mut c_char, len: usize);
+    fn ddgsd_cuda_version() -> c_long;
+    fn ddgsd_cudnn_version() -> c_long;
+    fn ddgsd_get_num_threads() -> c_int;
+    fn ddgsd_get_num_interop_threads() -> c_int;
+}
+
+/// The deterministic-execution flags as libtorch reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeterminismFlags {
+    pub deterministic_algorithms: bool,
+    pub warn_only: bool,
+    pub cudnn_deterministic: bool,
+    pub cudnn_benchmark: bool,
+    pub tf32_cudnn: bool,
+    pub tf32_cublas: bool,
+}
+
+/// Turns deterministic algorithms (errors, not warnings, on ops without a
+/// deterministic implementation), deterministic cuDNN on, cuDNN benchmarking
+/// off and, when `on`, TF32 off. Returns the flags read back from libtorch.
+pub fn set_deterministic(on: bool) -> Result<DeterminismFlags, String> {
+    // SAFETY: plain C call, exceptions are caught on the C++ side.
+    let rc = unsafe { ddgsd_set_deterministic(c_int::from(on)) };
+    if rc != 0 {
+        return Err("libtorch refused to change the deterministic-algorithm flags".into());
+    }
+    Ok(flags())
+}
+
+pub fn flags() -> DeterminismFlags {
+    // SAFETY: reads global libtorch state.
+    let f = unsafe { ddgsd_get_flags() };
+    DeterminismFlags {
+        deterministic_algorithms: f & 1 != 0,
+        warn_only: f & 2 != 0,
+        cudnn_deterministic: f & 4 != 0,
+        cudnn_benchmark: f & 8 != 0,
+        tf32_cudnn: f & 16 != 0,
+        tf32_cublas: f & 32 != 0,
+    }
+}
+
+fn read_string(f: unsafe extern "C" fn(*mut c_char, usize)) -> String {
+    let mut buf = [0 as c_char; 256];
+    // SAFETY: the callee writes at most len bytes including the NUL.
+    unsafe { f(buf.as_mut_ptr(), buf.len()) };
+    // SAFETY: NUL-terminated by copy_out.
+    unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// libtorch's own version string (TORCH_VERSION of the headers compiled against).
+pub fn torch_version() -> String {
+    read_string(ddgsd_torch_version)
+}
+
+/// The CPU kernel family libtorch dispatches to ("AVX2", "AVX512", ...).
+pub fn cpu_capability() -> String {
+    read_string(ddgsd_cpu_capability)
+}
+
+/// CUDA runtime version as libtorch reports it (e.g. 13000), 0 without CUDA.
+pub fn cuda_runtime_version() -> i64 {
+    // SAFETY: plain C call.
+    i64::from(unsafe { ddgsd_cuda_version() })
+}
+
+/// cuDNN version (e.g. 91000), 0 without CUDA.
+pub fn cudnn_version() -> i64 {
+    // SAFETY: plain C call.
+    i64::from(unsafe { ddgsd_cudnn_version() })
+}
+
+/// Intra-op and inter-op thread counts currently in force.
+pub fn thread_counts() -> (i32, i32) {
+    // SAFETY: plain C calls.
+    unsafe { (ddgsd_get_num_threads(), ddgsd_get_num_interop_threads()) }
+}
