@@ -1,1 +1,30 @@
+//! ddgsd-bench: a reproducibility harness for Data-Distortion Guided
+//! Self-Distillation (Xu & Liu, AAAI 2019).
+//!
+//! One run, from suite file to table, follows these modules in order:
+//! `suite` (parse → resolve → plan) → `data` (+ `stream`, `augment`) →
+//! `model` → `loss` → `sgd`/`schedule` → `train` (+ `checkpoint`) →
+//! `record` → `results` → `expected` → `check` → `report`. `runner` drives
+//! a whole suite; `platform` and `shim` talk to libtorch about the device,
+//! threads and determinism.
+pub mod atomic;
+pub mod augment;
+pub mod check;
+pub mod checkpoint;
+pub mod data;
+pub mod error;
+pub mod expected;
+pub mod loss;
+pub mod model;
+pub mod platform;
+pub mod record;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod schedule;
+pub mod sgd;
 pub mod shim;
+pub mod stats;
+pub mod stream;
+pub mod suite;
+pub mod train;

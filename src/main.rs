@@ -1,1 +1,169 @@
-fn main() { println!("{} {:?} {} {}", ddgsd_bench::shim::torch_version(), ddgsd_bench::shim::flags(), ddgsd_bench::shim::cpu_capability(), tch::Cuda::is_available()); }
+//! The `ddgsd-bench` command line: a thin layer over the library.
+//! Exit codes: 0 every band and claim holds, 1 something is out of band,
+//! 2 the input or the environment is wrong (one line on stderr says what).
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use ddgsd_bench::error::InputError;
+use ddgsd_bench::expected::Expected;
+use ddgsd_bench::report;
+use ddgsd_bench::runner::{self, RunOptions, SuiteOutcome};
+use ddgsd_bench::suite::{self, resolve::Overrides, Plan};
+use ddgsd_bench::{checkpoint, results};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "ddgsd-bench",
+    version,
+    about = "Reproducibility harness for Data-Distortion Guided Self-Distillation (Xu & Liu, AAAI 2019)",
+    long_about = "Trains every (architecture, arm, seed) run of a suite deterministically, checks the \
+accuracies against the tolerance bands of its expected file and renders comparison tables.\n\n\
+Exit codes: 0 every band and claim holds; 1 something is out of band; 2 the input or the environment is wrong."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train every run of a suite (skipping finished runs, resuming unfinished ones), check and print the table
+    Run {
+        /// Suite file (TOML), e.g. suites/smoke.toml
+        suite: PathBuf,
+        /// Parent of the results directory (<out>/<suite name>/)
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Expected file (default: the suite's `expected` field, or expected/<suite name>.toml)
+        #[arg(long)]
+        expected: Option<PathBuf>,
+        /// Override runtime.threads (results are bit-identical only at a fixed thread count; the record says it was overridden)
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Override runtime.device: auto, cpu, cuda, cuda:N
+        #[arg(long)]
+        device: Option<String>,
+        /// Resume: skip finished runs and continue unfinished ones from their last checkpoint (also the default when the results directory exists)
+        #[arg(long)]
+        resume: bool,
+        /// Train only; do not check against an expected file
+        #[arg(long)]
+        no_check: bool,
+    },
+    /// Re-check a results directory against its expected file, without training
+    Check {
+        /// Results directory of one suite, e.g. results/smoke
+        results: PathBuf,
+        /// Expected file (default: the one recorded when the suite ran)
+        #[arg(long)]
+        expected: Option<PathBuf>,
+    },
+    /// Render the table of a results directory
+    Report {
+        /// Results directory of one suite, e.g. results/smoke
+        results: PathBuf,
+        /// Output format
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "csv", "json"])]
+        format: String,
+        /// Expected file (default: the one recorded when the suite ran, if it exists)
+        #[arg(long)]
+        expected: Option<PathBuf>,
+    },
+    /// List the runs a suite would do, with their resolved settings
+    Plan {
+        /// Suite file (TOML)
+        suite: PathBuf,
+        /// Print the resolved config of every run as JSON instead
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute checkpoint_sha256 from a model .safetensors file
+    Hash {
+        /// A model.safetensors written by ddgsd-bench (or any safetensors file)
+        checkpoint: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("ddgsd-bench: error: {}", one_line(&e));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The error chain on one line, outermost context first.
+fn one_line(e: &anyhow::Error) -> String {
+    let s = format!("{e:#}");
+    s.replace('\n', " ")
+}
+
+fn verdict_code(passed: bool) -> u8 {
+    if passed {
+        0
+    } else {
+        1
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
+    match cli.cmd {
+        Cmd::Run { suite: file, out, expected, threads, device, resume: _, no_check } => {
+            let s = suite::load(&file, &Overrides { threads, device })?;
+            let opts = RunOptions { out, expected, check: !no_check };
+            match runner::run_suite(&s, &opts)? {
+                SuiteOutcome::Done(Some(v)) => Ok(verdict_code(v.passed())),
+                SuiteOutcome::Done(None) => Ok(0),
+                SuiteOutcome::Interrupted => Ok(130),
+            }
+        }
+        Cmd::Check { results: dir, expected } => {
+            let loaded = results::load(&dir)?;
+            let exp = runner::load_expected(expected.as_deref(), &loaded.meta.expected_file)?;
+            if !loaded.incomplete.is_empty() {
+                eprintln!("ddgsd-bench: {} runs have no record yet: {}", loaded.incomplete.len(), loaded.incomplete.join(", "));
+            }
+            let (v, md) = runner::judge_and_write(&loaded, &exp)?;
+            print!("{md}");
+            Ok(verdict_code(v.passed()))
+        }
+        Cmd::Report { results: dir, format, expected } => {
+            let loaded = results::load(&dir)?;
+            let exp = match expected {
+                Some(p) => Expected::load(&p)?,
+                None if PathBuf::from(&loaded.meta.expected_file).exists() => {
+                    Expected::load(&PathBuf::from(&loaded.meta.expected_file))?
+                }
+                None => Expected {
+                    suite: loaded.meta.suite.clone(),
+                    dataset_fingerprint: None,
+                    bands: vec![],
+                    claims: vec![],
+                    pins: Default::default(),
+                    file: PathBuf::from("(no expected file)"),
+                },
+            };
+            let v = ddgsd_bench::check::judge(&loaded.records, &exp, &loaded.meta.archs, &loaded.meta.arms);
+            let exporter = report::exporter(&format).ok_or_else(|| InputError::new(&dir, None, format!("unknown format `{format}`")))?;
+            print!("{}", exporter.render(&v)?);
+            Ok(0)
+        }
+        Cmd::Plan { suite: file, json } => {
+            let s = suite::load(&file, &Overrides::default())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s.runs)?);
+            } else {
+                print!("{}", Plan::new(&s).describe());
+            }
+            Ok(0)
+        }
+        Cmd::Hash { checkpoint: path } => {
+            println!("{}  {}", checkpoint::hash_file(&path)?, path.display());
+            Ok(0)
+        }
+    }
+}

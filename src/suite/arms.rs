@@ -1,0 +1,175 @@
+//! The ablation arms of method.md §3 and the third-party presets of §5.
+//!
+//! An arm is resolved in layers, each overriding the one before:
+//! built-in arm → `[loss]` of the suite → `preset` → `[arm.NAME]` fields.
+use crate::augment::Distortion;
+use crate::loss::{KlReduction, LossConfig, MmdKind};
+use serde::{Deserialize, Serialize};
+
+pub const BUILTIN_ARMS: [&str; 6] =
+    ["baseline", "two_branch", "two_branch_kl", "two_branch_mmd", "ddgsd", "baseline_2x"];
+
+pub const PRESETS: [&str; 2] = ["selfkdlib", "youngerous"];
+
+/// How the views go through the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Forward {
+    /// One forward over the concatenated views: joint batch-norm statistics.
+    Joint,
+    /// One forward per view (ddgsd-pytorch).
+    Separate,
+}
+
+/// How `baseline_2x` matches the forward images of a two-view arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Double {
+    /// Twice the epochs (milestones and warm-up scaled), same batch.
+    Steps,
+    /// Twice the batch and twice the epochs: as many steps as a two-view
+    /// arm, each with 2N distinct images.
+    Batch,
+}
+
+/// A fully resolved arm: what one training step computes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArmConfig {
+    pub name: String,
+    /// The built-in arm it derives from.
+    pub base: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// 1 or 2.
+    pub views: u8,
+    pub forward: Forward,
+    /// One entry per view.
+    pub distortions: Vec<Distortion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub double: Option<Double>,
+    pub loss: LossConfig,
+}
+
+/// The built-in arm `base` with the suite's loss constants `loss` (its
+/// lambda and mu apply only where the arm has that term).
+pub fn builtin(base: &str, loss: &LossConfig) -> Option<ArmConfig> {
+    let (views, kl, mmd) = match base {
+        "baseline" | "baseline_2x" => (1, false, false),
+        "two_branch" => (2, false, false),
+        "two_branch_kl" => (2, true, false),
+        "two_branch_mmd" => (2, false, true),
+        "ddgsd" => (2, true, true),
+        _ => return None,
+    };
+    let mut l = loss.clone();
+    if !kl {
+        l.kl_weight = 0.0;
+    }
+    if !mmd {
+        l.mmd_weight = 0.0;
+    }
+    Some(ArmConfig {
+        name: base.to_string(),
+        base: base.to_string(),
+        preset: None,
+        views,
+        forward: Forward::Joint,
+        distortions: vec![Distortion::CropFlip; views as usize],
+        double: (base == "baseline_2x").then_some(Double::Steps),
+        loss: l,
+    })
+}
+
+/// Applies a third-party preset to a two-view arm (method.md §5). Fields
+/// that the description leaves open are [choice]s, listed in the README.
+pub fn apply_preset(arm: &mut ArmConfig, preset: &str) -> Result<(), String> {
+    if arm.views != 2 {
+        return Err(format!("preset `{preset}` needs a two-view arm, `{}` has one view", arm.name));
+    }
+    let l = &mut arm.loss;
+    match preset {
+        // Self-KD-Lib (winycg): T = 4 with T^2, CE weighted 0.25, "MMD" =
+        // squared difference of the two scalar feature means, mu = 5e-4,
+        // joint forward, both views pad-crop-flip.
+        "selfkdlib" => {
+            l.ce_weight = 0.25;
+            l.temperature = 4.0;
+            l.t2_factor = true;
+            l.kl_reduction = KlReduction::BatchMean;
+            l.mmd = MmdKind::ScalarMean;
+            if arm.base == "ddgsd" || arm.base == "two_branch_mmd" {
+                l.mmd_weight = 5e-4;
+            }
+            arm.forward = Forward::Joint;
+            arm.distortions = vec![Distortion::CropFlip, Distortion::CropFlip];
+        }
+        // ddgsd-pytorch (youngerous): separate forward per view, a flip-only
+        // and a crop-only view, T = 3 without T^2, KL divided by the class
+        // count, MSE between the logits instead of MMD (weight 1).
+        "youngerous" => {
+            l.ce_weight = 1.0;
+            l.temperature = 3.0;
+            l.t2_factor = false;
+            l.kl_reduction = KlReduction::ElementMean;
+            l.mmd = MmdKind::MseLogits;
+            if arm.base == "ddgsd" || arm.base == "two_branch_mmd" {
+                l.mmd_weight = 1.0;
+            }
+            arm.forward = Forward::Separate;
+            arm.distortions = vec![Distortion::FlipOnly, Distortion::CropOnly];
+        }
+        other => {
+            return Err(format!("unknown preset `{other}`: expected one of {}", PRESETS.join(", ")))
+        }
+    }
+    arm.preset = Some(preset.to_string());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base_loss() -> LossConfig {
+        LossConfig {
+            ce_weight: 1.0,
+            kl_weight: 1.0,
+            mmd_weight: 5e-4,
+            temperature: 1.0,
+            t2_factor: false,
+            stop_gradient: true,
+            kl_reduction: KlReduction::BatchMean,
+            mmd: MmdKind::Linear,
+            rbf_bandwidths: vec![1.0],
+        }
+    }
+
+    #[test]
+    fn arms_have_the_terms_of_the_table() {
+        let l = base_loss();
+        let terms = |n: &str| {
+            let a = builtin(n, &l).unwrap();
+            (a.views, a.loss.kl_weight > 0.0, a.loss.mmd_weight > 0.0)
+        };
+        assert_eq!(terms("baseline"), (1, false, false));
+        assert_eq!(terms("two_branch"), (2, false, false));
+        assert_eq!(terms("two_branch_kl"), (2, true, false));
+        assert_eq!(terms("two_branch_mmd"), (2, false, true));
+        assert_eq!(terms("ddgsd"), (2, true, true));
+        assert_eq!(terms("baseline_2x"), (1, false, false));
+        assert_eq!(builtin("baseline_2x", &l).unwrap().double, Some(Double::Steps));
+        assert!(builtin("nope", &l).is_none());
+    }
+
+    #[test]
+    fn presets_need_two_views() {
+        let mut a = builtin("baseline", &base_loss()).unwrap();
+        assert!(apply_preset(&mut a, "selfkdlib").is_err());
+        let mut d = builtin("ddgsd", &base_loss()).unwrap();
+        apply_preset(&mut d, "youngerous").unwrap();
+        assert_eq!(d.forward, Forward::Separate);
+        assert_eq!(d.distortions, vec![Distortion::FlipOnly, Distortion::CropOnly]);
+        assert!(apply_preset(&mut d, "other").is_err());
+    }
+}

@@ -1,0 +1,47 @@
+//! The plan of a suite: its runs in order (architecture, arm, seed).
+use super::resolve::{ResolvedSuite, RunConfig};
+
+pub type PlannedRun = RunConfig;
+
+pub struct Plan<'a> {
+    pub suite: &'a ResolvedSuite,
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(suite: &'a ResolvedSuite) -> Self {
+        Plan { suite }
+    }
+
+    pub fn runs(&self) -> &[RunConfig] {
+        &self.suite.runs
+    }
+
+    /// One line per run, for `ddgsd-bench plan`.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "suite `{}`: {} runs ({} architectures x {} arms x {} seeds) on {}\n",
+            self.suite.name,
+            self.suite.runs.len(),
+            self.suite.archs.len(),
+            self.suite.arms.len(),
+            self.suite.seeds.len(),
+            self.suite.dataset.describe()
+        );
+        for (i, r) in self.suite.runs.iter().enumerate() {
+            let views = r.arm.views;
+            out.push_str(&format!(
+                "{:>4}  {:<40} views {}  epochs {:>4}  batch {:>4}  lambda {}  mu {}  T {}{}\n",
+                i + 1,
+                r.run_id,
+                views,
+                r.train.epochs,
+                r.train.batch_size,
+                r.arm.loss.kl_weight,
+                r.arm.loss.mmd_weight,
+                r.arm.loss.temperature,
+                r.arm.preset.as_ref().map(|p| format!("  preset {p}")).unwrap_or_default()
+            ));
+        }
+        out
+    }
+}

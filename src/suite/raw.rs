@@ -1,0 +1,139 @@
+//! A suite file exactly as written: every field optional where a default
+//! exists, unknown fields refused. See README "Suite files" for the schema.
+use crate::model::ArchSpec;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSuite {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Expected file, relative to the suite file (default:
+    /// `../expected/<name>.toml` from the suite's folder).
+    #[serde(default)]
+    pub expected: Option<String>,
+    pub seeds: Vec<u64>,
+    pub architectures: Vec<RawArch>,
+    pub arms: Vec<String>,
+    pub dataset: RawDataset,
+    #[serde(default)]
+    pub train: RawTrain,
+    #[serde(default)]
+    pub loss: RawLoss,
+    /// Definitions of new arms and overrides of built-in ones, by name.
+    #[serde(default, rename = "arm")]
+    pub arm_defs: BTreeMap<String, RawArm>,
+    #[serde(default)]
+    pub runtime: RawRuntime,
+}
+
+/// `"resnet20"` or `{ name = "resnet8", width = 8 }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawArch {
+    Name(String),
+    Spec(ArchSpec),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataset {
+    pub name: String,
+    /// Archive or folder (cifar10, cifar100, imagenet).
+    pub path: Option<String>,
+    // synthetic only
+    pub classes: Option<usize>,
+    pub train: Option<usize>,
+    pub test: Option<usize>,
+    pub seed: Option<u64>,
+    pub noise: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrain {
+    pub epochs: Option<u32>,
+    pub batch_size: Option<usize>,
+    pub eval_batch_size: Option<usize>,
+    pub lr: Option<f64>,
+    pub momentum: Option<f64>,
+    pub nesterov: Option<bool>,
+    pub weight_decay: Option<f64>,
+    pub milestones: Option<Vec<u32>>,
+    pub gamma: Option<f64>,
+    pub warmup_epochs: Option<u32>,
+    pub warmup_lr: Option<f64>,
+    pub warmup_kind: Option<String>,
+}
+
+/// Loss constants; in `[loss]` they are defaults for every arm, in
+/// `[arm.NAME]` they override for that arm.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoss {
+    pub ce_weight: Option<f64>,
+    pub lambda: Option<f64>,
+    pub mu: Option<f64>,
+    pub temperature: Option<f64>,
+    pub t2_factor: Option<bool>,
+    pub stop_gradient: Option<bool>,
+    pub kl_reduction: Option<String>,
+    pub mmd: Option<String>,
+    pub rbf_bandwidths: Option<Vec<f64>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArm {
+    /// The built-in arm this one starts from (default: its own name).
+    pub base: Option<String>,
+    /// `selfkdlib` or `youngerous` (two-view arms).
+    pub preset: Option<String>,
+    /// `joint` (one forward over both views) or `separate`.
+    pub forward: Option<String>,
+    /// Distortion of each view: `crop_flip`, `flip_only`, `crop_only`, `none`.
+    pub distortions: Option<Vec<String>>,
+    /// baseline_2x: `steps` (twice the epochs) or `batch` (twice the batch
+    /// and twice the epochs: same number of steps as a two-view arm).
+    pub double: Option<String>,
+    pub ce_weight: Option<f64>,
+    pub lambda: Option<f64>,
+    pub mu: Option<f64>,
+    pub temperature: Option<f64>,
+    pub t2_factor: Option<bool>,
+    pub stop_gradient: Option<bool>,
+    pub kl_reduction: Option<String>,
+    pub mmd: Option<String>,
+    pub rbf_bandwidths: Option<Vec<f64>>,
+}
+
+impl RawArm {
+    /// The arm's loss overrides (serde cannot flatten with unknown fields
+    /// refused, so the fields are listed twice).
+    pub fn loss(&self) -> RawLoss {
+        RawLoss {
+            ce_weight: self.ce_weight,
+            lambda: self.lambda,
+            mu: self.mu,
+            temperature: self.temperature,
+            t2_factor: self.t2_factor,
+            stop_gradient: self.stop_gradient,
+            kl_reduction: self.kl_reduction.clone(),
+            mmd: self.mmd.clone(),
+            rbf_bandwidths: self.rbf_bandwidths.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuntime {
+    /// `auto` (CUDA when present), `cpu`, `cuda`, `cuda:N`.
+    pub device: Option<String>,
+    pub threads: Option<usize>,
+    pub precision: Option<String>,
+    pub deterministic: Option<bool>,
+    pub checkpoint_every: Option<u32>,
+}

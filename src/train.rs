@@ -1,0 +1,416 @@
+//! One run: build the network from the run seed, train it with the arm's
+//! loss, evaluate every epoch, checkpoint, resume, and write its record.
+//!
+//! Resumability rests on the streams: the sample order and every distortion
+//! are pure functions of (seed, epoch, index, view), so a checkpoint needs
+//! only the weights, the momentum buffers and a position (epoch, step).
+use crate::augment::Distortion;
+use crate::checkpoint::{self, file_sha256, model_tensors};
+use crate::data::Dataset;
+use crate::error::InputError;
+use crate::loss;
+use crate::model;
+use crate::platform::EnvInfo;
+use crate::record::{DatasetRef, EpochLog, Metrics, Record, Timing, MODEL_FILE, RECORD_FILE, SCHEMA};
+use crate::sgd::Sgd;
+use crate::stream::epoch_permutation;
+use crate::suite::arms::Forward;
+use crate::suite::RunConfig;
+use crate::atomic;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+pub const STATE_FILE: &str = "state.json";
+pub const CONFIG_FILE: &str = "config.json";
+
+/// SHA-256 of the run's resolved config as JSON, with the dataset path left
+/// out (moving the data does not change a run; its fingerprint is checked).
+pub fn config_sha256(cfg: &RunConfig) -> String {
+    let mut v = serde_json::to_value(cfg).expect("config serialises");
+    if let Some(d) = v.get_mut("dataset").and_then(|d| d.as_object_mut()) {
+        d.remove("path");
+    }
+    hex::encode(Sha256::digest(v.to_string().as_bytes()))
+}
+
+/// Seed of libtorch's generator for weight initialisation (on the CPU, so
+/// the initial weights are the same on every device).
+pub fn init_seed(seed: u64) -> i64 {
+    let h = Sha256::digest([b"ddgsd-bench/init\0".as_slice(), &seed.to_le_bytes()].concat());
+    (u64::from_le_bytes(h[..8].try_into().unwrap()) >> 1) as i64
+}
+
+/// Running sums over the steps of the epoch in progress.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Accum {
+    pub loss: f64,
+    pub ce: f64,
+    pub kl: f64,
+    pub mmd: f64,
+    pub steps: u64,
+    pub correct: u64,
+    pub seen: u64,
+    pub seconds: f64,
+}
+
+/// The resumable position of a run (checkpoint/state.json).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainState {
+    pub schema: u32,
+    pub run_id: String,
+    pub config_sha256: String,
+    pub dataset_fingerprint: String,
+    /// Epoch in progress (0-based) and steps of it already done.
+    pub epoch: u32,
+    pub step_in_epoch: usize,
+    pub global_step: u64,
+    pub acc: Accum,
+    pub history: Vec<EpochLog>,
+    pub best_top1: f64,
+    pub best_epoch: u32,
+    pub images_trained: u64,
+    pub train_seconds: f64,
+    pub wall_seconds: f64,
+    pub resumed: bool,
+    pub model_file: String,
+    pub model_sha256: String,
+    pub optim_file: String,
+    pub optim_sha256: String,
+}
+
+/// What the runner hears while a run trains.
+pub struct Tick<'a> {
+    pub epoch: u32,
+    pub epochs: u32,
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f64,
+    /// Set after an epoch's evaluation.
+    pub epoch_log: Option<&'a EpochLog>,
+}
+
+pub enum Outcome {
+    Finished(Box<Record>),
+    /// Stopped on request after writing a checkpoint.
+    Stopped { epoch: u32, step: usize },
+}
+
+pub struct RunContext<'a> {
+    pub cfg: &'a RunConfig,
+    pub data: &'a dyn Dataset,
+    pub dir: &'a Path,
+    pub device: Device,
+    pub env: &'a EnvInfo,
+    pub stop: &'a AtomicBool,
+}
+
+struct Trainer<'a> {
+    ctx: &'a RunContext<'a>,
+    vs: VarStore,
+    net: Box<dyn model::Network>,
+    opt: Sgd,
+    st: TrainState,
+    cfg_hash: String,
+}
+
+impl<'a> Trainer<'a> {
+    fn new(ctx: &'a RunContext<'a>) -> Result<Self> {
+        let cfg = ctx.cfg;
+        tch::manual_seed(init_seed(cfg.seed));
+        let mut vs = VarStore::new(Device::Cpu);
+        let classes = ctx.data.info().classes as i64;
+        let net = model::build(&cfg.arch, &vs.root(), classes)?;
+        vs.set_device(ctx.device);
+        let t = &cfg.train;
+        let opt = Sgd::new(&vs, t.momentum, t.nesterov, t.weight_decay);
+        let cfg_hash = config_sha256(cfg);
+        let st = TrainState {
+            schema: SCHEMA,
+            run_id: cfg.run_id.clone(),
+            config_sha256: cfg_hash.clone(),
+            dataset_fingerprint: ctx.data.info().fingerprint.clone(),
+            epoch: 0,
+            step_in_epoch: 0,
+            global_step: 0,
+            acc: Accum::default(),
+            history: vec![],
+            best_top1: f64::NEG_INFINITY,
+            best_epoch: 0,
+            images_trained: 0,
+            train_seconds: 0.0,
+            wall_seconds: 0.0,
+            resumed: false,
+            model_file: String::new(),
+            model_sha256: String::new(),
+            optim_file: String::new(),
+            optim_sha256: String::new(),
+        };
+        Ok(Trainer { ctx, vs, net, opt, st, cfg_hash })
+    }
+
+    fn ckpt_dir(&self) -> PathBuf {
+        self.ctx.dir.join(CHECKPOINT_DIR)
+    }
+
+    /// Restores the last checkpoint if one exists. A checkpoint of another
+    /// config or dataset, or with a file whose hash does not match, is refused.
+    fn try_resume(&mut self) -> Result<bool> {
+        let state_path = self.ckpt_dir().join(STATE_FILE);
+        if !state_path.exists() {
+            return Ok(false);
+        }
+        let text = std::fs::read_to_string(&state_path)
+            .map_err(|e| InputError::new(&state_path, None, format!("cannot read: {e}")))?;
+        let st: TrainState = serde_json::from_str(&text)
+            .map_err(|e| InputError::new(&state_path, None, format!("corrupt checkpoint state: {e}")))?;
+        if st.config_sha256 != self.cfg_hash || st.run_id != self.ctx.cfg.run_id {
+            bail!(InputError::new(&state_path, Some("config_sha256"), "checkpoint of another run config; refusing to resume from it"));
+        }
+        if st.dataset_fingerprint != self.ctx.data.info().fingerprint {
+            bail!(InputError::new(
+                &state_path,
+                Some("dataset_fingerprint"),
+                format!("checkpoint trained on dataset {}, this data is {}", st.dataset_fingerprint, self.ctx.data.info().fingerprint)
+            ));
+        }
+        for (file, sha) in [(&st.model_file, &st.model_sha256), (&st.optim_file, &st.optim_sha256)] {
+            let p = self.ckpt_dir().join(file);
+            let got = file_sha256(&p)?;
+            if &got != sha {
+                bail!(InputError::new(&p, None, format!("SHA-256 {got} does not match the {sha} recorded in {STATE_FILE}: corrupt checkpoint")));
+            }
+        }
+        let model_path = self.ckpt_dir().join(&st.model_file);
+        let tensors = checkpoint::read_safetensors(&model_path)?;
+        checkpoint::load_into(&mut self.vs, &tensors, &model_path)?;
+        let optim_path = self.ckpt_dir().join(&st.optim_file);
+        let optim = checkpoint::read_safetensors(&optim_path)?;
+        let optim: Vec<(String, Tensor)> = optim.into_iter().map(|(n, t)| (n, t.to_device(self.ctx.device))).collect();
+        self.opt.load_state(&optim).map_err(|e| InputError::new(&optim_path, None, e))?;
+        self.st = st;
+        self.st.resumed = true;
+        Ok(true)
+    }
+
+    /// Writes weights, momentum and position; state.json is the commit point
+    /// and older files are removed only after it is in place.
+    fn save_checkpoint(&mut self) -> Result<()> {
+        let dir = self.ckpt_dir();
+        std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+        let tag = format!("e{:04}-s{:06}", self.st.epoch, self.st.step_in_epoch);
+        let model_file = format!("model-{tag}.safetensors");
+        let optim_file = format!("optim-{tag}.safetensors");
+        checkpoint::write_safetensors(&dir.join(&model_file), &model_tensors(&self.vs))?;
+        let optim: Vec<(String, Tensor)> = self.opt.state().into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu))).collect();
+        checkpoint::write_safetensors(&dir.join(&optim_file), &optim)?;
+        let old = (self.st.model_file.clone(), self.st.optim_file.clone());
+        self.st.model_sha256 = file_sha256(&dir.join(&model_file))?;
+        self.st.optim_sha256 = file_sha256(&dir.join(&optim_file))?;
+        self.st.model_file = model_file;
+        self.st.optim_file = optim_file;
+        atomic::write_json(&dir.join(STATE_FILE), &self.st)?;
+        for f in [old.0, old.1] {
+            if !f.is_empty() && f != self.st.model_file && f != self.st.optim_file {
+                let _ = std::fs::remove_file(dir.join(f));
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&self) -> Result<(f64, f64)> {
+        let data = self.ctx.data;
+        let n = data.info().test_len;
+        let bs = self.ctx.cfg.train.eval_batch_size;
+        let k = 5.min(data.info().classes as i64);
+        let (mut c1, mut c5) = (0i64, 0i64);
+        tch::no_grad(|| -> Result<()> {
+            let mut start = 0;
+            while start < n {
+                let (x, y) = data.test_batch(start, bs)?;
+                let (x, y) = (x.to_device(self.ctx.device), y.to_device(self.ctx.device));
+                let (logits, _) = self.net.forward(&x, false);
+                let top = logits.topk(k, -1, true, true).1;
+                let hits = top.eq_tensor(&y.unsqueeze(1));
+                c1 += i64::try_from(hits.narrow(1, 0, 1).sum(Kind::Int64))?;
+                c5 += i64::try_from(hits.sum(Kind::Int64))?;
+                start += bs;
+            }
+            Ok(())
+        })?;
+        Ok((100.0 * c1 as f64 / n as f64, 100.0 * c5 as f64 / n as f64))
+    }
+
+    fn step(&mut self, idx: &[usize], epoch: u32, lr: f64, step: usize) -> Result<()> {
+        let cfg = self.ctx.cfg;
+        let arm = &cfg.arm;
+        let dev = self.ctx.device;
+        let data = self.ctx.data;
+        let views: Vec<Tensor> = (0..arm.views)
+            .map(|v| {
+                let d = arm.distortions.get(v as usize).copied().unwrap_or(Distortion::CropFlip);
+                data.train_batch(idx, cfg.seed, u64::from(epoch), v, d).map(|t| t.to_device(dev))
+            })
+            .collect::<Result<_>>()?;
+        let y = data.train_labels(idx).to_device(dev);
+        let n = idx.len() as i64;
+        let (parts, logits_a) = if arm.views == 1 {
+            let (z, _) = self.net.forward(&views[0], true);
+            (loss::single_view(&z, &y, &arm.loss), z)
+        } else {
+            let (za, zb, ha, hb) = match arm.forward {
+                Forward::Joint => {
+                    let (z, h) = self.net.forward(&Tensor::cat(&views, 0), true);
+                    (z.narrow(0, 0, n), z.narrow(0, n, n), h.narrow(0, 0, n), h.narrow(0, n, n))
+                }
+                Forward::Separate => {
+                    let (za, ha) = self.net.forward(&views[0], true);
+                    let (zb, hb) = self.net.forward(&views[1], true);
+                    (za, zb, ha, hb)
+                }
+            };
+            (loss::two_view(&za, &zb, &ha, &hb, &y, &arm.loss), za)
+        };
+        let total = f64::try_from(&parts.total)?;
+        if !total.is_finite() {
+            bail!(
+                "run {}: epoch {} step {}: loss is {} (ce {}, kl {}, mmd {}); lower train.lr or check the data",
+                cfg.run_id,
+                epoch + 1,
+                step + 1,
+                total,
+                parts.ce,
+                parts.kl,
+                parts.mmd
+            );
+        }
+        self.opt.zero_grad();
+        parts.total.backward();
+        self.opt.step(lr);
+        let correct = i64::try_from(logits_a.detach().argmax(-1, false).eq_tensor(&y).sum(Kind::Int64))?;
+        let a = &mut self.st.acc;
+        a.loss += total;
+        a.ce += parts.ce;
+        a.kl += parts.kl;
+        a.mmd += parts.mmd;
+        a.steps += 1;
+        a.correct += correct as u64;
+        a.seen += idx.len() as u64;
+        self.st.images_trained += idx.len() as u64 * u64::from(arm.views);
+        Ok(())
+    }
+}
+
+/// Trains (or resumes) one run in `ctx.dir` and writes its record.
+pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
+    let wall = Instant::now();
+    let mut tr = Trainer::new(ctx)?;
+    tr.try_resume()?;
+    let wall_before = tr.st.wall_seconds;
+    let cfg = ctx.cfg;
+    let t = &cfg.train;
+    let n = ctx.data.info().train_len;
+    let steps = n.div_ceil(t.batch_size);
+    while tr.st.epoch < t.epochs {
+        let epoch = tr.st.epoch;
+        let perm = epoch_permutation(cfg.seed, u64::from(epoch), n);
+        let mut lr = t.schedule.lr(epoch, 0, steps);
+        while tr.st.step_in_epoch < steps {
+            let step = tr.st.step_in_epoch;
+            if ctx.stop.load(Ordering::SeqCst) {
+                tr.st.wall_seconds = wall_before + wall.elapsed().as_secs_f64();
+                tr.save_checkpoint()?;
+                return Ok(Outcome::Stopped { epoch, step });
+            }
+            let t0 = Instant::now();
+            let idx = &perm[step * t.batch_size..((step + 1) * t.batch_size).min(n)];
+            lr = t.schedule.lr(epoch, step, steps);
+            tr.step(idx, epoch, lr, step)?;
+            tr.st.step_in_epoch += 1;
+            tr.st.global_step += 1;
+            tr.st.acc.seconds += t0.elapsed().as_secs_f64();
+            let avg = tr.st.acc.loss / tr.st.acc.steps as f64;
+            on_tick(Tick { epoch, epochs: t.epochs, step: step + 1, steps, loss: avg, epoch_log: None });
+        }
+        let t_eval = Instant::now();
+        let (top1, top5) = tr.evaluate()?;
+        let a = std::mem::take(&mut tr.st.acc);
+        let s = a.steps.max(1) as f64;
+        let log = EpochLog {
+            epoch: epoch + 1,
+            lr,
+            loss: a.loss / s,
+            ce: a.ce / s,
+            kl: a.kl / s,
+            mmd: a.mmd / s,
+            train_top1: 100.0 * a.correct as f64 / a.seen.max(1) as f64,
+            test_top1: top1,
+            test_top5: top5,
+            seconds: a.seconds + t_eval.elapsed().as_secs_f64(),
+        };
+        tr.st.train_seconds += a.seconds;
+        if top1 > tr.st.best_top1 {
+            tr.st.best_top1 = top1;
+            tr.st.best_epoch = epoch + 1;
+        }
+        tr.st.history.push(log.clone());
+        tr.st.epoch += 1;
+        tr.st.step_in_epoch = 0;
+        on_tick(Tick { epoch, epochs: t.epochs, step: steps, steps, loss: log.loss, epoch_log: Some(&log) });
+        let last = tr.st.epoch == t.epochs;
+        if last || tr.st.epoch % cfg.runtime.checkpoint_every == 0 {
+            tr.st.wall_seconds = wall_before + wall.elapsed().as_secs_f64();
+            tr.save_checkpoint()?;
+        }
+    }
+    finish(&tr, ctx, wall_before + wall.elapsed().as_secs_f64()).map(|r| Outcome::Finished(Box::new(r)))
+}
+
+fn finish(tr: &Trainer, ctx: &RunContext, wall_seconds: f64) -> Result<Record> {
+    let cfg = ctx.cfg;
+    let tensors = model_tensors(&tr.vs);
+    let sha = checkpoint::tensors_sha256(&tensors);
+    checkpoint::write_safetensors(&ctx.dir.join(MODEL_FILE), &tensors)?;
+    let last = tr.st.history.last().context("a finished run has at least one epoch")?;
+    let info = ctx.data.info();
+    let rec = Record {
+        schema: SCHEMA,
+        run_id: cfg.run_id.clone(),
+        suite: cfg.suite.clone(),
+        arch: cfg.arch.id(),
+        arm: cfg.arm.name.clone(),
+        seed: cfg.seed,
+        dataset: DatasetRef {
+            name: info.name.clone(),
+            fingerprint: info.fingerprint.clone(),
+            train_len: info.train_len,
+            test_len: info.test_len,
+            skipped: info.skipped,
+        },
+        epochs: cfg.train.epochs,
+        metrics: Metrics {
+            top1_final: last.test_top1,
+            top5_final: last.test_top5,
+            top1_best: tr.st.best_top1,
+            best_epoch: tr.st.best_epoch,
+        },
+        checkpoint_sha256: sha,
+        platform: ctx.env.platform(),
+        config: cfg.clone(),
+        env: ctx.env.clone(),
+        timing: Timing {
+            wall_seconds,
+            train_images_per_second: tr.st.images_trained as f64 / tr.st.train_seconds.max(1e-9),
+            resumed: tr.st.resumed,
+        },
+        history: tr.st.history.clone(),
+    };
+    atomic::write_json(&ctx.dir.join(RECORD_FILE), &rec)?;
+    Ok(rec)
+}
