@@ -133,8 +133,8 @@ mod tests {
         assert_eq!(p, GOLDEN_PERM_0);
     }
 
-    const GOLDEN_AUG_0: [u32; 4] = [0, 0, 0, 0];
-    const GOLDEN_PERM_0: [usize; 10] = [0; 10];
+    const GOLDEN_AUG_0: [u32; 4] = [2282662520, 4061622612, 3914606532, 3327763482];
+    const GOLDEN_PERM_0: [usize; 10] = [4, 0, 8, 5, 1, 9, 3, 2, 7, 6];
 
     #[test]
     fn addressing_is_order_independent() {
