@@ -16,6 +16,7 @@ pub mod error;
 pub mod expected;
 pub mod loss;
 pub mod model;
+pub mod pin;
 pub mod platform;
 pub mod record;
 pub mod report;

@@ -78,6 +78,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write the checkpoint hashes of a finished suite into its expected file, under this platform
+    Pin {
+        /// Results directory of one suite, e.g. results/smoke
+        results: PathBuf,
+        /// Expected file (default: the one recorded when the suite ran)
+        #[arg(long)]
+        expected: Option<PathBuf>,
+    },
     /// Recompute checkpoint_sha256 from a model .safetensors file
     Hash {
         /// A model.safetensors written by ddgsd-bench (or any safetensors file)
@@ -87,7 +95,20 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match dispatch(cli) {
+    // libtorch errors surface as panics inside tch (e.g. an op without a
+    // deterministic implementation): report them as one line, exit 2.
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli)));
+    let result = result.unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        Err(anyhow::anyhow!("libtorch: {first}"))
+    });
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("ddgsd-bench: error: {}", one_line(&e));
@@ -159,6 +180,22 @@ fn dispatch(cli: Cli) -> Result<u8> {
             } else {
                 print!("{}", Plan::new(&s).describe());
             }
+            Ok(0)
+        }
+        Cmd::Pin { results: dir, expected } => {
+            let loaded = results::load(&dir)?;
+            let path = expected.unwrap_or_else(|| PathBuf::from(&loaded.meta.expected_file));
+            if loaded.records.is_empty() {
+                return Err(InputError::new(&dir, None, "no finished runs to pin").into());
+            }
+            let n = ddgsd_bench::pin::write_pins(&path, &loaded.records)?;
+            let plats: std::collections::BTreeSet<&str> = loaded.records.iter().map(|r| r.platform.as_str()).collect();
+            eprintln!(
+                "ddgsd-bench: {n} pins written to {} for {} runs on platform {}",
+                path.display(),
+                loaded.records.len(),
+                plats.into_iter().collect::<Vec<_>>().join(", ")
+            );
             Ok(0)
         }
         Cmd::Hash { checkpoint: path } => {

@@ -46,6 +46,14 @@ pub fn init_seed(seed: u64) -> i64 {
     (u64::from_le_bytes(h[..8].try_into().unwrap()) >> 1) as i64
 }
 
+/// Seed of libtorch's generator for step `global_step` (dropout and any
+/// other torch RNG use): reseeded every step, because libtorch's RNG state
+/// cannot be saved through tch, so a resumed run must not depend on it.
+pub fn step_seed(seed: u64, global_step: u64) -> i64 {
+    let h = Sha256::digest([b"ddgsd-bench/step\0".as_slice(), &seed.to_le_bytes(), &global_step.to_le_bytes()].concat());
+    (u64::from_le_bytes(h[..8].try_into().unwrap()) >> 1) as i64
+}
+
 /// Running sums over the steps of the epoch in progress.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Accum {
@@ -260,6 +268,7 @@ impl<'a> Trainer<'a> {
             .collect::<Result<_>>()?;
         let y = data.train_labels(idx).to_device(dev);
         let n = idx.len() as i64;
+        tch::manual_seed(step_seed(cfg.seed, self.st.global_step));
         let (parts, logits_a) = if arm.views == 1 {
             let (z, _) = self.net.forward(&views[0], true);
             (loss::single_view(&z, &y, &arm.loss), z)

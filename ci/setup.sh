@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Sets up everything ddgsd-bench needs, only what is missing:
+#   .venv/       a Python venv with torch==2.11.0 (libtorch for tch 0.24.0)
+#   .libtorch    a stable link to <venv>/lib/python3.X/site-packages/torch
+#   target/release/ddgsd-bench
+# With --test, also the Python packages the tests compare against
+# (torchvision matching torch 2.11.0, numpy, safetensors).
+# Needs: Rust (cargo), Python 3 with pip and venv, a C++ compiler.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.11.0
+TORCHVISION_VERSION=0.26.0
+PY=${PYTHON:-python3}
+
+say() { echo "ci/setup.sh: $*" >&2; }
+
+for tool in cargo "$PY" c++; do
+  command -v "$tool" >/dev/null 2>&1 || { say "error: \`$tool\` not found (need Rust, Python 3 with pip, a C++ compiler)"; exit 2; }
+done
+
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  "$PY" -m venv .venv
+fi
+have_torch() {
+  .venv/bin/python - <<PYEOF 2>/dev/null
+import sys, importlib.util
+spec = importlib.util.find_spec("torch")
+if spec is None: sys.exit(1)
+import os
+v = open(os.path.join(os.path.dirname(spec.origin), "version.py")).read()
+sys.exit(0 if "__version__ = '$TORCH_VERSION" in v else 1)
+PYEOF
+}
+if ! have_torch; then
+  say "installing torch==$TORCH_VERSION into .venv (about 4.7 GB, a minute or more)"
+  .venv/bin/pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+fi
+if [ "${1:-}" = "--test" ]; then
+  if ! .venv/bin/python -c "import torchvision, numpy, safetensors" >/dev/null 2>&1; then
+    say "installing test packages (torchvision==$TORCHVISION_VERSION numpy safetensors)"
+    .venv/bin/pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" \
+      "torchvision==$TORCHVISION_VERSION" numpy safetensors \
+      || say "warning: could not install the test packages; the tests that need them will say SKIP"
+  fi
+fi
+
+SITE=$(.venv/bin/python -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('torch').origin))")
+if [ "$(readlink .libtorch 2>/dev/null || true)" != "$SITE" ]; then
+  ln -sfn "$SITE" .libtorch
+fi
+
+# An exported LIBTORCH_USE_PYTORCH would win over .cargo/config.toml's LIBTORCH.
+unset LIBTORCH_USE_PYTORCH
+if [ ! -x target/release/ddgsd-bench ] || [ -n "$(find src build.rs csrc Cargo.toml Cargo.lock -newer target/release/ddgsd-bench -print -quit 2>/dev/null)" ]; then
+  say "building the release binary"
+  cargo build --release --locked
+fi

@@ -1,0 +1,136 @@
+//! Bad input: one line naming the file and the field, exit code 2, nothing
+//! already written lost.
+mod common;
+use common::*;
+
+fn suite_with(p: &Project, text: &str) -> std::process::Output {
+    p.write("suites/b.toml", text);
+    p.run(&["plan", "suites/b.toml"])
+}
+
+#[test]
+fn typos_wrong_types_and_unknown_names() {
+    let p = Project::new();
+    let good = tiny_suite("b", &["baseline"], &[0], 1, "");
+    assert_eq!(code(&suite_with(&p, &good)), 0);
+
+    let o = suite_with(&p, &good.replace("lr = 0.05", "lrr = 0.05"));
+    assert_eq!(code(&o), 2);
+    let e = error_line(&o);
+    assert!(e.contains("suites/b.toml:") && e.contains("unknown field `lrr`"), "{e}");
+
+    let o = suite_with(&p, &good.replace("epochs = 1", "epochs = \"ten\""));
+    assert_eq!(code(&o), 2);
+    let e = error_line(&o);
+    assert!(e.contains("suites/b.toml:") && e.contains("invalid type"), "{e}");
+
+    let o = suite_with(&p, &good.replace("\"baseline\"", "\"baselin\""));
+    assert_eq!(code(&o), 2);
+    let e = error_line(&o);
+    assert!(e.contains("field `arms[0]`") && e.contains("unknown arm `baselin`"), "{e}");
+
+    let o = suite_with(&p, &good.replace("name = \"resnet8\"", "name = \"resnet9\""));
+    assert_eq!(code(&o), 2);
+    let e = error_line(&o);
+    assert!(e.contains("field `architectures[0]`") && e.contains("unknown architecture `resnet9`"), "{e}");
+
+    let o = suite_with(&p, &good.replace("batch_size = 32", "batch_size = 0"));
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("field `train.batch_size`: expected a positive value, got 0"));
+
+    let o = suite_with(&p, &good.replace("device = \"cpu\"", "device = \"tpu\""));
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("field `runtime.device`"));
+
+    let o = suite_with(&p, &format!("{good}\n[arm.baseline]\nlambda = 1.0\n"));
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("field `arm.baseline.lambda`: this arm has no KL term"), "{}", error_line(&o));
+
+    let o = suite_with(&p, &format!("{good}\n[arm.other]\nbase = \"ddgsd\"\n"));
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("field `arm.other`: defined but not listed in `arms`"));
+
+    let o = p.run(&["plan", "suites/missing.toml"]);
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("suites/missing.toml: cannot read"));
+}
+
+#[test]
+fn bad_expected_files() {
+    let p = Project::new();
+    p.write("suites/e.toml", &tiny_suite("e", &["baseline"], &[0], 1, ""));
+    let o = p.run(&["run", "suites/e.toml", "--no-check"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    p.write("expected/e.toml", "suite = \"e\"\n[[band]]\narch = \"resnet8w4\"\narm = \"baseline\"\nmetric = \"top1_last\"\ncentre = 50\ntolerance = 5\nseeds = 1\nsource = \"x\"\n");
+    let o = p.run(&["check", "results/e"]);
+    assert_eq!(code(&o), 2);
+    let e = error_line(&o);
+    assert!(e.contains("expected/e.toml:") && e.contains("top1_last"), "{e}");
+    p.write("expected/e.toml", "suite = \"e\"\n[[band]]\narch = \"resnet8w4\"\narm = \"baseline\"\nmetric = \"top1_final\"\ncentre = 50\ntolerance = -5\nseeds = 1\nsource = \"x\"\n");
+    let o = p.run(&["check", "results/e"]);
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("field `band[0].tolerance`"));
+    p.write("expected/e.toml", "suite = \"other\"\n");
+    let o = p.run(&["check", "results/e"]);
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("field `suite`"));
+    std::fs::remove_file(p.path().join("expected/e.toml")).unwrap();
+    let o = p.run(&["check", "results/e"]);
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("expected file not found"));
+    let o = p.run(&["check", "results/nope"]);
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("results/nope: no such results directory"));
+}
+
+#[test]
+fn unwritable_out_and_foreign_results_directories() {
+    let p = Project::new();
+    p.write("suites/w.toml", &tiny_suite("w", &["baseline"], &[0], 1, ""));
+    // --out under a regular file cannot be created.
+    p.write("afile", "x");
+    let o = p.run(&["run", "suites/w.toml", "--no-check", "--out", "afile/sub"]);
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("afile/sub/w: cannot create the results directory"), "{}", error_line(&o));
+
+    // A results directory of another suite under the same name is refused
+    // and left as it was.
+    p.write("results/w/suite.json", "{\"suite\":\"x\",\"suite_file\":\"s\",\"expected_file\":\"e\",\"archs\":[],\"arms\":[],\"seeds\":[]}");
+    let before = std::fs::read(p.path().join("results/w/suite.json")).unwrap();
+    let o = p.run(&["run", "suites/w.toml", "--no-check"]);
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("results of suite `x`, not `w`"), "{}", error_line(&o));
+    assert_eq!(std::fs::read(p.path().join("results/w/suite.json")).unwrap(), before);
+}
+
+#[test]
+fn a_changed_config_is_refused_naming_the_field() {
+    let p = Project::new();
+    let s = tiny_suite("g", &["baseline"], &[0], 1, "");
+    p.write("suites/g.toml", &s);
+    let o = p.run(&["run", "suites/g.toml", "--no-check"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rec = std::fs::read(p.path().join("results/g/resnet8w4__baseline__s0/record.json")).unwrap();
+    p.write("suites/g.toml", &s.replace("lr = 0.05", "lr = 0.07"));
+    let o = p.run(&["run", "suites/g.toml", "--no-check"]);
+    assert_eq!(code(&o), 2);
+    let e = error_line(&o);
+    assert!(e.contains("config.json: field `train.schedule.lr`") && e.contains("0.05") && e.contains("0.07"), "{e}");
+    assert_eq!(std::fs::read(p.path().join("results/g/resnet8w4__baseline__s0/record.json")).unwrap(), rec);
+    // --threads is part of the config too.
+    p.write("suites/g.toml", &s);
+    let o = p.run(&["run", "suites/g.toml", "--no-check", "--threads", "1"]);
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("runtime.thread"), "{}", error_line(&o));
+}
+
+#[test]
+fn a_nan_loss_stops_the_run_with_exit_2() {
+    let p = Project::new();
+    p.write("suites/n.toml", &tiny_suite("n", &["ddgsd"], &[0], 2, "").replace("lr = 0.05", "lr = 1e30"));
+    let o = p.run(&["run", "suites/n.toml", "--no-check"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let e = error_line(&o);
+    assert!(e.contains("run resnet8w4__ddgsd__s0: epoch") && (e.contains("loss is NaN") || e.contains("loss is inf")), "{e}");
+    assert!(!p.path().join("results/n/resnet8w4__ddgsd__s0/record.json").exists());
+}

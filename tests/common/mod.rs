@@ -1,0 +1,132 @@
+//! Helpers shared by the integration tests: a tiny suite, running the real
+//! binary, reading records back.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ddgsd-bench"))
+}
+
+/// A suite small enough to train in about a second per run.
+pub fn tiny_suite(name: &str, arms: &[&str], seeds: &[u64], epochs: u32, extra: &str) -> String {
+    let arms: Vec<String> = arms.iter().map(|a| format!("\"{a}\"")).collect();
+    let seeds: Vec<String> = seeds.iter().map(|s| s.to_string()).collect();
+    format!(
+        r#"name = "{name}"
+seeds = [{}]
+architectures = [{{ name = "resnet8", width = 4 }}]
+arms = [{}]
+
+[dataset]
+name = "synthetic"
+classes = 4
+train = 192
+test = 64
+
+[train]
+epochs = {epochs}
+batch_size = 32
+lr = 0.05
+milestones = [100]
+
+[runtime]
+device = "cpu"
+threads = 2
+{extra}
+"#,
+        seeds.join(", "),
+        arms.join(", ")
+    )
+}
+
+/// A temporary project: suites/<name>.toml, expected/, results/.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("suites")).unwrap();
+        std::fs::create_dir_all(dir.path().join("expected")).unwrap();
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.current_dir(self.path()).args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    pub fn records(&self, out: &str, suite: &str) -> Vec<serde_json::Value> {
+        let dir = self.path().join(out).join(suite);
+        let mut v = Vec::new();
+        let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let rec = e.path().join("record.json");
+            if rec.exists() {
+                v.push(serde_json::from_str(&std::fs::read_to_string(rec).unwrap()).unwrap());
+            }
+        }
+        v
+    }
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The `ddgsd-bench: error: ...` line of a failed command.
+pub fn error_line(o: &Output) -> String {
+    let e = stderr(o);
+    let lines: Vec<&str> = e.lines().filter(|l| l.starts_with("ddgsd-bench: error:")).collect();
+    assert_eq!(lines.len(), 1, "expected exactly one error line, got:\n{e}");
+    lines[0].to_string()
+}
+
+/// Writes an expected file with one band per (arch, arm) centred on the
+/// mean of the records (tolerance `tol`) and returns its path.
+pub fn expected_from(project: &Project, suite: &str, records: &[serde_json::Value], tol: f64, extra: &str) -> PathBuf {
+    let mut groups: std::collections::BTreeMap<(String, String), Vec<f64>> = Default::default();
+    for r in records {
+        groups
+            .entry((r["arch"].as_str().unwrap().into(), r["arm"].as_str().unwrap().into()))
+            .or_default()
+            .push(r["metrics"]["top1_final"].as_f64().unwrap());
+    }
+    let mut s = format!("# test expectations\nsuite = \"{suite}\"\n");
+    for ((arch, arm), v) in groups {
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        s.push_str(&format!(
+            "\n[[band]]\narch = \"{arch}\"\narm = \"{arm}\"\nmetric = \"top1_final\"\ncentre = {mean}\ntolerance = {tol}\nseeds = {}\nsource = \"test run\"\n",
+            v.len()
+        ));
+    }
+    s.push_str(extra);
+    project.write(&format!("expected/{suite}.toml"), &s)
+}
