@@ -107,7 +107,8 @@ pub fn hash_file(path: &Path) -> Result<String> {
 }
 
 /// Copies tensors into a var store by name: every variable must be present
-/// with its shape, and no extra tensor may be left over.
+/// with its shape, and no extra tensor may be left over (BN counters
+/// `*.num_batches_tracked` of a PyTorch-style model file are skipped).
 pub fn load_into(vs: &mut VarStore, tensors: &[(String, Tensor)], file: &Path) -> Result<()> {
     let vars = vs.variables();
     for (name, var) in &vars {
@@ -120,7 +121,7 @@ pub fn load_into(vs: &mut VarStore, tensors: &[(String, Tensor)], file: &Path) -
         let mut v = var.shallow_clone();
         tch::no_grad(|| v.copy_(t));
     }
-    if let Some((extra, _)) = tensors.iter().find(|(n, _)| !vars.contains_key(n)) {
+    if let Some((extra, _)) = tensors.iter().find(|(n, _)| !vars.contains_key(n) && !crate::model::export::is_bn_counter(n)) {
         bail!(InputError::new(file, None, format!("unexpected tensor `{extra}` (another architecture?)")));
     }
     Ok(())

@@ -4,8 +4,13 @@
 //! penultimate activations (the input of the final fc layer, the MMD input of
 //! method.md §2). Variable names follow PyTorch module naming (`conv1`,
 //! `bn1`, `layer1.0.conv1`, ..., `fc`), so checkpoints read like state dicts.
+pub mod densenet;
+pub mod export;
+pub mod imagenet;
 pub mod layers;
+pub mod resnet;
 pub mod resnet_cifar;
+pub mod wrn;
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -48,8 +53,71 @@ pub struct ArchInfo {
     pub takes_width: bool,
 }
 
+/// A fixed-name architecture: its input kind, description and constructor.
+struct Fixed {
+    name: &'static str,
+    input: &'static str,
+    description: &'static str,
+    build: fn(&nn::Path, i64) -> Box<dyn Network>,
+}
+
+/// The registered fixed names, in table order. They take precedence over the
+/// `resnet<6n+2>` and `wrn<d>_<k>` families (`resnet50` is the bottleneck
+/// ResNet-50, not an option-A ResNet of depth 50 = 6 * 8 + 2).
+const FIXED: &[Fixed] = &[
+    Fixed {
+        name: "resnet18",
+        input: "cifar",
+        description: "CIFAR ResNet-18 (kuangliu/pytorch-cifar: 3x3 stem, basic blocks [2,2,2,2], 1x1-conv+BN shortcuts)",
+        build: |p, c| Box::new(resnet::ResNet::cifar18(p, c)),
+    },
+    Fixed {
+        name: "resnet50",
+        input: "cifar",
+        description: "CIFAR ResNet-50 (kuangliu/pytorch-cifar: 3x3 stem, bottleneck blocks [3,4,6,3], 1x1-conv+BN shortcuts)",
+        build: |p, c| Box::new(resnet::ResNet::cifar50(p, c)),
+    },
+    Fixed {
+        name: "preact_resnet18",
+        input: "cifar",
+        description: "pre-activation ResNet-18 (Self-KD-Lib CIFAR_ResNet18: conv-BN-ReLU stem, conv-only shortcuts)",
+        build: |p, c| Box::new(resnet::ResNet::preact18(p, c)),
+    },
+    Fixed {
+        name: "densenet_bc100",
+        input: "cifar",
+        description: "DenseNet-BC-100, growth 12, compression 0.5 (Huang et al. 2017)",
+        build: |p, c| Box::new(densenet::DenseNetBc::new(p, 100, 12, c)),
+    },
+    Fixed {
+        name: "imagenet_resnet18",
+        input: "imagenet",
+        description: "torchvision resnet18",
+        build: |p, c| Box::new(imagenet::resnet18(p, c)),
+    },
+    Fixed {
+        name: "imagenet_resnet50",
+        input: "imagenet",
+        description: "torchvision resnet50",
+        build: |p, c| Box::new(imagenet::resnet50(p, c)),
+    },
+    Fixed {
+        name: "alexnet",
+        input: "imagenet",
+        description: "torchvision alexnet (dropout 0.5)",
+        build: |p, c| Box::new(imagenet::AlexNet::new(p, c)),
+    },
+];
+
+fn fixed(name: &str) -> Option<&'static Fixed> {
+    FIXED.iter().find(|f| f.name == name)
+}
+
 /// Resolves a name to its registry entry, or explains what exists.
 pub fn lookup(name: &str) -> Result<ArchInfo> {
+    if let Some(f) = fixed(name) {
+        return Ok(ArchInfo { name: name.to_string(), input: f.input, description: f.description.to_string(), takes_width: false });
+    }
     if let Some(depth) = resnet_cifar::parse_depth(name) {
         return Ok(ArchInfo {
             name: name.to_string(),
@@ -61,12 +129,25 @@ pub fn lookup(name: &str) -> Result<ArchInfo> {
             takes_width: true,
         });
     }
+    if let Some((depth, k)) = wrn::parse(name) {
+        return Ok(ArchInfo {
+            name: name.to_string(),
+            input: "cifar",
+            description: format!("Wide ResNet WRN-{depth}-{k} ({} pre-activation blocks per stage, dropout 0)", (depth - 4) / 6),
+            takes_width: false,
+        });
+    }
     bail!("unknown architecture `{name}`: expected one of {}", known_names().join(", "))
 }
 
-/// Names users can write (the CIFAR ResNet family accepts any depth 6n+2).
+/// Names users can write (the CIFAR ResNet family accepts any depth 6n+2,
+/// Wide ResNets any depth 6n+4 and widening factor k).
 pub fn known_names() -> Vec<String> {
-    vec!["resnet8, resnet14, resnet20, resnet32, resnet44, resnet56, resnet110 (any resnet<6n+2>)".into()]
+    let mut v = vec!["resnet8, resnet14, resnet20, resnet32, resnet44, resnet56, resnet110 (any resnet<6n+2> but resnet50)".to_string()];
+    v.extend(FIXED.iter().filter(|f| f.input == "cifar").map(|f| f.name.to_string()));
+    v.push("wrn16_4, wrn28_10 (any wrn<6n+4>_<k>)".into());
+    v.extend(FIXED.iter().filter(|f| f.input == "imagenet").map(|f| f.name.to_string()));
+    v
 }
 
 /// Builds `arch` under `root` for `classes` outputs.
@@ -75,6 +156,9 @@ pub fn build(arch: &ArchSpec, root: &nn::Path, classes: i64) -> Result<Box<dyn N
     if arch.width.is_some() && !info.takes_width {
         bail!("architecture `{}` has no width parameter", arch.name);
     }
+    if let Some(f) = fixed(&arch.name) {
+        return Ok((f.build)(root, classes));
+    }
     if let Some(depth) = resnet_cifar::parse_depth(&arch.name) {
         let width = arch.width.unwrap_or(16);
         if width < 4 || width % 4 != 0 {
@@ -82,7 +166,95 @@ pub fn build(arch: &ArchSpec, root: &nn::Path, classes: i64) -> Result<Box<dyn N
         }
         return Ok(Box::new(resnet_cifar::ResNetCifar::new(root, depth, width, classes)));
     }
+    if let Some((depth, k)) = wrn::parse(&arch.name) {
+        return Ok(Box::new(wrn::WideResNet::new(root, depth, k, classes)));
+    }
     unreachable!("lookup accepted `{}`", arch.name)
+}
+
+/// The architectures `ddgsd-bench models` lists: the paper's (method.md §4)
+/// and the third-party presets', in table order.
+pub const LISTED: [&str; 13] = [
+    "resnet20",
+    "resnet32",
+    "resnet56",
+    "resnet110",
+    "resnet18",
+    "resnet50",
+    "preact_resnet18",
+    "wrn16_4",
+    "wrn28_10",
+    "densenet_bc100",
+    "imagenet_resnet18",
+    "imagenet_resnet50",
+    "alexnet",
+];
+
+/// Trainable parameters of `name` built for `classes` outputs (on the CPU,
+/// with a throw-away var store).
+pub fn count_parameters(name: &str, classes: i64) -> Result<i64> {
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    tch::no_grad(|| build(&ArchSpec { name: name.to_string(), width: None }, &vs.root(), classes))?;
+    Ok(parameter_count(&vs))
+}
+
+/// `1234567` -> `1,234,567`.
+pub fn thousands(n: i64) -> String {
+    let s = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// The `models` table: every listed architecture with its input kind and
+/// parameter count for `classes` outputs (default 10 for CIFAR networks,
+/// 1000 for ImageNet ones), aligned in columns.
+pub fn registry_table(classes: Option<i64>) -> Result<String> {
+    if let Some(c) = classes {
+        if c < 1 {
+            bail!("--classes {c}: expected at least 1");
+        }
+    }
+    let mut rows = vec![["architecture".to_string(), "input".into(), "classes".into(), "parameters".into(), "description".into()]];
+    for name in LISTED {
+        let info = lookup(name)?;
+        let c = classes.unwrap_or(if info.input == "imagenet" { 1000 } else { 10 });
+        rows.push([name.to_string(), info.input.to_string(), c.to_string(), thousands(count_parameters(name, c)?), info.description]);
+    }
+    let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for (j, r) in rows.iter().enumerate() {
+        let line = format!(
+            "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+        if j == 0 {
+            let total: usize = widths[..4].iter().sum::<usize>() + 8 + widths[4];
+            out.push_str(&"-".repeat(total));
+            out.push('\n');
+        }
+    }
+    out.push_str("Also accepted: resnet<6n+2> (option-A CIFAR ResNets, with `width`; not resnet50) and wrn<6n+4>_<k>.\n");
+    Ok(out)
 }
 
 /// Number of trainable parameters in a var store.
