@@ -1,0 +1,132 @@
+//! ddgsd-bench model files load into PyTorch with `load_state_dict(strict=True)`
+//! and compute the same logits and features there: torchvision's resnet18,
+//! resnet50 and alexnet, and the CIFAR networks as written independently in
+//! tests/python/cifar_models.py.
+//!
+//! Needs `.venv/bin/python` with torch, torchvision and safetensors; without
+//! them the test prints "SKIP: ..." and passes.
+use ddgsd_bench::checkpoint;
+use ddgsd_bench::model::{self, export, ArchSpec};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Max absolute difference allowed in fp32, eval mode.
+const TOL: f64 = 1e-4;
+
+fn python() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    p.exists().then_some(p)
+}
+
+/// Builds `arch` from a fixed seed, gives every BN non-trivial parameters
+/// and running statistics (so a swapped or misplaced BN shows), and writes
+/// its state dict and an eval-mode input/logits/features triple to `dir`.
+fn export_one(dir: &Path, arch: &str, classes: i64, batch: i64, side: i64) {
+    tch::manual_seed(20_190_127);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = model::build(
+        &ArchSpec {
+            name: arch.into(),
+            width: None,
+        },
+        &vs.root(),
+        classes,
+    )
+    .unwrap();
+    tch::no_grad(|| {
+        let vars = vs.variables();
+        for (name, t) in &vars {
+            let (lo, hi) =
+                if name.ends_with("running_var") || (name.ends_with(".weight") && t.dim() == 1) {
+                    (0.5, 1.5)
+                } else if name.ends_with("running_mean")
+                    || (name.ends_with(".bias")
+                        && vars.contains_key(&name.replace(".bias", ".running_mean")))
+                {
+                    (-0.2, 0.2)
+                } else {
+                    continue;
+                };
+            let _ = t.shallow_clone().uniform_(lo, hi);
+        }
+    });
+    let x = Tensor::randn([batch, 3, side, side], (Kind::Float, Device::Cpu));
+    let (z, h) = tch::no_grad(|| net.forward(&x, false));
+    checkpoint::write_safetensors(
+        &dir.join(format!("{arch}.model.safetensors")),
+        &export::state_dict(&vs, 7),
+    )
+    .unwrap();
+    let io = vec![
+        ("input".to_string(), x),
+        ("logits".to_string(), z),
+        ("features".to_string(), h),
+    ];
+    checkpoint::write_safetensors(&dir.join(format!("{arch}.io.safetensors")), &io).unwrap();
+}
+
+#[test]
+fn pytorch_loads_every_checkpoint_and_agrees() {
+    let Some(py) = python() else {
+        println!("SKIP: no .venv/bin/python next to Cargo.toml");
+        return;
+    };
+    let probe = Command::new(&py)
+        .args(["-c", "import torch, torchvision, safetensors, numpy"])
+        .output()
+        .unwrap();
+    if !probe.status.success() {
+        println!(
+            "SKIP: .venv/bin/python cannot import torch, torchvision, safetensors, numpy: {}",
+            String::from_utf8_lossy(&probe.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // (architecture, classes, batch, input side)
+    let models: [(&str, i64, i64, i64); 9] = [
+        ("resnet32", 10, 4, 32),
+        ("resnet18", 100, 4, 32),
+        ("resnet50", 100, 2, 32),
+        ("preact_resnet18", 100, 4, 32),
+        ("wrn16_4", 100, 4, 32),
+        ("densenet_bc100", 100, 2, 32),
+        ("imagenet_resnet18", 1000, 2, 224),
+        ("imagenet_resnet50", 1000, 2, 224),
+        ("alexnet", 1000, 2, 224),
+    ];
+    let mut args = vec![Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python/compare_logits.py")
+        .display()
+        .to_string()];
+    args.push(dir.path().display().to_string());
+    args.push(TOL.to_string());
+    for &(arch, classes, batch, side) in &models {
+        export_one(dir.path(), arch, classes, batch, side);
+        args.push(format!("{arch}:{classes}"));
+    }
+    let out = Command::new(&py).args(&args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    if out.status.code() == Some(3) {
+        println!("SKIP: {}", stdout.lines().next().unwrap_or(""));
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "PyTorch disagrees:\n{stdout}\n{stderr}"
+    );
+    for &(arch, ..) in &models {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("RESULT {arch} "))),
+            "no result for {arch}:\n{stdout}\n{stderr}"
+        );
+    }
+}
