@@ -86,6 +86,11 @@ enum Cmd {
         #[arg(long)]
         expected: Option<PathBuf>,
     },
+    /// Datasets: fetch CIFAR, verify, fingerprint, pack ImageNet, benchmark the loader
+    Data {
+        #[command(subcommand)]
+        cmd: ddgsd_bench::data::cli::DataCmd,
+    },
     /// Recompute checkpoint_sha256 from a model .safetensors file
     Hash {
         /// A model.safetensors written by ddgsd-bench (or any safetensors file)
@@ -198,6 +203,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             );
             Ok(0)
         }
+        Cmd::Data { cmd } => ddgsd_bench::data::cli::run(cmd),
         Cmd::Hash { checkpoint: path } => {
             println!("{}  {}", checkpoint::hash_file(&path)?, path.display());
             Ok(0)

@@ -2,8 +2,15 @@
 //! of distorted views is made from them.
 //!
 //! Every dataset implements [`Dataset`]; the training loop sees nothing else.
-//! `small` holds 32x32 datasets fully in memory as u8 (synthetic, CIFAR).
+//! `small` holds 32x32 datasets fully in memory as u8 (synthetic, CIFAR);
+//! `cifar` reads the official CIFAR distributions (with `pickle`),
+//! `imagenet` an ImageFolder tree or a `pack`; `cli` is `ddgsd-bench data`.
+pub mod cifar;
+pub mod cli;
 pub mod fingerprint;
+pub mod imagenet;
+pub mod pack;
+pub mod pickle;
 pub mod small;
 pub mod synthetic;
 
@@ -91,12 +98,16 @@ impl DatasetSpec {
 pub fn open(spec: &DatasetSpec) -> Result<std::sync::Arc<dyn Dataset>> {
     match spec {
         DatasetSpec::Synthetic(s) => Ok(std::sync::Arc::new(synthetic::generate(s))),
-        DatasetSpec::Cifar10 { path } | DatasetSpec::Cifar100 { path } | DatasetSpec::Imagenet { path } => {
-            anyhow::bail!(crate::error::InputError::new(
-                std::path::Path::new(path),
-                None,
-                format!("reading {} is not implemented in this build", spec.name())
-            ))
-        }
+        DatasetSpec::Cifar10 { path } => open_cifar(path, cifar::Variant::Cifar10),
+        DatasetSpec::Cifar100 { path } => open_cifar(path, cifar::Variant::Cifar100),
+        DatasetSpec::Imagenet { path } => Ok(std::sync::Arc::new(imagenet::Imagenet::open(
+            std::path::Path::new(path),
+            imagenet::Transform::default(),
+        )?)),
     }
+}
+
+fn open_cifar(path: &str, v: cifar::Variant) -> Result<std::sync::Arc<dyn Dataset>> {
+    let c = cifar::load(std::path::Path::new(path), Some(v), cifar::LoadOptions::default())?;
+    Ok(std::sync::Arc::new(c.into_dataset()))
 }

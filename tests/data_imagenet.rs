@@ -1,0 +1,322 @@
+//! ImageNet as an ImageFolder tree of generated JPEGs: read, fingerprinted
+//! (checked against an independent manifest computation), packed (files
+//! unchanged, and re-encoded at a bounded short side), batches of the right
+//! shape, a corrupt JPEG skipped and counted, bad layouts refused.
+use ddgsd_bench::augment::Distortion;
+use ddgsd_bench::data::imagenet::{Imagenet, Transform};
+use ddgsd_bench::data::pack::{encode_jpeg, Pack};
+use ddgsd_bench::data::Dataset;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ddgsd-bench"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn tiny() -> Transform {
+    Transform {
+        train_size: 16,
+        resize: 20,
+        crop: 16,
+        ..Transform::default()
+    }
+}
+
+const CLASSES: [&str; 3] = ["n01440764", "n01443537", "n01484850"];
+
+fn jpeg(w: usize, h: usize, seed: usize) -> Vec<u8> {
+    let mut px = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            px.extend([
+                (x * 255 / w + seed * 40) as u8,
+                (y * 255 / h) as u8,
+                ((x + y + seed * 17) % 256) as u8,
+            ]);
+        }
+    }
+    encode_jpeg(&px, w, h, 92).unwrap()
+}
+
+/// train: 4 images per class (sizes vary), val: 2 per class, plus one
+/// corrupt file in train/<class 1>/. Returns the root.
+fn tree(dir: &Path) -> PathBuf {
+    let root = dir.join("imagenet");
+    for (c, wnid) in CLASSES.iter().enumerate() {
+        for (split, n) in [("train", 4), ("val", 2)] {
+            let d = root.join(split).join(wnid);
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..n {
+                let (w, h) = [(40, 30), (30, 44), (64, 48), (24, 24)][(i + c) % 4];
+                std::fs::write(d.join(format!("{wnid}_{i}.JPEG")), jpeg(w, h, c * 10 + i)).unwrap();
+            }
+        }
+    }
+    std::fs::write(
+        root.join("train").join(CLASSES[1]).join("zz_corrupt.JPEG"),
+        b"\xff\xd8\xff\xe0 truncated nonsense",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("train").join(CLASSES[0]).join(".DS_Store"),
+        b"hidden files are ignored",
+    )
+    .unwrap();
+    root
+}
+
+/// The manifest fingerprint, computed independently of the library.
+fn manifest(root: &Path, skip: &[&str]) -> String {
+    let mut lines = Vec::new();
+    for split in ["train", "val"] {
+        let mut paths = Vec::new();
+        for c in CLASSES {
+            for e in std::fs::read_dir(root.join(split).join(c)).unwrap() {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                let rel = format!("{split}/{c}/{name}");
+                if !name.starts_with('.') && !skip.contains(&rel.as_str()) {
+                    paths.push(rel);
+                }
+            }
+        }
+        paths.sort();
+        for p in paths {
+            let sha = hex::encode(Sha256::digest(std::fs::read(root.join(&p)).unwrap()));
+            lines.push(format!("{p}\t{sha}\n"));
+        }
+    }
+    hex::encode(Sha256::digest(lines.concat().as_bytes()))
+}
+
+fn values(t: &tch::Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()
+}
+
+#[test]
+fn folder_read_fingerprinted_batched_and_packed() {
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let corrupt = format!("train/{}/zz_corrupt.JPEG", CLASSES[1]);
+
+    let d = Imagenet::open(&root, tiny()).unwrap();
+    let info = d.info().clone();
+    assert_eq!(
+        (info.classes, info.train_len, info.test_len, info.skipped),
+        (3, 12, 6, 1)
+    );
+    assert_eq!(d.skipped, vec![corrupt.clone()]);
+    assert_eq!(info.fingerprint, manifest(&root, &[&corrupt]));
+    assert_eq!(info.input_size, 16);
+
+    let idx = [0, 5, 11, 3];
+    let x = d.train_batch(&idx, 7, 2, 1, Distortion::CropFlip).unwrap();
+    assert_eq!(x.size(), vec![4, 3, 16, 16]);
+    let again = d.train_batch(&idx, 7, 2, 1, Distortion::CropFlip).unwrap();
+    assert_eq!(
+        values(&x),
+        values(&again),
+        "a view is a pure function of its address"
+    );
+    let other = d.train_batch(&idx, 7, 2, 0, Distortion::CropFlip).unwrap();
+    assert_ne!(values(&x), values(&other));
+    let labels: Vec<i64> = Vec::try_from(d.train_labels(&idx)).unwrap();
+    assert_eq!(labels, vec![0, 1, 2, 0]);
+    let v = values(&x);
+    assert!(v.iter().all(|p| p.is_finite() && p.abs() < 3.0));
+    assert_eq!(
+        d.train_batch(&[1], 0, 0, 0, Distortion::FlipOnly)
+            .unwrap()
+            .size(),
+        vec![1, 3, 16, 16]
+    );
+    let (tx, ty) = d.test_batch(2, 10).unwrap();
+    assert_eq!(tx.size(), vec![4, 3, 16, 16]);
+    assert_eq!(Vec::<i64>::try_from(ty).unwrap(), vec![1, 1, 2, 2]);
+
+    // Pack with files unchanged: same fingerprint, bit-identical batches.
+    let packed = t.path().join("in.pack");
+    let o = run(&[
+        "data",
+        "pack",
+        root.to_str().unwrap(),
+        "--to",
+        packed.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("zz_corrupt.JPEG"),
+        "the skipped path is reported: {}",
+        text(&o.stderr)
+    );
+    let p = Imagenet::open(&packed, tiny()).unwrap();
+    assert_eq!(p.info().fingerprint, info.fingerprint);
+    assert_eq!(p.info().skipped, 1);
+    assert_eq!(
+        p.source_fingerprint.as_deref(),
+        Some(info.fingerprint.as_str())
+    );
+    assert_eq!(
+        values(&p.train_batch(&idx, 7, 2, 1, Distortion::CropFlip).unwrap()),
+        values(&x)
+    );
+    assert_eq!(values(&p.test_batch(2, 10).unwrap().0), values(&tx));
+
+    // Pack re-encoding at a short side of 26: its own fingerprint, the
+    // source's recorded, images bounded.
+    let small = t.path().join("small.pack");
+    let o = run(&[
+        "data",
+        "pack",
+        root.to_str().unwrap(),
+        "--to",
+        small.to_str().unwrap(),
+        "--short-side",
+        "26",
+        "--quality",
+        "85",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let sp = Pack::open(&small).unwrap();
+    assert_eq!(sp.header().source_fingerprint, info.fingerprint);
+    assert_ne!(sp.header().fingerprint, info.fingerprint);
+    assert_eq!(
+        sp.header().reencoded,
+        14,
+        "every image with a short side over 26"
+    );
+    for k in 0..sp.len() {
+        let img = ddgsd_bench::data::imagenet::decode(sp.bytes_of(k)).unwrap();
+        assert!(
+            img.w.min(img.h) <= 26,
+            "{}: {}x{}",
+            sp.path_of(k),
+            img.w,
+            img.h
+        );
+    }
+    let s = Imagenet::open(&small, tiny()).unwrap();
+    assert_eq!(
+        s.train_batch(&idx, 7, 2, 1, Distortion::CropFlip)
+            .unwrap()
+            .size(),
+        vec![4, 3, 16, 16]
+    );
+
+    // The command line: verify, hash, bench on folder and packs.
+    for (path, fp) in [
+        (&root, &info.fingerprint),
+        (&packed, &info.fingerprint),
+        (&small, &sp.header().fingerprint),
+    ] {
+        let o = run(&["data", "verify", path.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let out = text(&o.stdout);
+        assert!(out.contains("12 train / 6 val, 3 classes"), "{out}");
+        assert!(out.contains(&format!("fingerprint: {fp}")), "{out}");
+        assert!(out.contains("skipped:     1 undecodable"), "{out}");
+        let o = run(&["data", "hash", path.to_str().unwrap()]);
+        assert_eq!(text(&o.stdout).trim(), fp.as_str());
+    }
+    let o = run(&[
+        "data",
+        "bench",
+        packed.to_str().unwrap(),
+        "--batches",
+        "2",
+        "--batch-size",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("images/s decoded+augmented"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+fn refused(args: &[&str], needle: &str) {
+    let o = run(args);
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+    assert!(e.contains(needle), "{args:?}: `{needle}` not in {e}");
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+}
+
+#[test]
+fn bad_layouts_and_bad_packs_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let r = root.to_str().unwrap();
+
+    // A damaged pack: truncated, then one stored byte flipped.
+    let packed = t.path().join("p.pack");
+    assert!(run(&["data", "pack", r, "--to", packed.to_str().unwrap()])
+        .status
+        .success());
+    let bytes = std::fs::read(&packed).unwrap();
+    let cut = t.path().join("cut.pack");
+    std::fs::write(&cut, &bytes[..bytes.len() - 40]).unwrap();
+    refused(
+        &["data", "verify", cut.to_str().unwrap()],
+        "cut.pack: truncated pack",
+    );
+    let mut flipped = bytes.clone();
+    flipped[100] ^= 0x55;
+    let fl = t.path().join("flipped.pack");
+    std::fs::write(&fl, &flipped).unwrap();
+    refused(
+        &["data", "verify", fl.to_str().unwrap()],
+        "the pack is corrupt",
+    );
+
+    // An empty class folder.
+    let empty = root.join("val").join(CLASSES[2]);
+    for e in std::fs::read_dir(&empty).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    refused(
+        &["data", "verify", r],
+        &format!("val/{}: empty class folder", CLASSES[2]),
+    );
+    std::fs::remove_dir(&empty).unwrap();
+    // A val class that train lacks.
+    std::fs::create_dir_all(root.join("val/n99999999")).unwrap();
+    std::fs::write(root.join("val/n99999999/a.JPEG"), jpeg(8, 8, 0)).unwrap();
+    refused(
+        &["data", "verify", "--dataset", "imagenet", r],
+        "val/n99999999: class folder not in train/",
+    );
+    std::fs::remove_dir_all(root.join("val")).unwrap();
+    // val/ as loose files (the raw ILSVRC layout).
+    std::fs::create_dir_all(root.join("val")).unwrap();
+    std::fs::write(root.join("val/ILSVRC2012_val_00000001.JPEG"), jpeg(8, 8, 0)).unwrap();
+    refused(
+        &["data", "verify", "--dataset", "imagenet", r],
+        "val: holds 1 loose files but no class folders",
+    );
+    // No val/ at all.
+    std::fs::remove_dir_all(root.join("val")).unwrap();
+    refused(
+        &["data", "verify", "--dataset", "imagenet", r],
+        "val: missing folder",
+    );
+    // A root that does not exist.
+    refused(
+        &[
+            "data",
+            "verify",
+            "--dataset",
+            "imagenet",
+            t.path().join("none").to_str().unwrap(),
+        ],
+        "not found; ImageNet cannot be downloaded automatically",
+    );
+}
