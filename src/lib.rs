@@ -9,6 +9,7 @@
 //! threads and determinism.
 pub mod atomic;
 pub mod augment;
+pub mod bench;
 pub mod check;
 pub mod checkpoint;
 pub mod data;

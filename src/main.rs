@@ -96,6 +96,33 @@ enum Cmd {
         /// A model.safetensors written by ddgsd-bench (or any safetensors file)
         checkpoint: PathBuf,
     },
+    /// List every architecture with its input kind and parameter count
+    Models {
+        /// Classes of the final layer (default: 10 for CIFAR networks, 1000 for ImageNet ones)
+        #[arg(long)]
+        classes: Option<i64>,
+    },
+    /// Time forward + backward + SGD of one DDGSD step (two views concatenated) per architecture
+    Bench {
+        /// Architecture (repeatable; default: every one `models` lists)
+        #[arg(long = "arch")]
+        archs: Vec<String>,
+        /// Images per step (each forwarded twice)
+        #[arg(long, default_value_t = 128)]
+        batch: i64,
+        /// Timed steps
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Untimed warm-up steps
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// auto, cpu, cuda, cuda:N
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// libtorch intra-op threads (default: libtorch's choice)
+        #[arg(long)]
+        threads: Option<usize>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -206,6 +233,15 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Cmd::Data { cmd } => ddgsd_bench::data::cli::run(cmd),
         Cmd::Hash { checkpoint: path } => {
             println!("{}  {}", checkpoint::hash_file(&path)?, path.display());
+            Ok(0)
+        }
+        Cmd::Models { classes } => {
+            print!("{}", ddgsd_bench::model::registry_table(classes)?);
+            Ok(0)
+        }
+        Cmd::Bench { archs, batch, steps, warmup, device, threads } => {
+            let opts = ddgsd_bench::bench::BenchOptions { archs, batch, steps, warmup, device, threads };
+            print!("{}", ddgsd_bench::bench::run(&opts)?);
             Ok(0)
         }
     }

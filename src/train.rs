@@ -383,7 +383,9 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
 
 fn finish(tr: &Trainer, ctx: &RunContext, wall_seconds: f64) -> Result<Record> {
     let cfg = ctx.cfg;
-    let tensors = model_tensors(&tr.vs);
+    // A PyTorch state dict: BN counters = training-mode forwards per step x steps.
+    let per_step = if cfg.arm.forward == Forward::Separate && cfg.arm.views == 2 { 2 } else { 1 };
+    let tensors = model::export::state_dict(&tr.vs, tr.st.global_step as i64 * per_step);
     let sha = checkpoint::tensors_sha256(&tensors);
     checkpoint::write_safetensors(&ctx.dir.join(MODEL_FILE), &tensors)?;
     let last = tr.st.history.last().context("a finished run has at least one epoch")?;

@@ -248,7 +248,7 @@ pub fn registry_table(classes: Option<i64>) -> Result<String> {
         out.push_str(line.trim_end());
         out.push('\n');
         if j == 0 {
-            let total: usize = widths[..4].iter().sum::<usize>() + 8 + widths[4];
+            let total: usize = widths[..4].iter().sum::<usize>() + 8 + "description".len();
             out.push_str(&"-".repeat(total));
             out.push('\n');
         }

@@ -1,0 +1,129 @@
+//! `ddgsd-bench bench` and `ddgsd-bench models` through the real binary
+//! (output shape only: no timing assertions).
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ddgsd-bench"))
+}
+
+#[test]
+fn bench_prints_one_row_per_architecture() {
+    let out = bin()
+        .args([
+            "bench", "--arch", "resnet8", "--steps", "1", "--warmup", "1", "--batch", "4",
+            "--device", "cpu",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "title, header, rule, one row:\n{stdout}");
+    assert!(
+        lines[0].starts_with("device cpu, ") && lines[0].contains("batch 4 images x 2 views"),
+        "{}",
+        lines[0]
+    );
+    let head: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        head[..6],
+        ["arch", "input", "classes", "params", "images/s", "ms/step"]
+    );
+    assert!(lines[2].chars().all(|c| c == '-'));
+    let row: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(row[..4], ["resnet8", "cifar", "100", "81,140"]);
+    for v in &row[4..6] {
+        assert!(
+            v.parse::<f64>().map(|x| x > 0.0).unwrap_or(false),
+            "not a positive number: {v} in {}",
+            lines[3]
+        );
+    }
+    assert!(
+        row[6] == "-" || row[6].parse::<f64>().is_ok(),
+        "{}",
+        lines[3]
+    );
+}
+
+#[test]
+fn bench_refuses_unknown_architectures_and_devices() {
+    let out = bin()
+        .args(["bench", "--arch", "vgg16", "--steps", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown architecture `vgg16`"));
+    let out = bin()
+        .args(["bench", "--arch", "resnet8", "--device", "tpu"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn models_lists_every_architecture_with_its_parameter_count() {
+    let out = bin().args(["models"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let row = |name: &str| -> Vec<String> {
+        let l = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{stdout}"));
+        l.split_whitespace().take(4).map(str::to_string).collect()
+    };
+    assert_eq!(row("resnet32"), ["resnet32", "cifar", "10", "464,154"]);
+    assert_eq!(row("wrn28_10"), ["wrn28_10", "cifar", "10", "36,479,194"]);
+    assert_eq!(
+        row("densenet_bc100"),
+        ["densenet_bc100", "cifar", "10", "769,162"]
+    );
+    assert_eq!(
+        row("imagenet_resnet18"),
+        ["imagenet_resnet18", "imagenet", "1000", "11,689,512"]
+    );
+    assert_eq!(
+        row("imagenet_resnet50"),
+        ["imagenet_resnet50", "imagenet", "1000", "25,557,032"]
+    );
+    assert_eq!(
+        row("alexnet"),
+        ["alexnet", "imagenet", "1000", "61,100,840"]
+    );
+    for name in [
+        "resnet110",
+        "resnet18",
+        "resnet50",
+        "preact_resnet18",
+        "wrn16_4",
+    ] {
+        row(name);
+    }
+    // Columns line up: every count ends where the `parameters` header ends.
+    let header = stdout.lines().next().unwrap();
+    let end = header.find("parameters").unwrap() + "parameters".len();
+    for l in stdout
+        .lines()
+        .skip(2)
+        .filter(|l| l.contains(',') && !l.starts_with("Also"))
+    {
+        assert!(
+            l.as_bytes()[end - 1].is_ascii_digit() && l.as_bytes()[end] == b' ',
+            "misaligned: {l}"
+        );
+    }
+    let out = bin().args(["models", "--classes", "100"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().take(4).collect::<Vec<_>>()
+                == ["resnet18", "cifar", "100", "11,220,132"]),
+        "{stdout}"
+    );
+}
