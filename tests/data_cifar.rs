@@ -4,6 +4,7 @@
 //! independent computation, and every kind of bad input refused with one
 //! line and exit code 2.
 use ddgsd_bench::data::cifar::{self, Format, LoadOptions, Variant};
+use ddgsd_bench::data::cli;
 use ddgsd_bench::data::{self, Dataset, DatasetSpec};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -178,10 +179,11 @@ fn binary_and_python_versions_have_the_defined_fingerprint() {
         tar_gz(&bin_archive, v.folder_name(Format::Binary), &files);
 
         // Archive, extracted folder, parent folder: one fingerprint.
+        let o = run(&["data", "hash", bin_archive.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o).trim(), want);
         for p in [&bin_archive, &bin_dir, &base.join("bin")] {
-            let o = run(&["data", "hash", p.to_str().unwrap()]);
-            assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
-            assert_eq!(stdout(&o).trim(), want, "{}", p.display());
+            assert_eq!(cli::hash(p, None).unwrap(), want, "{}", p.display());
         }
         let c = cifar::load(&bin_archive, Some(v), LoadOptions::default()).unwrap();
         assert_eq!(
@@ -218,14 +220,8 @@ fn binary_and_python_versions_have_the_defined_fingerprint() {
                 dst.join(v.folder_name(Format::Python)),
                 dst.clone(),
             ] {
-                let o = run(&["data", "hash", p.to_str().unwrap()]);
-                assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
-                assert_eq!(
-                    stdout(&o).trim(),
-                    want,
-                    "{} (protocol {proto})",
-                    p.display()
-                );
+                let got = cli::hash(&p, None).unwrap();
+                assert_eq!(got, want, "{} (protocol {proto})", p.display());
             }
             let c = cifar::load(&archive, None, LoadOptions::default()).unwrap();
             assert_eq!((c.variant, c.format), (v, Format::Python));
@@ -282,6 +278,22 @@ fn assert_refused(args: &[&str], needles: &[&str]) {
     }
 }
 
+/// The same check through the library (no process start): `args` as for
+/// the binary.
+fn assert_refused_lib(args: &[&str], needles: &[&str]) {
+    let path = Path::new(args[args.len() - 1]);
+    let dataset = (args[2] == "--dataset").then(|| args[3]);
+    let r = match args[1] {
+        "hash" => cli::hash(path, dataset).map(|_| ()),
+        _ => cli::verify(path, dataset).map(|_| ()),
+    };
+    let e = format!("{:#}", r.expect_err("should be refused"));
+    assert!(!e.contains('\n'), "one line expected: {e}");
+    for n in needles {
+        assert!(e.contains(n), "{args:?}: `{n}` not in: {e}");
+    }
+}
+
 #[test]
 fn bad_inputs_are_refused_with_one_line_and_exit_2() {
     let t = tempfile::tempdir().unwrap();
@@ -311,7 +323,7 @@ fn bad_inputs_are_refused_with_one_line_and_exit_2() {
             "differs from the published c32a1d4ab5d03f1284b67883e8d87530",
         ],
     );
-    assert_refused(
+    assert_refused_lib(
         &["data", "hash", official.parent().unwrap().to_str().unwrap()],
         &["differs from the published"],
     );
@@ -333,7 +345,7 @@ fn bad_inputs_are_refused_with_one_line_and_exit_2() {
     );
     let mdir = t.path().join("mdir").join("cifar-10-batches-bin");
     write_folder(&mdir, &missing);
-    assert_refused(
+    assert_refused_lib(
         &["data", "hash", mdir.to_str().unwrap()],
         &["data_batch_4.bin: missing batch file"],
     );
@@ -367,7 +379,7 @@ fn bad_inputs_are_refused_with_one_line_and_exit_2() {
     f100[0].1[1] = 100;
     let l100 = t.path().join("c100").join("cifar-100-binary");
     write_folder(&l100, &f100);
-    assert_refused(
+    assert_refused_lib(
         &["data", "hash", l100.to_str().unwrap()],
         &["train.bin: sample 0: label 100 out of range (expected 0..99)"],
     );
@@ -381,7 +393,7 @@ fn bad_inputs_are_refused_with_one_line_and_exit_2() {
     // Not an archive at all.
     let junk = t.path().join("junk.tar.gz");
     std::fs::write(&junk, b"this is not gzip").unwrap();
-    assert_refused(
+    assert_refused_lib(
         &["data", "verify", junk.to_str().unwrap()],
         &["junk.tar.gz: truncated or corrupt archive"],
     );
@@ -411,7 +423,7 @@ fn python_version_bad_labels_are_refused() {
     let f = t.path().join("py/cifar-10-batches-py/data_batch_2");
     let b = std::fs::read(&f).unwrap();
     std::fs::write(&f, &b[..b.len() - 500]).unwrap();
-    assert_refused(
+    assert_refused_lib(
         &[
             "data",
             "hash",

@@ -222,8 +222,7 @@ fn folder_read_fingerprinted_batched_and_packed() {
         assert!(out.contains("12 train / 6 val, 3 classes"), "{out}");
         assert!(out.contains(&format!("fingerprint: {fp}")), "{out}");
         assert!(out.contains("skipped:     1 undecodable"), "{out}");
-        let o = run(&["data", "hash", path.to_str().unwrap()]);
-        assert_eq!(text(&o.stdout).trim(), fp.as_str());
+        assert_eq!(&ddgsd_bench::data::cli::hash(path, None).unwrap(), fp);
     }
     let o = run(&[
         "data",
@@ -250,6 +249,18 @@ fn refused(args: &[&str], needle: &str) {
     assert_eq!(e.trim_end().lines().count(), 1, "{e}");
 }
 
+/// The same check through the library (no process start).
+fn refused_lib(path: &Path, needle: &str) {
+    let e = format!(
+        "{:#}",
+        ddgsd_bench::data::cli::verify(path, Some("imagenet")).expect_err("should be refused")
+    );
+    assert!(
+        e.contains(needle) && !e.contains('\n'),
+        "`{needle}` not in {e}"
+    );
+}
+
 #[test]
 fn bad_layouts_and_bad_packs_are_refused() {
     let t = tempfile::tempdir().unwrap();
@@ -272,10 +283,7 @@ fn bad_layouts_and_bad_packs_are_refused() {
     flipped[100] ^= 0x55;
     let fl = t.path().join("flipped.pack");
     std::fs::write(&fl, &flipped).unwrap();
-    refused(
-        &["data", "verify", fl.to_str().unwrap()],
-        "the pack is corrupt",
-    );
+    refused_lib(&fl, "the pack is corrupt");
 
     // An empty class folder.
     let empty = root.join("val").join(CLASSES[2]);
@@ -290,10 +298,7 @@ fn bad_layouts_and_bad_packs_are_refused() {
     // A val class that train lacks.
     std::fs::create_dir_all(root.join("val/n99999999")).unwrap();
     std::fs::write(root.join("val/n99999999/a.JPEG"), jpeg(8, 8, 0)).unwrap();
-    refused(
-        &["data", "verify", "--dataset", "imagenet", r],
-        "val/n99999999: class folder not in train/",
-    );
+    refused_lib(&root, "val/n99999999: class folder not in train/");
     std::fs::remove_dir_all(root.join("val")).unwrap();
     // val/ as loose files (the raw ILSVRC layout).
     std::fs::create_dir_all(root.join("val")).unwrap();
