@@ -86,6 +86,18 @@ enum Cmd {
         #[arg(long)]
         expected: Option<PathBuf>,
     },
+    /// Print the environment a run would record (versions, device, threads, determinism flags, platform) as JSON
+    Env {
+        /// Device: auto, cpu, cuda, cuda:N
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Thread count to pin
+        #[arg(long, default_value_t = ddgsd_bench::suite::resolve::DEFAULT_THREADS)]
+        threads: usize,
+        /// Leave libtorch's deterministic-algorithm switches off
+        #[arg(long)]
+        nondeterministic: bool,
+    },
     /// Datasets: fetch CIFAR, verify, fingerprint, pack ImageNet, benchmark the loader
     Data {
         #[command(subcommand)]
@@ -228,6 +240,24 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 loaded.records.len(),
                 plats.into_iter().collect::<Vec<_>>().join(", ")
             );
+            Ok(0)
+        }
+        Cmd::Env { device, threads, nondeterministic } => {
+            let rt = ddgsd_bench::suite::resolve::RuntimeConfig {
+                device,
+                threads,
+                threads_overridden: false,
+                precision: ddgsd_bench::suite::resolve::Precision::Fp32,
+                deterministic: !nondeterministic,
+                checkpoint_every: 1,
+            };
+            ddgsd_bench::platform::init(&rt)?;
+            let dev = ddgsd_bench::platform::select_device(&rt)?;
+            let env = ddgsd_bench::platform::collect(dev, &rt);
+            let mut v = serde_json::to_value(&env)?;
+            v["platform"] = serde_json::Value::String(env.platform());
+            v["cuda_available"] = serde_json::Value::Bool(tch::Cuda::is_available());
+            println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(0)
         }
         Cmd::Data { cmd } => ddgsd_bench::data::cli::run(cmd),

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# GPU checks, run on a machine with an NVIDIA GPU and the release binary:
+#   bash ci/gpu-check.sh [BINARY]        (report written to $OUT or ./gpu-report)
+# Checks, each reported pass/fail in $OUT/gpu-report.md:
+#   1. the environment: CUDA visible, deterministic flags read back from libtorch
+#   2. suites/gpu-smoke.toml twice on CUDA: identical checkpoint hashes
+#   3. kill -9 mid-run on CUDA, resume: the straight run's hash
+#   4. the same suite with determinism off: flags recorded off, hash compared
+#   5. throughput: `ddgsd-bench bench` on CUDA (figures, no threshold)
+# torch's libraries: the binary's rpath covers .libtorch and /opt/torch/.venv;
+# set LD_LIBRARY_PATH for another location.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-./target/release/ddgsd-bench}
+OUT=${OUT:-./gpu-report}
+mkdir -p "$OUT"
+REPORT="$OUT/gpu-report.md"
+PY=$(command -v python3 || true)
+[ -x /opt/torch/.venv/bin/python3 ] && PY=/opt/torch/.venv/bin/python3
+for d in /opt/torch/.venv/lib/python3*/site-packages/torch/lib; do
+  [ -d "$d" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
+FAILS=0
+echo "# ddgsd-bench GPU check ($(date -u +%FT%TZ))" > "$REPORT"
+result() { # name status detail
+  echo "- **$2** $1: $3" >> "$REPORT"; echo "gpu-check: $2 $1: $3" >&2
+  [ "$2" = PASS ] || FAILS=$((FAILS + 1))
+}
+hash_of() { # results dir, run id
+  "$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['checkpoint_sha256'])" "$1/$2/record.json" 2>/dev/null
+}
+field() { # record, python expression on r
+  "$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null
+}
+
+# 1. environment
+if "$BIN" env --device cuda > "$OUT/env.json" 2> "$OUT/env.err"; then
+  flags=$(field "$OUT/env.json" "r['determinism']")
+  ok=$(field "$OUT/env.json" "r['determinism']['deterministic_algorithms'] and r['determinism']['cudnn_deterministic'] and not r['determinism']['cudnn_benchmark'] and not r['determinism']['tf32_cudnn'] and not r['determinism']['tf32_cublas']")
+  [ "$ok" = True ] && result env PASS "$(field "$OUT/env.json" "r['platform']"); flags $flags" \
+                   || result env FAIL "flags not as asked: $flags"
+else
+  result env FAIL "$(tail -1 "$OUT/env.err")"
+fi
+
+# 2. twice, identical hashes
+S=suites/gpu-smoke.toml
+for k in a b; do
+  /usr/bin/time -f "%e" -o "$OUT/time-$k" "$BIN" run "$S" --no-check --out "$OUT/$k" > "$OUT/run-$k.log" 2>&1
+  echo "exit $?" >> "$OUT/run-$k.log"
+done
+all_same=1; detail=""
+for rid in resnet20__baseline__s0 resnet20__ddgsd__s0; do
+  ha=$(hash_of "$OUT/a/gpu-smoke" $rid); hb=$(hash_of "$OUT/b/gpu-smoke" $rid)
+  detail="$detail $rid ${ha:0:16}/${hb:0:16}"
+  { [ -n "$ha" ] && [ "$ha" = "$hb" ]; } || all_same=0
+done
+[ $all_same = 1 ] && result twice PASS "identical hashes:$detail (wall $(cat "$OUT/time-a")s, $(cat "$OUT/time-b")s)" \
+                  || result twice FAIL "hashes differ or runs failed:$detail (see run-a.log, run-b.log)"
+
+# 3. kill -9 mid-run, resume
+RID=resnet20__ddgsd__s0
+"$BIN" run "$S" --no-check --out "$OUT/k" > "$OUT/kill.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 600); do
+  [ -f "$OUT/k/gpu-smoke/$RID/checkpoint/state.json" ] && break; sleep 0.1
+done
+sleep 0.3; kill -9 $PID 2>/dev/null; wait $PID 2>/dev/null
+"$BIN" run "$S" --no-check --resume --out "$OUT/k" >> "$OUT/kill.log" 2>&1
+hk=$(hash_of "$OUT/k/gpu-smoke" $RID); ha=$(hash_of "$OUT/a/gpu-smoke" $RID)
+resumed=$(field "$OUT/k/gpu-smoke/$RID/record.json" "r['timing']['resumed']")
+{ [ -n "$hk" ] && [ "$hk" = "$ha" ]; } && result resume PASS "killed and resumed (resumed=$resumed): ${hk:0:16} = straight run" \
+                                       || result resume FAIL "resumed ${hk:-none} vs straight ${ha:-none} (see kill.log)"
+
+# 4. determinism off
+sed 's/^checkpoint_every = 1/checkpoint_every = 1\ndeterministic = false/' "$S" > "$OUT/gpu-smoke-nondet.toml"
+"$BIN" run "$OUT/gpu-smoke-nondet.toml" --no-check --out "$OUT/nd" > "$OUT/nondet.log" 2>&1
+hn=$(hash_of "$OUT/nd/gpu-smoke" $RID)
+fl=$(field "$OUT/nd/gpu-smoke/$RID/record.json" "r['env']['determinism']['deterministic_algorithms']")
+t1n=$(field "$OUT/nd/gpu-smoke/$RID/record.json" "r['metrics']['top1_final']")
+t1d=$(field "$OUT/a/gpu-smoke/$RID/record.json" "r['metrics']['top1_final']")
+if [ "$fl" = False ]; then
+  same=$([ "$hn" = "$ha" ] && echo "same hash" || echo "different hash")
+  result nondeterministic PASS "flags recorded off; $same as the deterministic run (${hn:0:16} vs ${ha:0:16}); top1 $t1n vs $t1d"
+else
+  result nondeterministic FAIL "record flags: ${fl:-missing} (see nondet.log)"
+fi
+
+# 5. throughput
+if "$BIN" bench --device cuda > "$OUT/bench.txt" 2>&1; then
+  result bench PASS "see below"; { echo; echo '```'; cat "$OUT/bench.txt"; echo '```'; } >> "$REPORT"
+else
+  result bench FAIL "$(tail -1 "$OUT/bench.txt")"
+fi
+
+echo >> "$REPORT"; echo "failures: $FAILS" >> "$REPORT"
+cat "$REPORT"
+[ $FAILS = 0 ]

@@ -1,0 +1,86 @@
+//! CUDA checks. Without a GPU every test here prints why it is skipped and
+//! passes; ci/gpu-check.sh runs the same checks through the binary on the
+//! GPU machine.
+mod common;
+use common::*;
+
+fn cuda() -> bool {
+    if tch::Cuda::is_available() {
+        true
+    } else {
+        println!("SKIP: no CUDA device on this machine (tch::Cuda::is_available() = false); CUDA checks not run");
+        false
+    }
+}
+
+fn suite(p: &Project, deterministic: bool) {
+    let s = tiny_suite("cu", &["ddgsd"], &[0], 3, &format!("deterministic = {deterministic}"))
+        .replace("device = \"cpu\"", "device = \"cuda\"");
+    p.write("suites/cu.toml", &s);
+}
+
+#[test]
+fn cuda_runs_twice_give_one_hash_and_record_the_flags() {
+    if !cuda() {
+        return;
+    }
+    let p = Project::new();
+    suite(&p, true);
+    for out in ["a", "b"] {
+        let o = p.run(&["run", "suites/cu.toml", "--no-check", "--out", out]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let (a, b) = (p.records("a", "cu").remove(0), p.records("b", "cu").remove(0));
+    assert_eq!(a["checkpoint_sha256"], b["checkpoint_sha256"]);
+    assert_eq!(a["env"]["device"], "cuda:0");
+    assert_eq!(a["env"]["determinism"]["deterministic_algorithms"], true);
+    assert_eq!(a["env"]["determinism"]["cudnn_deterministic"], true);
+    assert_eq!(a["env"]["determinism"]["cudnn_benchmark"], false);
+    assert_eq!(a["env"]["determinism"]["tf32_cudnn"], false);
+    assert_eq!(a["env"]["determinism"]["tf32_cublas"], false);
+    assert_eq!(a["env"]["cublas_workspace_config"], ":4096:8");
+    assert!(a["platform"].as_str().unwrap().starts_with("cuda-"));
+}
+
+#[test]
+fn cuda_initial_weights_equal_the_cpu_ones() {
+    if !cuda() {
+        return;
+    }
+    use ddgsd_bench::model::{build, ArchSpec};
+    let make = |dev: tch::Device| {
+        tch::manual_seed(ddgsd_bench::train::init_seed(7));
+        let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        build(&ArchSpec { name: "resnet8".into(), width: None }, &vs.root(), 10).unwrap();
+        vs.set_device(dev);
+        ddgsd_bench::checkpoint::tensors_sha256(&ddgsd_bench::checkpoint::model_tensors(&vs))
+    };
+    assert_eq!(make(tch::Device::Cpu), make(tch::Device::Cuda(0)));
+}
+
+#[test]
+fn cuda_without_determinism_is_recorded() {
+    if !cuda() {
+        return;
+    }
+    let p = Project::new();
+    suite(&p, false);
+    let o = p.run(&["run", "suites/cu.toml", "--no-check"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let r = p.records("results", "cu").remove(0);
+    assert_eq!(r["env"]["determinism"]["deterministic_algorithms"], false);
+    assert_eq!(r["config"]["runtime"]["deterministic"], false);
+}
+
+#[test]
+fn asking_for_cuda_without_a_gpu_is_an_environment_error() {
+    if tch::Cuda::is_available() {
+        println!("SKIP: this machine has a GPU; the no-GPU error path is checked on CPU-only machines");
+        return;
+    }
+    let p = Project::new();
+    suite(&p, true);
+    let o = p.run(&["run", "suites/cu.toml", "--no-check"]);
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("CUDA is not available"), "{}", error_line(&o));
+}
