@@ -96,20 +96,22 @@ pub struct Style {
     pub imagenet_stem: bool,
 }
 
+struct PreActBlock {
+    bn1: nn::BatchNorm,
+    conv1: nn::Conv2D,
+    bn2: nn::BatchNorm,
+    conv2: nn::Conv2D,
+    shortcut: Option<nn::Conv2D>,
+}
+
 enum Block {
     /// Basic or bottleneck: (conv, BN) pairs with ReLUs between, a
     /// projection (conv, BN) or identity shortcut, ReLU after the sum.
     Post {
         layers: Vec<(nn::Conv2D, nn::BatchNorm)>,
-        shortcut: Option<(nn::Conv2D, nn::BatchNorm)>,
+        shortcut: Option<Box<(nn::Conv2D, nn::BatchNorm)>>,
     },
-    PreAct {
-        bn1: nn::BatchNorm,
-        conv1: nn::Conv2D,
-        bn2: nn::BatchNorm,
-        conv2: nn::Conv2D,
-        shortcut: Option<nn::Conv2D>,
-    },
+    PreAct(Box<PreActBlock>),
 }
 
 impl Block {
@@ -155,21 +157,21 @@ impl Block {
                     })
                     .collect();
                 let shortcut = project.then(|| {
-                    (
+                    Box::new((
                         conv_with(&(&sp / 0), cin, cout, 1, stride, 0, false, init),
                         bn(&(&sp / 1), cout),
-                    )
+                    ))
                 });
                 Block::Post { layers, shortcut }
             }
-            BlockKind::PreAct => Block::PreAct {
+            BlockKind::PreAct => Block::PreAct(Box::new(PreActBlock {
                 bn1: bn(&(p / "bn1"), cin),
                 conv1: conv_with(&(p / "conv1"), cin, planes, 3, stride, 1, false, init),
                 bn2: bn(&(p / "bn2"), planes),
                 conv2: conv_with(&(p / "conv2"), planes, planes, 3, 1, 1, false, init),
                 shortcut: project
                     .then(|| conv_with(&(&sp / 0), cin, cout, 1, stride, 0, false, init)),
-            },
+            })),
         }
     }
 
@@ -185,24 +187,22 @@ impl Block {
                     }
                 }
                 let short = match shortcut {
-                    Some((c, b)) => x.apply(c).apply_t(b, train),
+                    Some(cb) => x.apply(&cb.0).apply_t(&cb.1, train),
                     None => x.shallow_clone(),
                 };
                 (out + short).relu()
             }
-            Block::PreAct {
-                bn1,
-                conv1,
-                bn2,
-                conv2,
-                shortcut,
-            } => {
-                let act = x.apply_t(bn1, train).relu();
-                let short = match shortcut {
+            Block::PreAct(b) => {
+                let act = x.apply_t(&b.bn1, train).relu();
+                let short = match &b.shortcut {
                     Some(c) => act.apply(c),
                     None => x.shallow_clone(),
                 };
-                let out = act.apply(conv1).apply_t(bn2, train).relu().apply(conv2);
+                let out = act
+                    .apply(&b.conv1)
+                    .apply_t(&b.bn2, train)
+                    .relu()
+                    .apply(&b.conv2);
                 out + short
             }
         }
