@@ -409,10 +409,17 @@ impl Progress {
     }
 }
 
+/// What [`check_folder`] found.
+struct Checked {
+    fingerprint: String,
+    train: Vec<Entry>,
+    val: Vec<Entry>,
+    /// Paths skipped as undecodable (each reported on stderr).
+    skipped: Vec<String>,
+}
+
 /// Reads, hashes and test-decodes every image of a scan (in parallel).
-/// Returns the fingerprint, the kept entries of each split, and the
-/// skipped paths (each reported on stderr).
-fn check_folder(scan: &Scan) -> Result<(String, Vec<Entry>, Vec<Entry>, Vec<String>)> {
+fn check_folder(scan: &Scan) -> Result<Checked> {
     let all: Vec<&Entry> = scan.train.iter().chain(&scan.val).collect();
     let progress = Progress::new(&format!("checking {}", scan.root.display()), all.len());
     let results: Vec<Result<Option<String>>> = all
@@ -453,7 +460,12 @@ fn check_folder(scan: &Scan) -> Result<(String, Vec<Entry>, Vec<Entry>, Vec<Stri
     if skipped.len() == all.len() {
         return Err(input_err(&scan.root, "no image could be decoded"));
     }
-    Ok((m.finish(), train, val, skipped))
+    Ok(Checked {
+        fingerprint: m.finish(),
+        train,
+        val,
+        skipped,
+    })
 }
 
 enum Store {
@@ -487,7 +499,12 @@ impl Imagenet {
             return Self::from_pack(Arc::new(Pack::open(path)?), transform);
         }
         let scan = scan(path)?;
-        let (fingerprint, train, val, skipped) = check_folder(&scan)?;
+        let Checked {
+            fingerprint,
+            train,
+            val,
+            skipped,
+        } = check_folder(&scan)?;
         let info = DatasetInfo {
             name: "imagenet".into(),
             fingerprint,
@@ -738,6 +755,18 @@ mod tests {
             assert!(v[x * 3] >= v[(x - 1) * 3]);
         }
         assert!(v.iter().all(|&p| (0.0..=255.0).contains(&p)));
+    }
+
+    #[test]
+    fn grey_jpegs_decode_to_rgb() {
+        let grey: Vec<u8> = (0..12 * 9).map(|i| (i * 2) as u8).collect();
+        let mut jpg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpg, 95)
+            .encode(&grey, 12, 9, image::ExtendedColorType::L8)
+            .unwrap();
+        let img = decode(&jpg).unwrap();
+        assert_eq!((img.w, img.h, img.px.len()), (12, 9, 12 * 9 * 3));
+        assert!(img.px.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]));
     }
 
     #[test]
