@@ -30,7 +30,8 @@ struct Cli {
 enum Cmd {
     /// Train every run of a suite (skipping finished runs, resuming unfinished ones), check and print the table
     Run {
-        /// Suite file (TOML), e.g. suites/smoke.toml
+        /// Suite file (TOML); default: the smoke suite, suites/smoke.toml
+        #[arg(default_value = "suites/smoke.toml")]
         suite: PathBuf,
         /// Parent of the results directory (<out>/<suite name>/)
         #[arg(long, default_value = "results")]
