@@ -133,13 +133,13 @@ pub fn two_view(
     if cfg.kl_weight != 0.0 {
         let k = (kl(z_a, z_b, cfg) + kl(z_b, z_a, cfg)) * cfg.kl_weight;
         kl_v = f64::try_from(&k).unwrap_or(f64::NAN);
-        total = total + k;
+        total += k;
     }
     let mut mmd_v = 0.0;
     if cfg.mmd_weight != 0.0 {
         let m = discrepancy(h_a, h_b, z_a, z_b, cfg) * cfg.mmd_weight;
         mmd_v = f64::try_from(&m).unwrap_or(f64::NAN);
-        total = total + m;
+        total += m;
     }
     LossParts { total, ce: ce_v, kl: kl_v, mmd: mmd_v }
 }

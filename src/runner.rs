@@ -46,7 +46,7 @@ pub struct RunOptions {
 /// What `run` ended with.
 pub enum SuiteOutcome {
     /// Every run finished; the verdict (absent with --no-check).
-    Done(Option<Verdict>),
+    Done(Option<Box<Verdict>>),
     /// Stopped by a signal after checkpointing.
     Interrupted,
 }
@@ -218,5 +218,5 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
     let loaded = results::load(&dir)?;
     let (v, md) = judge_and_write(&loaded, &expected)?;
     print!("{md}");
-    Ok(SuiteOutcome::Done(Some(v)))
+    Ok(SuiteOutcome::Done(Some(Box::new(v))))
 }

@@ -72,12 +72,14 @@ pub fn cpu_capability() -> String {
 /// CUDA runtime version as libtorch reports it (e.g. 13000), 0 without CUDA.
 pub fn cuda_runtime_version() -> i64 {
     // SAFETY: plain C call.
+    #[allow(clippy::useless_conversion)] // c_long is i32 on some targets
     i64::from(unsafe { ddgsd_cuda_version() })
 }
 
 /// cuDNN version (e.g. 91000), 0 without CUDA.
 pub fn cudnn_version() -> i64 {
     // SAFETY: plain C call.
+    #[allow(clippy::useless_conversion)]
     i64::from(unsafe { ddgsd_cudnn_version() })
 }
 

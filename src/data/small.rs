@@ -43,9 +43,9 @@ impl SmallImages {
         std: [f32; 3],
     ) -> Self {
         let mut lut = [[0f32; 256]; 3];
-        for c in 0..3 {
-            for v in 0..256 {
-                lut[c][v] = (v as f32 / 255.0 - mean[c]) / std[c];
+        for (c, row) in lut.iter_mut().enumerate() {
+            for (v, x) in row.iter_mut().enumerate() {
+                *x = (v as f32 / 255.0 - mean[c]) / std[c];
             }
         }
         SmallImages { info, side, pad: 4, train, test, lut }

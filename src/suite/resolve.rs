@@ -177,7 +177,7 @@ fn resolve_dataset(file: &Path, raw: &super::raw::RawDataset) -> Result<DatasetS
             }
             let d = SyntheticSpec::default();
             let classes = positive(file, "dataset.classes", raw.classes.unwrap_or(d.classes))?;
-            if classes < 2 || classes > 1000 {
+            if !(2..=1000).contains(&classes) {
                 return field_err(file, "dataset.classes", format!("expected 2..=1000, got {classes}"));
             }
             Ok(DatasetSpec::Synthetic(SyntheticSpec {
