@@ -41,8 +41,12 @@ fn main() {
         }
     }
     // The GPU machine of this project keeps torch here.
-    println!("cargo:rustc-link-arg=-Wl,-rpath,/opt/torch/.venv/lib/python3.11/site-packages/torch/lib");
-    println!("cargo:rustc-link-arg=-Wl,-rpath,/opt/torch/.venv/lib/python3.12/site-packages/torch/lib");
+    println!(
+        "cargo:rustc-link-arg=-Wl,-rpath,/opt/torch/.venv/lib/python3.11/site-packages/torch/lib"
+    );
+    println!(
+        "cargo:rustc-link-arg=-Wl,-rpath,/opt/torch/.venv/lib/python3.12/site-packages/torch/lib"
+    );
 
     if lib_dir.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-search=native={}", lib_dir.display());

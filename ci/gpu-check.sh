@@ -87,7 +87,7 @@ else
 fi
 
 # 5. throughput
-if "$BIN" bench --device cuda > "$OUT/bench.txt" 2>&1; then
+if "$BIN" bench --device cuda --arch resnet32 --arch resnet18 --arch wrn28_10 --arch imagenet_resnet50 --steps 20 > "$OUT/bench.txt" 2>&1; then
   result bench PASS "see below"; { echo; echo '```'; cat "$OUT/bench.txt"; echo '```'; } >> "$REPORT"
 else
   result bench FAIL "$(tail -1 "$OUT/bench.txt")"

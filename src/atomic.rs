@@ -6,22 +6,30 @@ use std::path::Path;
 
 /// Atomically replaces `path` with `bytes`.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .suffix(".tmp")
         .tempfile_in(dir)
         .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("{}: write failed", path.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("{}: write failed", path.display()))?;
     tmp.as_file().sync_all().ok();
-    tmp.persist(path).with_context(|| format!("{}: rename failed", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("{}: rename failed", path.display()))?;
     Ok(())
 }
 
 /// Atomically writes with a writer callback that gets a temporary path
 /// carrying the target's extension (libtorch picks formats by extension).
 pub fn write_with(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("tmp");
     let tmp = tempfile::Builder::new()
         .prefix(".tmp-")
@@ -30,8 +38,12 @@ pub fn write_with(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()
         .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
     let tmp_path = tmp.into_temp_path();
     f(&tmp_path)?;
-    std::fs::File::open(&tmp_path).and_then(|f| f.sync_all()).ok();
-    tmp_path.persist(path).with_context(|| format!("{}: rename failed", path.display()))?;
+    std::fs::File::open(&tmp_path)
+        .and_then(|f| f.sync_all())
+        .ok();
+    tmp_path
+        .persist(path)
+        .with_context(|| format!("{}: rename failed", path.display()))?;
     Ok(())
 }
 

@@ -102,7 +102,13 @@ pub fn resized_crop(
     let unit = |w: u32| (w >> 8) as f64 * (1.0 / 16_777_216.0);
     let flip = kind.flips() && (words[15] >> 31) == 1;
     if !kind.crops() {
-        return CropBox { top: 0, left: 0, height, width, flip };
+        return CropBox {
+            top: 0,
+            left: 0,
+            height,
+            width,
+            flip,
+        };
     }
     let area = f64::from(height) * f64::from(width);
     let (lr0, lr1) = (ratio.0.ln(), ratio.1.ln());
@@ -117,9 +123,17 @@ pub fn resized_crop(
         let h = (target / aspect).sqrt().round() as i64;
         if w > 0 && h > 0 && w <= i64::from(width) && h <= i64::from(height) {
             let (w, h) = (w as u32, h as u32);
-            let top = ((u64::from(words[attempt * 4 + 2]) * u64::from(height - h + 1)) >> 32) as u32;
-            let left = ((u64::from(words[attempt * 4 + 3]) * u64::from(width - w + 1)) >> 32) as u32;
-            return CropBox { top, left, height: h, width: w, flip };
+            let top =
+                ((u64::from(words[attempt * 4 + 2]) * u64::from(height - h + 1)) >> 32) as u32;
+            let left =
+                ((u64::from(words[attempt * 4 + 3]) * u64::from(width - w + 1)) >> 32) as u32;
+            return CropBox {
+                top,
+                left,
+                height: h,
+                width: w,
+                flip,
+            };
         }
     }
     // Fallback: centre crop at the nearest allowed ratio.
@@ -154,9 +168,15 @@ mod tests {
         }
         assert!((900..1100).contains(&flips), "{flips}");
         // Same address, same answer; other view, other answer (somewhere).
-        let a: Vec<_> = (0..50).map(|i| pad_crop(1, 3, i, 0, 4, Distortion::CropFlip)).collect();
-        let b: Vec<_> = (0..50).map(|i| pad_crop(1, 3, i, 0, 4, Distortion::CropFlip)).collect();
-        let c: Vec<_> = (0..50).map(|i| pad_crop(1, 3, i, 1, 4, Distortion::CropFlip)).collect();
+        let a: Vec<_> = (0..50)
+            .map(|i| pad_crop(1, 3, i, 0, 4, Distortion::CropFlip))
+            .collect();
+        let b: Vec<_> = (0..50)
+            .map(|i| pad_crop(1, 3, i, 0, 4, Distortion::CropFlip))
+            .collect();
+        let c: Vec<_> = (0..50)
+            .map(|i| pad_crop(1, 3, i, 1, 4, Distortion::CropFlip))
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -177,7 +197,17 @@ mod tests {
     #[test]
     fn resized_crop_within_bounds() {
         for i in 0..500 {
-            let b = resized_crop(0, 1, i, 0, 300, 400, (0.08, 1.0), (0.75, 4.0 / 3.0), Distortion::CropFlip);
+            let b = resized_crop(
+                0,
+                1,
+                i,
+                0,
+                300,
+                400,
+                (0.08, 1.0),
+                (0.75, 4.0 / 3.0),
+                Distortion::CropFlip,
+            );
             assert!(b.height >= 1 && b.width >= 1);
             assert!(b.top + b.height <= 300 && b.left + b.width <= 400, "{b:?}");
         }

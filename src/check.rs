@@ -43,7 +43,10 @@ pub struct ClaimResult {
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum PinStatus {
     Match,
-    Mismatch { expected: String, got: String },
+    Mismatch {
+        expected: String,
+        got: String,
+    },
     /// The expected file has pins for this platform, but not for this run.
     RunNotPinned,
     /// The expected file has no pins for this platform.
@@ -80,7 +83,10 @@ impl Verdict {
         self.bands.iter().all(|b| b.pass)
             && self.unbanded.is_empty()
             && self.claims.iter().all(|c| c.pass)
-            && !self.pins.iter().any(|p| matches!(p.status, PinStatus::Mismatch { .. }))
+            && !self
+                .pins
+                .iter()
+                .any(|p| matches!(p.status, PinStatus::Mismatch { .. }))
             && self.fingerprint_mismatches.is_empty()
     }
 
@@ -90,11 +96,16 @@ impl Verdict {
 
     /// Failed bands of a cell (any metric).
     pub fn failed_bands(&self, arch: &str, arm: &str) -> Vec<&BandResult> {
-        self.bands.iter().filter(|b| b.band.arch == arch && b.band.arm == arm && !b.pass).collect()
+        self.bands
+            .iter()
+            .filter(|b| b.band.arch == arch && b.band.arm == arm && !b.pass)
+            .collect()
     }
 
     pub fn has_band(&self, arch: &str, arm: &str) -> bool {
-        self.bands.iter().any(|b| b.band.arch == arch && b.band.arm == arm)
+        self.bands
+            .iter()
+            .any(|b| b.band.arch == arch && b.band.arm == arm)
     }
 }
 
@@ -110,7 +121,12 @@ fn values(records: &[Record], arch: &str, arm: &str, metric: Metric) -> Vec<(u64
 
 /// Judges `records` (one suite) against `expected`; `archs` and `arms` give
 /// the table's order (the suite's own order).
-pub fn judge(records: &[Record], expected: &Expected, archs: &[String], arms: &[String]) -> Verdict {
+pub fn judge(
+    records: &[Record],
+    expected: &Expected,
+    archs: &[String],
+    arms: &[String],
+) -> Verdict {
     let metric = Metric::Top1Final;
     let mut cells = Vec::new();
     let mut groups: BTreeMap<(String, String), ()> = BTreeMap::new();
@@ -125,7 +141,13 @@ pub fn judge(records: &[Record], expected: &Expected, archs: &[String], arms: &[
             }
             let xs: Vec<f64> = v.iter().map(|x| x.1).collect();
             let (mean, sd) = mean_sd(&xs);
-            cells.push(Cell { arch: arch.clone(), arm: arm.clone(), values: v, mean, sd });
+            cells.push(Cell {
+                arch: arch.clone(),
+                arm: arm.clone(),
+                values: v,
+                mean,
+                sd,
+            });
         }
     }
 
@@ -141,11 +163,23 @@ pub fn judge(records: &[Record], expected: &Expected, archs: &[String], arms: &[
             let (pass, reason) = if n != b.seeds {
                 (false, format!("{n} runs, the band needs {}", b.seeds))
             } else if (mean - b.centre).abs() <= b.tolerance + 1e-9 {
-                (true, format!("{mean:.2} within {:.2} ± {:.2}", b.centre, b.tolerance))
+                (
+                    true,
+                    format!("{mean:.2} within {:.2} ± {:.2}", b.centre, b.tolerance),
+                )
             } else {
-                (false, format!("{mean:.2} outside {:.2} ± {:.2}", b.centre, b.tolerance))
+                (
+                    false,
+                    format!("{mean:.2} outside {:.2} ± {:.2}", b.centre, b.tolerance),
+                )
             };
-            BandResult { band: b.clone(), mean, n, pass, reason }
+            BandResult {
+                band: b.clone(),
+                mean,
+                n,
+                pass,
+                reason,
+            }
         })
         .collect();
 
@@ -163,19 +197,40 @@ pub fn judge(records: &[Record], expected: &Expected, archs: &[String], arms: &[
         };
         for arch in targets {
             let better = values(records, &arch, &c.better, c.metric);
-            let worse: BTreeMap<u64, f64> = values(records, &arch, &c.worse, c.metric).into_iter().collect();
-            let diffs: Vec<(u64, f64)> =
-                better.iter().filter_map(|(s, b)| worse.get(s).map(|w| (*s, b - w))).collect();
+            let worse: BTreeMap<u64, f64> = values(records, &arch, &c.worse, c.metric)
+                .into_iter()
+                .collect();
+            let diffs: Vec<(u64, f64)> = better
+                .iter()
+                .filter_map(|(s, b)| worse.get(s).map(|w| (*s, b - w)))
+                .collect();
             let xs: Vec<f64> = diffs.iter().map(|d| d.1).collect();
             let (mean, sd) = mean_sd(&xs);
             let (pass, reason) = if diffs.is_empty() {
-                (false, format!("no seed has runs of both `{}` and `{}`", c.better, c.worse))
+                (
+                    false,
+                    format!("no seed has runs of both `{}` and `{}`", c.better, c.worse),
+                )
             } else if mean >= c.min_delta - 1e-9 {
-                (true, format!("mean paired Δ {mean:+.2} ≥ {:+.2}", c.min_delta))
+                (
+                    true,
+                    format!("mean paired Δ {mean:+.2} ≥ {:+.2}", c.min_delta),
+                )
             } else {
-                (false, format!("mean paired Δ {mean:+.2} < {:+.2}", c.min_delta))
+                (
+                    false,
+                    format!("mean paired Δ {mean:+.2} < {:+.2}", c.min_delta),
+                )
             };
-            claims.push(ClaimResult { claim: c.clone(), arch, diffs, mean, sd, pass, reason });
+            claims.push(ClaimResult {
+                claim: c.clone(),
+                arch,
+                diffs,
+                mean,
+                sd,
+                pass,
+                reason,
+            });
         }
     }
 
@@ -187,18 +242,32 @@ pub fn judge(records: &[Record], expected: &Expected, archs: &[String], arms: &[
                 Some(p) => match p.get(&r.run_id) {
                     None => PinStatus::RunNotPinned,
                     Some(sha) if *sha == r.checkpoint_sha256 => PinStatus::Match,
-                    Some(sha) => PinStatus::Mismatch { expected: sha.clone(), got: r.checkpoint_sha256.clone() },
+                    Some(sha) => PinStatus::Mismatch {
+                        expected: sha.clone(),
+                        got: r.checkpoint_sha256.clone(),
+                    },
                 },
             };
-            PinResult { run_id: r.run_id.clone(), platform: r.platform.clone(), status }
+            PinResult {
+                run_id: r.run_id.clone(),
+                platform: r.platform.clone(),
+                status,
+            }
         })
         .collect();
 
     let fingerprint_mismatches = match &expected.dataset_fingerprint {
-        Some(fp) => records.iter().filter(|r| &r.dataset.fingerprint != fp).map(|r| r.run_id.clone()).collect(),
+        Some(fp) => records
+            .iter()
+            .filter(|r| &r.dataset.fingerprint != fp)
+            .map(|r| r.run_id.clone())
+            .collect(),
         None => vec![],
     };
-    let mut fps: Vec<String> = records.iter().map(|r| r.dataset.fingerprint.clone()).collect();
+    let mut fps: Vec<String> = records
+        .iter()
+        .map(|r| r.dataset.fingerprint.clone())
+        .collect();
     fps.sort();
     fps.dedup();
 

@@ -71,11 +71,14 @@ pub fn model_tensors(vs: &VarStore) -> Vec<(String, Tensor)> {
 /// SHA-256 of a file's bytes (hex).
 pub fn file_sha256(path: &Path) -> Result<String> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| InputError::new(path, None, format!("cannot open: {e}")))?;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| InputError::new(path, None, format!("cannot open: {e}")))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).with_context(|| format!("{}: read failed", path.display()))?;
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("{}: read failed", path.display()))?;
         if n == 0 {
             break;
         }
@@ -88,7 +91,8 @@ pub fn file_sha256(path: &Path) -> Result<String> {
 pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     atomic::write_with(path, |tmp| {
         let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        Tensor::write_safetensors(&refs, tmp).with_context(|| format!("{}: cannot write safetensors", path.display()))
+        Tensor::write_safetensors(&refs, tmp)
+            .with_context(|| format!("{}: cannot write safetensors", path.display()))
     })
 }
 
@@ -97,8 +101,9 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
     if !path.exists() {
         bail!(InputError::new(path, None, "file does not exist"));
     }
-    Tensor::read_safetensors(path)
-        .map_err(|e| InputError::new(path, None, format!("not a readable safetensors file: {e}")).into())
+    Tensor::read_safetensors(path).map_err(|e| {
+        InputError::new(path, None, format!("not a readable safetensors file: {e}")).into()
+    })
 }
 
 /// The checkpoint hash of a model file (the `hash` command).
@@ -113,16 +118,35 @@ pub fn load_into(vs: &mut VarStore, tensors: &[(String, Tensor)], file: &Path) -
     let vars = vs.variables();
     for (name, var) in &vars {
         let Some((_, t)) = tensors.iter().find(|(n, _)| n == name) else {
-            bail!(InputError::new(file, None, format!("tensor `{name}` is missing")));
+            bail!(InputError::new(
+                file,
+                None,
+                format!("tensor `{name}` is missing")
+            ));
         };
         if t.size() != var.size() {
-            bail!(InputError::new(file, None, format!("tensor `{name}` has shape {:?}, expected {:?}", t.size(), var.size())));
+            bail!(InputError::new(
+                file,
+                None,
+                format!(
+                    "tensor `{name}` has shape {:?}, expected {:?}",
+                    t.size(),
+                    var.size()
+                )
+            ));
         }
         let mut v = var.shallow_clone();
         tch::no_grad(|| v.copy_(t));
     }
-    if let Some((extra, _)) = tensors.iter().find(|(n, _)| !vars.contains_key(n) && !crate::model::export::is_bn_counter(n)) {
-        bail!(InputError::new(file, None, format!("unexpected tensor `{extra}` (another architecture?)")));
+    if let Some((extra, _)) = tensors
+        .iter()
+        .find(|(n, _)| !vars.contains_key(n) && !crate::model::export::is_bn_counter(n))
+    {
+        bail!(InputError::new(
+            file,
+            None,
+            format!("unexpected tensor `{extra}` (another architecture?)")
+        ));
     }
     Ok(())
 }
@@ -135,7 +159,10 @@ mod tests {
     fn hash_follows_the_definition() {
         let t = Tensor::from_slice(&[1.0f32, 2.0]).view([1, 2]);
         let u = Tensor::from_slice(&[7i64]);
-        let got = tensors_sha256(&[("b".into(), u.shallow_clone()), ("a".into(), t.shallow_clone())]);
+        let got = tensors_sha256(&[
+            ("b".into(), u.shallow_clone()),
+            ("a".into(), t.shallow_clone()),
+        ]);
         let mut h = Sha256::new();
         h.update(b"a\0F32\0");
         h.update(2u64.to_le_bytes());
@@ -154,7 +181,10 @@ mod tests {
     fn safetensors_round_trip_keeps_the_hash() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("m.safetensors");
-        let ts = vec![("w".to_string(), Tensor::randn([3, 4], (Kind::Float, Device::Cpu)))];
+        let ts = vec![(
+            "w".to_string(),
+            Tensor::randn([3, 4], (Kind::Float, Device::Cpu)),
+        )];
         write_safetensors(&p, &ts).unwrap();
         assert_eq!(hash_file(&p).unwrap(), tensors_sha256(&ts));
         std::fs::write(&p, b"garbage").unwrap();

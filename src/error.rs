@@ -14,7 +14,11 @@ pub struct InputError {
 
 impl InputError {
     pub fn new(file: &Path, field: Option<&str>, msg: impl Into<String>) -> Self {
-        InputError { file: file.to_path_buf(), field: field.map(str::to_string), msg: msg.into() }
+        InputError {
+            file: file.to_path_buf(),
+            field: field.map(str::to_string),
+            msg: msg.into(),
+        }
     }
 }
 

@@ -97,30 +97,62 @@ impl Expected {
         let f = &self.file;
         for (i, b) in self.bands.iter().enumerate() {
             if !(b.tolerance.is_finite() && b.tolerance >= 0.0) {
-                return field_err(f, &format!("band[{i}].tolerance"), format!("expected a finite value >= 0, got {}", b.tolerance));
+                return field_err(
+                    f,
+                    &format!("band[{i}].tolerance"),
+                    format!("expected a finite value >= 0, got {}", b.tolerance),
+                );
             }
             if !(0.0..=100.0).contains(&b.centre) {
-                return field_err(f, &format!("band[{i}].centre"), format!("expected an accuracy in [0, 100], got {}", b.centre));
+                return field_err(
+                    f,
+                    &format!("band[{i}].centre"),
+                    format!("expected an accuracy in [0, 100], got {}", b.centre),
+                );
             }
             if b.seeds == 0 {
                 return field_err(f, &format!("band[{i}].seeds"), "expected at least 1");
             }
-            if self.bands[..i].iter().any(|o| o.arch == b.arch && o.arm == b.arm && o.metric == b.metric) {
-                return field_err(f, &format!("band[{i}]"), format!("a second band for ({}, {}, {})", b.arch, b.arm, b.metric.name()));
+            if self.bands[..i]
+                .iter()
+                .any(|o| o.arch == b.arch && o.arm == b.arm && o.metric == b.metric)
+            {
+                return field_err(
+                    f,
+                    &format!("band[{i}]"),
+                    format!(
+                        "a second band for ({}, {}, {})",
+                        b.arch,
+                        b.arm,
+                        b.metric.name()
+                    ),
+                );
             }
         }
         for (i, c) in self.claims.iter().enumerate() {
             if !c.min_delta.is_finite() {
-                return field_err(f, &format!("claim[{i}].min_delta"), "expected a finite number");
+                return field_err(
+                    f,
+                    &format!("claim[{i}].min_delta"),
+                    "expected a finite number",
+                );
             }
             if c.better == c.worse {
-                return field_err(f, &format!("claim[{i}]"), "`better` and `worse` name the same arm");
+                return field_err(
+                    f,
+                    &format!("claim[{i}]"),
+                    "`better` and `worse` name the same arm",
+                );
             }
         }
         for (platform, pins) in &self.pins {
             for (run, sha) in pins {
                 if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return field_err(f, &format!("pins.\"{platform}\".{run}"), "expected a 64-digit hex SHA-256");
+                    return field_err(
+                        f,
+                        &format!("pins.\"{platform}\".{run}"),
+                        "expected a 64-digit hex SHA-256",
+                    );
                 }
             }
         }

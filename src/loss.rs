@@ -71,11 +71,17 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
 pub fn kl(student: &Tensor, target: &Tensor, cfg: &LossConfig) -> Tensor {
     let t = cfg.temperature;
     let log_s = (student / t).log_softmax(-1, Kind::Float);
-    let target = if cfg.stop_gradient { target.detach() } else { target.shallow_clone() };
+    let target = if cfg.stop_gradient {
+        target.detach()
+    } else {
+        target.shallow_clone()
+    };
     let log_t = (target / t).log_softmax(-1, Kind::Float);
     let per_elem = log_t.exp() * (&log_t - &log_s);
     let v = match cfg.kl_reduction {
-        KlReduction::BatchMean => per_elem.sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float),
+        KlReduction::BatchMean => per_elem
+            .sum_dim_intlist(-1, false, Kind::Float)
+            .mean(Kind::Float),
         KlReduction::ElementMean => per_elem.mean(Kind::Float),
     };
     if cfg.t2_factor {
@@ -86,7 +92,13 @@ pub fn kl(student: &Tensor, target: &Tensor, cfg: &LossConfig) -> Tensor {
 }
 
 /// The feature term D(h_a, h_b) (logits for `mse_logits`).
-pub fn discrepancy(h_a: &Tensor, h_b: &Tensor, z_a: &Tensor, z_b: &Tensor, cfg: &LossConfig) -> Tensor {
+pub fn discrepancy(
+    h_a: &Tensor,
+    h_b: &Tensor,
+    z_a: &Tensor,
+    z_b: &Tensor,
+    cfg: &LossConfig,
+) -> Tensor {
     match cfg.mmd {
         MmdKind::Linear => {
             let d = h_a.mean_dim(0, false, Kind::Float) - h_b.mean_dim(0, false, Kind::Float);
@@ -99,7 +111,11 @@ pub fn discrepancy(h_a: &Tensor, h_b: &Tensor, z_a: &Tensor, z_b: &Tensor, cfg: 
         MmdKind::MseLogits => z_a.mse_loss(z_b, Reduction::Mean),
         MmdKind::Rbf => {
             let k = |x: &Tensor, y: &Tensor| {
-                let d2 = (x.unsqueeze(1) - y.unsqueeze(0)).square().sum_dim_intlist(-1, false, Kind::Float);
+                let d2 = (x.unsqueeze(1) - y.unsqueeze(0)).square().sum_dim_intlist(
+                    -1,
+                    false,
+                    Kind::Float,
+                );
                 cfg.rbf_bandwidths
                     .iter()
                     .map(|s| (&d2 * (-1.0 / (2.0 * s * s))).exp().mean(Kind::Float))
@@ -114,7 +130,12 @@ pub fn discrepancy(h_a: &Tensor, h_b: &Tensor, z_a: &Tensor, z_b: &Tensor, cfg: 
 pub fn single_view(z: &Tensor, y: &Tensor, cfg: &LossConfig) -> LossParts {
     let ce = cross_entropy(z, y) * cfg.ce_weight;
     let ce_v = f64::try_from(&ce).unwrap_or(f64::NAN);
-    LossParts { total: ce, ce: ce_v, kl: 0.0, mmd: 0.0 }
+    LossParts {
+        total: ce,
+        ce: ce_v,
+        kl: 0.0,
+        mmd: 0.0,
+    }
 }
 
 /// Two-view loss of method.md §2 with the arm's weights.
@@ -141,7 +162,12 @@ pub fn two_view(
         mmd_v = f64::try_from(&m).unwrap_or(f64::NAN);
         total += m;
     }
-    LossParts { total, ce: ce_v, kl: kl_v, mmd: mmd_v }
+    LossParts {
+        total,
+        ce: ce_v,
+        kl: kl_v,
+        mmd: mmd_v,
+    }
 }
 
 #[cfg(test)]
@@ -200,11 +226,21 @@ mod tests {
         let za = t(&ZA, &[2, 3]);
         let zb = t(&ZB, &[2, 3]);
         for (temp, t2) in [(1.0, false), (3.0, false), (4.0, true)] {
-            let c = LossConfig { temperature: temp, t2_factor: t2, ..cfg() };
+            let c = LossConfig {
+                temperature: temp,
+                t2_factor: t2,
+                ..cfg()
+            };
             let mut want = 0.0;
             for r in 0..2 {
-                let a: Vec<f64> = ZA[r * 3..r * 3 + 3].iter().map(|&v| f64::from(v) / temp).collect();
-                let b: Vec<f64> = ZB[r * 3..r * 3 + 3].iter().map(|&v| f64::from(v) / temp).collect();
+                let a: Vec<f64> = ZA[r * 3..r * 3 + 3]
+                    .iter()
+                    .map(|&v| f64::from(v) / temp)
+                    .collect();
+                let b: Vec<f64> = ZB[r * 3..r * 3 + 3]
+                    .iter()
+                    .map(|&v| f64::from(v) / temp)
+                    .collect();
                 want += kl_hand(&softmax(&b), &softmax(&a)) / 2.0;
             }
             if t2 {
@@ -212,7 +248,10 @@ mod tests {
             }
             // kl(student = a, target = b) = KL(p_b || p_a)
             assert!((val(&kl(&za, &zb, &c)) - want).abs() < 1e-6, "T={temp}");
-            let em = LossConfig { kl_reduction: KlReduction::ElementMean, ..c };
+            let em = LossConfig {
+                kl_reduction: KlReduction::ElementMean,
+                ..c
+            };
             assert!((val(&kl(&za, &zb, &em)) - want / 3.0).abs() < 1e-6);
         }
     }
@@ -227,7 +266,10 @@ mod tests {
 
         let za = t(&ZA, &[2, 3]).set_requires_grad(true);
         let zb = t(&ZB, &[2, 3]).set_requires_grad(true);
-        let c = LossConfig { stop_gradient: false, ..cfg() };
+        let c = LossConfig {
+            stop_gradient: false,
+            ..cfg()
+        };
         kl(&za, &zb, &c).backward();
         assert!(val(&zb.grad().abs().sum(Kind::Float)) > 1e-3);
     }
@@ -240,8 +282,18 @@ mod tests {
         kl(&za, &zb, &cfg()).backward();
         let g: Vec<f32> = Vec::try_from(za.grad().flatten(0, -1)).unwrap();
         for r in 0..2 {
-            let pa = softmax(&ZA[r * 3..r * 3 + 3].iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
-            let pb = softmax(&ZB[r * 3..r * 3 + 3].iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
+            let pa = softmax(
+                &ZA[r * 3..r * 3 + 3]
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .collect::<Vec<_>>(),
+            );
+            let pb = softmax(
+                &ZB[r * 3..r * 3 + 3]
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .collect::<Vec<_>>(),
+            );
             for c in 0..3 {
                 assert!((f64::from(g[r * 3 + c]) - (pa[c] - pb[c]) / 2.0).abs() < 1e-6);
             }
@@ -256,17 +308,34 @@ mod tests {
         let z2 = t(&ZB, &[2, 3]);
         // means: a = (2, 3), b = (0.5, 1) -> (1.5^2 + 2^2) = 6.25
         assert!((val(&discrepancy(&ha, &hb, &z, &z2, &cfg())) - 6.25).abs() < 1e-6);
-        let sm = LossConfig { mmd: MmdKind::ScalarMean, ..cfg() };
+        let sm = LossConfig {
+            mmd: MmdKind::ScalarMean,
+            ..cfg()
+        };
         // scalar means 2.5 and 0.75 -> 1.75^2
         assert!((val(&discrepancy(&ha, &hb, &z, &z2, &sm)) - 3.0625).abs() < 1e-6);
-        let mse = LossConfig { mmd: MmdKind::MseLogits, ..cfg() };
-        let want: f64 = ZA.iter().zip(ZB).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>() / 6.0;
+        let mse = LossConfig {
+            mmd: MmdKind::MseLogits,
+            ..cfg()
+        };
+        let want: f64 = ZA
+            .iter()
+            .zip(ZB)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum::<f64>()
+            / 6.0;
         assert!((val(&discrepancy(&ha, &hb, &z, &z2, &mse)) - want).abs() < 1e-6);
         // rbf, bandwidth 1: k(x,y) = exp(-|x-y|^2 / 2)
-        let rbf = LossConfig { mmd: MmdKind::Rbf, rbf_bandwidths: vec![1.0], ..cfg() };
+        let rbf = LossConfig {
+            mmd: MmdKind::Rbf,
+            rbf_bandwidths: vec![1.0],
+            ..cfg()
+        };
         let pts_a = [[1.0f64, 2.0], [3.0, 4.0]];
         let pts_b = [[0.0f64, 1.0], [1.0, 1.0]];
-        let k = |x: &[f64; 2], y: &[f64; 2]| (-((x[0] - y[0]).powi(2) + (x[1] - y[1]).powi(2)) / 2.0).exp();
+        let k = |x: &[f64; 2], y: &[f64; 2]| {
+            (-((x[0] - y[0]).powi(2) + (x[1] - y[1]).powi(2)) / 2.0).exp()
+        };
         let mean_k = |p: &[[f64; 2]; 2], q: &[[f64; 2]; 2]| {
             let mut s = 0.0;
             for x in p {
@@ -287,14 +356,23 @@ mod tests {
         let ha = t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
         let hb = t(&[0.0, 1.0, 1.0, 1.0], &[2, 2]);
         let y = Tensor::from_slice(&[1i64, 2]);
-        let c = LossConfig { ce_weight: 0.5, kl_weight: 2.0, mmd_weight: 0.1, ..cfg() };
+        let c = LossConfig {
+            ce_weight: 0.5,
+            kl_weight: 2.0,
+            mmd_weight: 0.1,
+            ..cfg()
+        };
         let p = two_view(&za, &zb, &ha, &hb, &y, &c);
         let ce = 0.5 * (val(&cross_entropy(&za, &y)) + val(&cross_entropy(&zb, &y)));
         let k = 2.0 * (val(&kl(&za, &zb, &c)) + val(&kl(&zb, &za, &c)));
         let m = 0.1 * 6.25;
         assert!((p.ce - ce).abs() < 1e-6 && (p.kl - k).abs() < 1e-6 && (p.mmd - m).abs() < 1e-6);
         assert!((val(&p.total) - (ce + k + m)).abs() < 1e-5);
-        let off = LossConfig { kl_weight: 0.0, mmd_weight: 0.0, ..c };
+        let off = LossConfig {
+            kl_weight: 0.0,
+            mmd_weight: 0.0,
+            ..c
+        };
         let p = two_view(&za, &zb, &ha, &hb, &y, &off);
         assert_eq!((p.kl, p.mmd), (0.0, 0.0));
         assert!((val(&p.total) - ce).abs() < 1e-6);

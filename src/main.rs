@@ -150,7 +150,12 @@ fn main() -> ExitCode {
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "unknown panic".into());
-        let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        let first = msg
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string();
         Err(anyhow::anyhow!("libtorch: {first}"))
     });
     match result {
@@ -178,26 +183,49 @@ fn verdict_code(passed: bool) -> u8 {
 
 fn dispatch(cli: Cli) -> Result<u8> {
     match cli.cmd {
-        Cmd::Run { suite: file, out, expected, threads, device, resume: _, no_check } => {
+        Cmd::Run {
+            suite: file,
+            out,
+            expected,
+            threads,
+            device,
+            resume: _,
+            no_check,
+        } => {
             let s = suite::load(&file, &Overrides { threads, device })?;
-            let opts = RunOptions { out, expected, check: !no_check };
+            let opts = RunOptions {
+                out,
+                expected,
+                check: !no_check,
+            };
             match runner::run_suite(&s, &opts)? {
                 SuiteOutcome::Done(Some(v)) => Ok(verdict_code(v.passed())),
                 SuiteOutcome::Done(None) => Ok(0),
                 SuiteOutcome::Interrupted => Ok(130),
             }
         }
-        Cmd::Check { results: dir, expected } => {
+        Cmd::Check {
+            results: dir,
+            expected,
+        } => {
             let loaded = results::load(&dir)?;
             let exp = runner::load_expected(expected.as_deref(), &loaded.meta.expected_file)?;
             if !loaded.incomplete.is_empty() {
-                eprintln!("ddgsd-bench: {} runs have no record yet: {}", loaded.incomplete.len(), loaded.incomplete.join(", "));
+                eprintln!(
+                    "ddgsd-bench: {} runs have no record yet: {}",
+                    loaded.incomplete.len(),
+                    loaded.incomplete.join(", ")
+                );
             }
             let (v, md) = runner::judge_and_write(&loaded, &exp)?;
             print!("{md}");
             Ok(verdict_code(v.passed()))
         }
-        Cmd::Report { results: dir, format, expected } => {
+        Cmd::Report {
+            results: dir,
+            format,
+            expected,
+        } => {
             let loaded = results::load(&dir)?;
             let exp = match expected {
                 Some(p) => Expected::load(&p)?,
@@ -213,8 +241,14 @@ fn dispatch(cli: Cli) -> Result<u8> {
                     file: PathBuf::from("(no expected file)"),
                 },
             };
-            let v = ddgsd_bench::check::judge(&loaded.records, &exp, &loaded.meta.archs, &loaded.meta.arms);
-            let exporter = report::exporter(&format).ok_or_else(|| InputError::new(&dir, None, format!("unknown format `{format}`")))?;
+            let v = ddgsd_bench::check::judge(
+                &loaded.records,
+                &exp,
+                &loaded.meta.archs,
+                &loaded.meta.arms,
+            );
+            let exporter = report::exporter(&format)
+                .ok_or_else(|| InputError::new(&dir, None, format!("unknown format `{format}`")))?;
             print!("{}", exporter.render(&v)?);
             Ok(0)
         }
@@ -227,14 +261,18 @@ fn dispatch(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Cmd::Pin { results: dir, expected } => {
+        Cmd::Pin {
+            results: dir,
+            expected,
+        } => {
             let loaded = results::load(&dir)?;
             let path = expected.unwrap_or_else(|| PathBuf::from(&loaded.meta.expected_file));
             if loaded.records.is_empty() {
                 return Err(InputError::new(&dir, None, "no finished runs to pin").into());
             }
             let n = ddgsd_bench::pin::write_pins(&path, &loaded.records)?;
-            let plats: std::collections::BTreeSet<&str> = loaded.records.iter().map(|r| r.platform.as_str()).collect();
+            let plats: std::collections::BTreeSet<&str> =
+                loaded.records.iter().map(|r| r.platform.as_str()).collect();
             eprintln!(
                 "ddgsd-bench: {n} pins written to {} for {} runs on platform {}",
                 path.display(),
@@ -243,7 +281,11 @@ fn dispatch(cli: Cli) -> Result<u8> {
             );
             Ok(0)
         }
-        Cmd::Env { device, threads, nondeterministic } => {
+        Cmd::Env {
+            device,
+            threads,
+            nondeterministic,
+        } => {
             let rt = ddgsd_bench::suite::resolve::RuntimeConfig {
                 device,
                 threads,
@@ -270,8 +312,22 @@ fn dispatch(cli: Cli) -> Result<u8> {
             print!("{}", ddgsd_bench::model::registry_table(classes)?);
             Ok(0)
         }
-        Cmd::Bench { archs, batch, steps, warmup, device, threads } => {
-            let opts = ddgsd_bench::bench::BenchOptions { archs, batch, steps, warmup, device, threads };
+        Cmd::Bench {
+            archs,
+            batch,
+            steps,
+            warmup,
+            device,
+            threads,
+        } => {
+            let opts = ddgsd_bench::bench::BenchOptions {
+                archs,
+                batch,
+                steps,
+                warmup,
+                device,
+                threads,
+            };
             print!("{}", ddgsd_bench::bench::run(&opts)?);
             Ok(0)
         }

@@ -14,12 +14,19 @@ pub fn write_pins(expected: &Path, records: &[Record]) -> Result<usize> {
     // The file must be a valid expected file before and after.
     let before = Expected::load(expected)?;
     if let Some(r) = records.iter().find(|r| r.suite != before.suite) {
-        bail!(InputError::new(expected, Some("suite"), format!("expected file of suite `{}`, record {} is of `{}`", before.suite, r.run_id, r.suite)));
+        bail!(InputError::new(
+            expected,
+            Some("suite"),
+            format!(
+                "expected file of suite `{}`, record {} is of `{}`",
+                before.suite, r.run_id, r.suite
+            )
+        ));
     }
     let text = read_text(expected)?;
-    let mut doc: DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| InputError::new(expected, None, e.message().to_string()))?;
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        InputError::new(expected, None, e.message().to_string())
+    })?;
     let pins = doc.entry("pins").or_insert(Item::Table(Table::new()));
     let Some(pins) = pins.as_table_mut() else {
         bail!(InputError::new(expected, Some("pins"), "expected a table"));
@@ -29,7 +36,11 @@ pub fn write_pins(expected: &Path, records: &[Record]) -> Result<usize> {
     for r in records {
         let plat = pins.entry(&r.platform).or_insert(Item::Table(Table::new()));
         let Some(plat) = plat.as_table_mut() else {
-            bail!(InputError::new(expected, Some(&format!("pins.\"{}\"", r.platform)), "expected a table"));
+            bail!(InputError::new(
+                expected,
+                Some(&format!("pins.\"{}\"", r.platform)),
+                "expected a table"
+            ));
         };
         if plat.get(&r.run_id).and_then(|v| v.as_str()) != Some(r.checkpoint_sha256.as_str()) {
             plat.insert(&r.run_id, value(r.checkpoint_sha256.clone()));

@@ -39,7 +39,11 @@ impl EnvInfo {
     pub fn platform(&self) -> String {
         let dev = slug(&self.device_name);
         let mut parts = vec![
-            if self.device.starts_with("cuda") { format!("cuda-{dev}") } else { format!("cpu-{dev}") },
+            if self.device.starts_with("cuda") {
+                format!("cuda-{dev}")
+            } else {
+                format!("cpu-{dev}")
+            },
             format!("torch{}", self.libtorch),
         ];
         if let (Some(c), Some(d)) = (&self.cuda, &self.cudnn) {
@@ -82,7 +86,11 @@ fn cpu_model() -> String {
 
 fn nvidia_smi(index: usize) -> Option<(String, String)> {
     let out = std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=name,driver_version", "--format=csv,noheader", &format!("--id={index}")])
+        .args([
+            "--query-gpu=name,driver_version",
+            "--format=csv,noheader",
+            &format!("--id={index}"),
+        ])
         .output()
         .ok()?;
     let s = String::from_utf8_lossy(&out.stdout);
@@ -108,12 +116,18 @@ pub fn select_device(rt: &RuntimeConfig) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "auto" => Ok(if avail { Device::Cuda(0) } else { Device::Cpu }),
         d => {
-            let idx = d.strip_prefix("cuda:").map(|n| n.parse().unwrap_or(0)).unwrap_or(0);
+            let idx = d
+                .strip_prefix("cuda:")
+                .map(|n| n.parse().unwrap_or(0))
+                .unwrap_or(0);
             if !avail {
                 bail!("runtime.device = `{d}`, but CUDA is not available on this machine");
             }
             if idx >= tch::Cuda::device_count() as usize {
-                bail!("runtime.device = `{d}`, but only {} CUDA devices exist", tch::Cuda::device_count());
+                bail!(
+                    "runtime.device = `{d}`, but only {} CUDA devices exist",
+                    tch::Cuda::device_count()
+                );
             }
             Ok(Device::Cuda(idx))
         }
@@ -146,7 +160,9 @@ pub fn collect(device: Device, rt: &RuntimeConfig) -> EnvInfo {
     let (threads, interop) = shim::thread_counts();
     let (device_s, name, driver) = match device {
         Device::Cuda(i) => {
-            let (n, d) = nvidia_smi(i).map(|(n, d)| (n, Some(d))).unwrap_or(("cuda".into(), None));
+            let (n, d) = nvidia_smi(i)
+                .map(|(n, d)| (n, Some(d)))
+                .unwrap_or(("cuda".into(), None));
             (format!("cuda:{i}"), n, d)
         }
         _ => ("cpu".into(), cpu_model(), None),
@@ -171,14 +187,21 @@ pub fn collect(device: Device, rt: &RuntimeConfig) -> EnvInfo {
         determinism: shim::flags(),
         cublas_workspace_config: std::env::var("CUBLAS_WORKSPACE_CONFIG").ok(),
         os: format!("{} {}", std::env::consts::OS, os_release()),
-        hostname: std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default(),
+        hostname: std::fs::read_to_string("/etc/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
     }
 }
 
 fn os_release() -> String {
     std::fs::read_to_string("/etc/os-release")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
         .unwrap_or_default()
 }
 
@@ -207,7 +230,10 @@ mod tests {
             os: "linux".into(),
             hostname: "a".into(),
         };
-        assert_eq!(e.platform(), "cpu-intel-r-xeon-r-platinum-8375c-cpu-2.90ghz/torch2.11.0/avx512/fp32/t2");
+        assert_eq!(
+            e.platform(),
+            "cpu-intel-r-xeon-r-platinum-8375c-cpu-2.90ghz/torch2.11.0/avx512/fp32/t2"
+        );
         let p = e.platform();
         e.hostname = "b".into();
         assert_eq!(p, e.platform(), "the host name is not part of the platform");

@@ -81,15 +81,28 @@ impl Record {
     /// Reads and checks a record: parseable, current schema, and its run id
     /// matching its directory.
     pub fn load(path: &Path) -> Result<Record> {
-        let text = std::fs::read_to_string(path).map_err(|e| InputError::new(path, None, format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InputError::new(path, None, format!("cannot read: {e}")))?;
         let r: Record = serde_json::from_str(&text)
             .map_err(|e| InputError::new(path, None, format!("not a valid record: {e}")))?;
         if r.schema != SCHEMA {
-            bail!(InputError::new(path, Some("schema"), format!("expected {SCHEMA}, got {}", r.schema)));
+            bail!(InputError::new(
+                path,
+                Some("schema"),
+                format!("expected {SCHEMA}, got {}", r.schema)
+            ));
         }
-        if let Some(dir) = path.parent().and_then(|d| d.file_name()).and_then(|n| n.to_str()) {
+        if let Some(dir) = path
+            .parent()
+            .and_then(|d| d.file_name())
+            .and_then(|n| n.to_str())
+        {
             if dir != r.run_id {
-                bail!(InputError::new(path, Some("run_id"), format!("`{}` does not match its directory `{dir}`", r.run_id)));
+                bail!(InputError::new(
+                    path,
+                    Some("run_id"),
+                    format!("`{}` does not match its directory `{dir}`", r.run_id)
+                ));
             }
         }
         Ok(r)

@@ -127,14 +127,25 @@ impl Exporter for Markdown {
         out.push_str(".\n");
         for p in &v.pins {
             if let PinStatus::Mismatch { expected, got } = &p.status {
-                out.push_str(&format!("- ✗ {}: checkpoint_sha256 {got}, pinned {expected}\n", p.run_id));
+                out.push_str(&format!(
+                    "- ✗ {}: checkpoint_sha256 {got}, pinned {expected}\n",
+                    p.run_id
+                ));
             }
         }
         for r in &v.fingerprint_mismatches {
-            out.push_str(&format!("- ✗ {r}: dataset fingerprint differs from the expected file's\n"));
+            out.push_str(&format!(
+                "- ✗ {r}: dataset fingerprint differs from the expected file's\n"
+            ));
         }
-        out.push_str(&format!("\nDataset fingerprint: {}\n", v.dataset_fingerprints.join(", ")));
-        out.push_str(&format!("Verdict: {}\n", if v.passed() { "PASS" } else { "FAIL" }));
+        out.push_str(&format!(
+            "\nDataset fingerprint: {}\n",
+            v.dataset_fingerprints.join(", ")
+        ));
+        out.push_str(&format!(
+            "Verdict: {}\n",
+            if v.passed() { "PASS" } else { "FAIL" }
+        ));
         Ok(out)
     }
 }
@@ -150,7 +161,11 @@ impl Exporter for Csv {
             } else {
                 "none"
             };
-            let seeds: Vec<String> = c.values.iter().map(|(s, x)| format!("{s}:{x:.4}")).collect();
+            let seeds: Vec<String> = c
+                .values
+                .iter()
+                .map(|(s, x)| format!("{s}:{x:.4}"))
+                .collect();
             out.push_str(&format!(
                 "{},{},{},{:.4},{:.4},{},{},{}\n",
                 c.arch,
@@ -158,7 +173,9 @@ impl Exporter for Csv {
                 c.values.len(),
                 c.mean,
                 c.sd,
-                delta(v, &c.arch, &c.arm).map(|d| format!("{d:.4}")).unwrap_or_default(),
+                delta(v, &c.arch, &c.arm)
+                    .map(|d| format!("{d:.4}"))
+                    .unwrap_or_default(),
                 band,
                 seeds.join(" ")
             ));

@@ -42,17 +42,32 @@ impl SuiteMeta {
 /// A directory that belongs to another suite is refused.
 pub fn prepare(out: &Path, suite: &ResolvedSuite) -> Result<PathBuf> {
     let dir = out.join(&suite.name);
-    std::fs::create_dir_all(&dir).map_err(|e| InputError::new(&dir, None, format!("cannot create the results directory: {e}")))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        InputError::new(
+            &dir,
+            None,
+            format!("cannot create the results directory: {e}"),
+        )
+    })?;
     let probe = dir.join(".write-probe");
-    std::fs::write(&probe, b"")
-        .map_err(|e| InputError::new(&dir, None, format!("results directory is not writable: {e}")))?;
+    std::fs::write(&probe, b"").map_err(|e| {
+        InputError::new(
+            &dir,
+            None,
+            format!("results directory is not writable: {e}"),
+        )
+    })?;
     let _ = std::fs::remove_file(&probe);
     let meta_path = dir.join(SUITE_FILE);
     let meta = SuiteMeta::of(suite);
     if meta_path.exists() {
         let old = read_meta(&meta_path)?;
         if old.suite != meta.suite {
-            bail!(InputError::new(&meta_path, Some("suite"), format!("results of suite `{}`, not `{}`", old.suite, meta.suite)));
+            bail!(InputError::new(
+                &meta_path,
+                Some("suite"),
+                format!("results of suite `{}`, not `{}`", old.suite, meta.suite)
+            ));
         }
     }
     atomic::write_json(&meta_path, &meta)?;
@@ -60,8 +75,10 @@ pub fn prepare(out: &Path, suite: &ResolvedSuite) -> Result<PathBuf> {
 }
 
 fn read_meta(path: &Path) -> Result<SuiteMeta> {
-    let text = std::fs::read_to_string(path).map_err(|e| InputError::new(path, None, format!("cannot read: {e}")))?;
-    serde_json::from_str(&text).map_err(|e| InputError::new(path, None, format!("not a suite.json: {e}")).into())
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::new(path, None, format!("cannot read: {e}")))?;
+    serde_json::from_str(&text)
+        .map_err(|e| InputError::new(path, None, format!("not a suite.json: {e}")).into())
 }
 
 /// The first JSON path where two values differ (`train.schedule.lr`).
@@ -72,7 +89,11 @@ pub fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
             keys.sort();
             keys.dedup();
             keys.into_iter().find_map(|k| {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match (x.get(k), y.get(k)) {
                     (Some(u), Some(v)) => first_difference(u, v, &p),
                     _ => Some(p),
@@ -92,13 +113,15 @@ pub fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
 /// Compares a run directory's stored config with the one about to run;
 /// records the config when the directory is new.
 pub fn claim_run_dir(dir: &Path, cfg: &RunConfig) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| InputError::new(dir, None, format!("cannot create: {e}")))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| InputError::new(dir, None, format!("cannot create: {e}")))?;
     let path = dir.join(CONFIG_FILE);
     let mut new = serde_json::to_value(cfg)?;
     if path.exists() {
-        let text = std::fs::read_to_string(&path).map_err(|e| InputError::new(&path, None, format!("cannot read: {e}")))?;
-        let mut old: Value =
-            serde_json::from_str(&text).map_err(|e| InputError::new(&path, None, format!("corrupt config: {e}")))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| InputError::new(&path, None, format!("cannot read: {e}")))?;
+        let mut old: Value = serde_json::from_str(&text)
+            .map_err(|e| InputError::new(&path, None, format!("corrupt config: {e}")))?;
         // Where the data lives may change; what it is, is checked by fingerprint.
         for v in [&mut old, &mut new] {
             if let Some(d) = v.get_mut("dataset").and_then(|d| d.as_object_mut()) {
@@ -155,26 +178,45 @@ pub fn load(dir: &Path) -> Result<Loaded> {
     }
     let meta_path = dir.join(SUITE_FILE);
     if !meta_path.exists() {
-        bail!(InputError::new(dir, None, format!("not a results directory (no {SUITE_FILE}); expected <out>/<suite>")));
+        bail!(InputError::new(
+            dir,
+            None,
+            format!("not a results directory (no {SUITE_FILE}); expected <out>/<suite>")
+        ));
     }
     let meta = read_meta(&meta_path)?;
     let mut records = Vec::new();
     let mut incomplete = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let rec = e.path().join(RECORD_FILE);
         if rec.exists() {
             let r = Record::load(&rec)?;
             if r.suite != meta.suite {
-                bail!(InputError::new(&rec, Some("suite"), format!("record of suite `{}` inside the results of `{}`", r.suite, meta.suite)));
+                bail!(InputError::new(
+                    &rec,
+                    Some("suite"),
+                    format!(
+                        "record of suite `{}` inside the results of `{}`",
+                        r.suite, meta.suite
+                    )
+                ));
             }
             records.push(r);
         } else if e.path().join(CONFIG_FILE).exists() {
             incomplete.push(e.file_name().to_string_lossy().into_owned());
         }
     }
-    Ok(Loaded { dir: dir.to_path_buf(), meta, records, incomplete })
+    Ok(Loaded {
+        dir: dir.to_path_buf(),
+        meta,
+        records,
+        incomplete,
+    })
 }
 
 #[cfg(test)]
@@ -188,7 +230,10 @@ mod tests {
         let b = json!({"train": {"lr": 0.2, "milestones": [1, 2]}, "seed": 0});
         assert_eq!(first_difference(&a, &b, "").as_deref(), Some("train.lr"));
         let c = json!({"train": {"lr": 0.1, "milestones": [1, 3]}, "seed": 0});
-        assert_eq!(first_difference(&a, &c, "").as_deref(), Some("train.milestones[1]"));
+        assert_eq!(
+            first_difference(&a, &c, "").as_deref(),
+            Some("train.milestones[1]")
+        );
         assert_eq!(first_difference(&a, &a, ""), None);
         assert_eq!(pointer("train.milestones[1]"), "/train/milestones/1");
     }

@@ -1,6 +1,7 @@
 //! Running a suite: set up the process, load the data once, train every
 //! planned run (skipping finished ones, resuming unfinished ones), then judge
 //! and render. Progress goes to stderr; the table to stdout.
+use crate::atomic;
 use crate::check::{self, Verdict};
 use crate::data;
 use crate::error::InputError;
@@ -11,7 +12,6 @@ use crate::report::{Exporter, Markdown};
 use crate::results::{self, Loaded};
 use crate::suite::ResolvedSuite;
 use crate::train::{self, Outcome, Tick};
-use crate::atomic;
 use anyhow::{bail, Result};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -64,9 +64,15 @@ fn fmt_secs(s: f64) -> String {
 
 /// Loads the expected file of a results directory or an explicit one.
 pub fn load_expected(explicit: Option<&Path>, meta_expected: &str) -> Result<Expected> {
-    let path = explicit.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(meta_expected));
+    let path = explicit
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(meta_expected));
     if !path.exists() {
-        bail!(InputError::new(&path, None, "expected file not found (give one with --expected, or --no-check to skip checking)"));
+        bail!(InputError::new(
+            &path,
+            None,
+            "expected file not found (give one with --expected, or --no-check to skip checking)"
+        ));
     }
     Expected::load(&path)
 }
@@ -75,25 +81,50 @@ pub fn load_expected(explicit: Option<&Path>, meta_expected: &str) -> Result<Exp
 /// next to the records.
 pub fn judge_and_write(loaded: &Loaded, expected: &Expected) -> Result<(Verdict, String)> {
     if expected.suite != loaded.meta.suite {
-        bail!(InputError::new(&expected.file, Some("suite"), format!("expected file of suite `{}`, results are of `{}`", expected.suite, loaded.meta.suite)));
+        bail!(InputError::new(
+            &expected.file,
+            Some("suite"),
+            format!(
+                "expected file of suite `{}`, results are of `{}`",
+                expected.suite, loaded.meta.suite
+            )
+        ));
     }
-    let v = check::judge(&loaded.records, expected, &loaded.meta.archs, &loaded.meta.arms);
+    let v = check::judge(
+        &loaded.records,
+        expected,
+        &loaded.meta.archs,
+        &loaded.meta.arms,
+    );
     let md = Markdown.render(&v)?;
     atomic::write(&loaded.dir.join("table.md"), md.as_bytes())?;
-    atomic::write(&loaded.dir.join("verdict.json"), crate::report::Json.render(&v)?.as_bytes())?;
+    atomic::write(
+        &loaded.dir.join("verdict.json"),
+        crate::report::Json.render(&v)?.as_bytes(),
+    )?;
     Ok((v, md))
 }
 
 pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcome> {
     // Expected file first: a missing one is an input error before hours of training.
     let expected = if opts.check {
-        Some(load_expected(opts.expected.as_deref(), &suite.expected.display().to_string())?)
+        Some(load_expected(
+            opts.expected.as_deref(),
+            &suite.expected.display().to_string(),
+        )?)
     } else {
         None
     };
     if let Some(e) = &expected {
         if e.suite != suite.name {
-            bail!(InputError::new(&e.file, Some("suite"), format!("expected file of suite `{}`, this suite is `{}`", e.suite, suite.name)));
+            bail!(InputError::new(
+                &e.file,
+                Some("suite"),
+                format!(
+                    "expected file of suite `{}`, this suite is `{}`",
+                    e.suite, suite.name
+                )
+            ));
         }
     }
     let dir = results::prepare(&opts.out, suite)?;
@@ -138,7 +169,8 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
         );
         // Work units for the ETA: image-views over the whole plan.
         let n = dataset.info().train_len as f64;
-        let units = |c: &crate::suite::RunConfig| n * f64::from(c.train.epochs) * f64::from(c.arm.views);
+        let units =
+            |c: &crate::suite::RunConfig| n * f64::from(c.train.epochs) * f64::from(c.arm.views);
         let total_units: f64 = todo.iter().map(|c| units(c)).sum();
         let mut done_units = 0.0;
         let start = Instant::now();
@@ -146,14 +178,26 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
         for (k, cfg) in todo.iter().enumerate() {
             let i = done_before + k + 1;
             let run_dir = dir.join(&cfg.run_id);
-            let ctx = train::RunContext { cfg, data: dataset.as_ref(), dir: &run_dir, device, env: &env, stop: &STOP };
+            let ctx = train::RunContext {
+                cfg,
+                data: dataset.as_ref(),
+                dir: &run_dir,
+                device,
+                env: &env,
+                stop: &STOP,
+            };
             let run_units = units(cfg);
             let mut last_print = Instant::now();
             let mut on_tick = |t: Tick| {
-                let frac = (f64::from(t.epoch) + t.step as f64 / t.steps as f64) / f64::from(t.epochs);
+                let frac =
+                    (f64::from(t.epoch) + t.step as f64 / t.steps as f64) / f64::from(t.epochs);
                 let done = done_units + frac * run_units;
                 let el = start.elapsed().as_secs_f64();
-                let eta = if done > 0.0 { el / done * (total_units - done) } else { f64::NAN };
+                let eta = if done > 0.0 {
+                    el / done * (total_units - done)
+                } else {
+                    f64::NAN
+                };
                 if let Some(log) = t.epoch_log {
                     eprintln!(
                         "{}[run {i}/{total}] {} epoch {}/{} loss {:.4} (ce {:.4} kl {:.4} mmd {:.4}) train {:.1}% test top1 {:.2}% top5 {:.2}% | {:.1}s | ETA {}",

@@ -69,7 +69,12 @@ mod tests {
 
     #[test]
     fn linear_warmup_ramps_per_step() {
-        let s = Schedule { warmup_epochs: 2, warmup_lr: 0.0, warmup_kind: WarmupKind::Linear, ..sched() };
+        let s = Schedule {
+            warmup_epochs: 2,
+            warmup_lr: 0.0,
+            warmup_kind: WarmupKind::Linear,
+            ..sched()
+        };
         assert_eq!(s.lr(0, 0, 10), 0.0);
         assert!((s.lr(1, 0, 10) - 0.05).abs() < 1e-12);
         assert!((s.lr(2, 0, 10) - 0.1).abs() < 1e-12);

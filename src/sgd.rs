@@ -32,7 +32,12 @@ impl Sgd {
                 (name, (t, buf))
             })
             .collect();
-        Sgd { momentum, nesterov, weight_decay, params }
+        Sgd {
+            momentum,
+            nesterov,
+            weight_decay,
+            params,
+        }
     }
 
     pub fn zero_grad(&mut self) {
@@ -78,17 +83,28 @@ impl Sgd {
     /// Restores buffers saved by [`Sgd::state`]; every buffer must be present
     /// with the right shape.
     pub fn load_state(&mut self, tensors: &[(String, Tensor)]) -> Result<(), String> {
-        let by_name: BTreeMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let by_name: BTreeMap<&str, &Tensor> =
+            tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
         for (name, (p, buf)) in self.params.iter_mut() {
             let key = format!("momentum.{name}");
-            let t = by_name.get(key.as_str()).ok_or_else(|| format!("missing tensor `{key}`"))?;
+            let t = by_name
+                .get(key.as_str())
+                .ok_or_else(|| format!("missing tensor `{key}`"))?;
             if t.size() != p.size() {
-                return Err(format!("tensor `{key}` has shape {:?}, expected {:?}", t.size(), p.size()));
+                return Err(format!(
+                    "tensor `{key}` has shape {:?}, expected {:?}",
+                    t.size(),
+                    p.size()
+                ));
             }
             tch::no_grad(|| buf.copy_(t));
         }
         if by_name.len() != self.params.len() {
-            return Err(format!("{} momentum tensors, expected {}", by_name.len(), self.params.len()));
+            return Err(format!(
+                "{} momentum tensors, expected {}",
+                by_name.len(),
+                self.params.len()
+            ));
         }
         Ok(())
     }

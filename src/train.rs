@@ -4,6 +4,7 @@
 //! Resumability rests on the streams: the sample order and every distortion
 //! are pure functions of (seed, epoch, index, view), so a checkpoint needs
 //! only the weights, the momentum buffers and a position (epoch, step).
+use crate::atomic;
 use crate::augment::Distortion;
 use crate::checkpoint::{self, file_sha256, model_tensors};
 use crate::data::Dataset;
@@ -11,12 +12,13 @@ use crate::error::InputError;
 use crate::loss;
 use crate::model;
 use crate::platform::EnvInfo;
-use crate::record::{DatasetRef, EpochLog, Metrics, Record, Timing, MODEL_FILE, RECORD_FILE, SCHEMA};
+use crate::record::{
+    DatasetRef, EpochLog, Metrics, Record, Timing, MODEL_FILE, RECORD_FILE, SCHEMA,
+};
 use crate::sgd::Sgd;
 use crate::stream::epoch_permutation;
 use crate::suite::arms::Forward;
 use crate::suite::RunConfig;
-use crate::atomic;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -50,7 +52,14 @@ pub fn init_seed(seed: u64) -> i64 {
 /// other torch RNG use): reseeded every step, because libtorch's RNG state
 /// cannot be saved through tch, so a resumed run must not depend on it.
 pub fn step_seed(seed: u64, global_step: u64) -> i64 {
-    let h = Sha256::digest([b"ddgsd-bench/step\0".as_slice(), &seed.to_le_bytes(), &global_step.to_le_bytes()].concat());
+    let h = Sha256::digest(
+        [
+            b"ddgsd-bench/step\0".as_slice(),
+            &seed.to_le_bytes(),
+            &global_step.to_le_bytes(),
+        ]
+        .concat(),
+    );
     (u64::from_le_bytes(h[..8].try_into().unwrap()) >> 1) as i64
 }
 
@@ -107,7 +116,10 @@ pub struct Tick<'a> {
 pub enum Outcome {
     Finished(Box<Record>),
     /// Stopped on request after writing a checkpoint.
-    Stopped { epoch: u32, step: usize },
+    Stopped {
+        epoch: u32,
+        step: usize,
+    },
 }
 
 pub struct RunContext<'a> {
@@ -160,7 +172,14 @@ impl<'a> Trainer<'a> {
             optim_file: String::new(),
             optim_sha256: String::new(),
         };
-        Ok(Trainer { ctx, vs, net, opt, st, cfg_hash })
+        Ok(Trainer {
+            ctx,
+            vs,
+            net,
+            opt,
+            st,
+            cfg_hash,
+        })
     }
 
     fn ckpt_dir(&self) -> PathBuf {
@@ -176,19 +195,31 @@ impl<'a> Trainer<'a> {
         }
         let text = std::fs::read_to_string(&state_path)
             .map_err(|e| InputError::new(&state_path, None, format!("cannot read: {e}")))?;
-        let st: TrainState = serde_json::from_str(&text)
-            .map_err(|e| InputError::new(&state_path, None, format!("corrupt checkpoint state: {e}")))?;
+        let st: TrainState = serde_json::from_str(&text).map_err(|e| {
+            InputError::new(&state_path, None, format!("corrupt checkpoint state: {e}"))
+        })?;
         if st.config_sha256 != self.cfg_hash || st.run_id != self.ctx.cfg.run_id {
-            bail!(InputError::new(&state_path, Some("config_sha256"), "checkpoint of another run config; refusing to resume from it"));
+            bail!(InputError::new(
+                &state_path,
+                Some("config_sha256"),
+                "checkpoint of another run config; refusing to resume from it"
+            ));
         }
         if st.dataset_fingerprint != self.ctx.data.info().fingerprint {
             bail!(InputError::new(
                 &state_path,
                 Some("dataset_fingerprint"),
-                format!("checkpoint trained on dataset {}, this data is {}", st.dataset_fingerprint, self.ctx.data.info().fingerprint)
+                format!(
+                    "checkpoint trained on dataset {}, this data is {}",
+                    st.dataset_fingerprint,
+                    self.ctx.data.info().fingerprint
+                )
             ));
         }
-        for (file, sha) in [(&st.model_file, &st.model_sha256), (&st.optim_file, &st.optim_sha256)] {
+        for (file, sha) in [
+            (&st.model_file, &st.model_sha256),
+            (&st.optim_file, &st.optim_sha256),
+        ] {
             let p = self.ckpt_dir().join(file);
             let got = file_sha256(&p)?;
             if &got != sha {
@@ -200,8 +231,13 @@ impl<'a> Trainer<'a> {
         checkpoint::load_into(&mut self.vs, &tensors, &model_path)?;
         let optim_path = self.ckpt_dir().join(&st.optim_file);
         let optim = checkpoint::read_safetensors(&optim_path)?;
-        let optim: Vec<(String, Tensor)> = optim.into_iter().map(|(n, t)| (n, t.to_device(self.ctx.device))).collect();
-        self.opt.load_state(&optim).map_err(|e| InputError::new(&optim_path, None, e))?;
+        let optim: Vec<(String, Tensor)> = optim
+            .into_iter()
+            .map(|(n, t)| (n, t.to_device(self.ctx.device)))
+            .collect();
+        self.opt
+            .load_state(&optim)
+            .map_err(|e| InputError::new(&optim_path, None, e))?;
         self.st = st;
         self.st.resumed = true;
         Ok(true)
@@ -211,12 +247,18 @@ impl<'a> Trainer<'a> {
     /// and older files are removed only after it is in place.
     fn save_checkpoint(&mut self) -> Result<()> {
         let dir = self.ckpt_dir();
-        std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
         let tag = format!("e{:04}-s{:06}", self.st.epoch, self.st.step_in_epoch);
         let model_file = format!("model-{tag}.safetensors");
         let optim_file = format!("optim-{tag}.safetensors");
         checkpoint::write_safetensors(&dir.join(&model_file), &model_tensors(&self.vs))?;
-        let optim: Vec<(String, Tensor)> = self.opt.state().into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu))).collect();
+        let optim: Vec<(String, Tensor)> = self
+            .opt
+            .state()
+            .into_iter()
+            .map(|(n, t)| (n, t.to_device(Device::Cpu)))
+            .collect();
         checkpoint::write_safetensors(&dir.join(&optim_file), &optim)?;
         let old = (self.st.model_file.clone(), self.st.optim_file.clone());
         self.st.model_sha256 = file_sha256(&dir.join(&model_file))?;
@@ -262,8 +304,13 @@ impl<'a> Trainer<'a> {
         let data = self.ctx.data;
         let views: Vec<Tensor> = (0..arm.views)
             .map(|v| {
-                let d = arm.distortions.get(v as usize).copied().unwrap_or(Distortion::CropFlip);
-                data.train_batch(idx, cfg.seed, u64::from(epoch), v, d).map(|t| t.to_device(dev))
+                let d = arm
+                    .distortions
+                    .get(v as usize)
+                    .copied()
+                    .unwrap_or(Distortion::CropFlip);
+                data.train_batch(idx, cfg.seed, u64::from(epoch), v, d)
+                    .map(|t| t.to_device(dev))
             })
             .collect::<Result<_>>()?;
         let y = data.train_labels(idx).to_device(dev);
@@ -276,7 +323,12 @@ impl<'a> Trainer<'a> {
             let (za, zb, ha, hb) = match arm.forward {
                 Forward::Joint => {
                     let (z, h) = self.net.forward(&Tensor::cat(&views, 0), true);
-                    (z.narrow(0, 0, n), z.narrow(0, n, n), h.narrow(0, 0, n), h.narrow(0, n, n))
+                    (
+                        z.narrow(0, 0, n),
+                        z.narrow(0, n, n),
+                        h.narrow(0, 0, n),
+                        h.narrow(0, n, n),
+                    )
                 }
                 Forward::Separate => {
                     let (za, ha) = self.net.forward(&views[0], true);
@@ -302,7 +354,13 @@ impl<'a> Trainer<'a> {
         self.opt.zero_grad();
         parts.total.backward();
         self.opt.step(lr);
-        let correct = i64::try_from(logits_a.detach().argmax(-1, false).eq_tensor(&y).sum(Kind::Int64))?;
+        let correct = i64::try_from(
+            logits_a
+                .detach()
+                .argmax(-1, false)
+                .eq_tensor(&y)
+                .sum(Kind::Int64),
+        )?;
         let a = &mut self.st.acc;
         a.loss += total;
         a.ce += parts.ce;
@@ -345,7 +403,14 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
             tr.st.global_step += 1;
             tr.st.acc.seconds += t0.elapsed().as_secs_f64();
             let avg = tr.st.acc.loss / tr.st.acc.steps as f64;
-            on_tick(Tick { epoch, epochs: t.epochs, step: step + 1, steps, loss: avg, epoch_log: None });
+            on_tick(Tick {
+                epoch,
+                epochs: t.epochs,
+                step: step + 1,
+                steps,
+                loss: avg,
+                epoch_log: None,
+            });
         }
         let t_eval = Instant::now();
         let (top1, top5) = tr.evaluate()?;
@@ -371,24 +436,40 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
         tr.st.history.push(log.clone());
         tr.st.epoch += 1;
         tr.st.step_in_epoch = 0;
-        on_tick(Tick { epoch, epochs: t.epochs, step: steps, steps, loss: log.loss, epoch_log: Some(&log) });
+        on_tick(Tick {
+            epoch,
+            epochs: t.epochs,
+            step: steps,
+            steps,
+            loss: log.loss,
+            epoch_log: Some(&log),
+        });
         let last = tr.st.epoch == t.epochs;
         if last || tr.st.epoch % cfg.runtime.checkpoint_every == 0 {
             tr.st.wall_seconds = wall_before + wall.elapsed().as_secs_f64();
             tr.save_checkpoint()?;
         }
     }
-    finish(&tr, ctx, wall_before + wall.elapsed().as_secs_f64()).map(|r| Outcome::Finished(Box::new(r)))
+    finish(&tr, ctx, wall_before + wall.elapsed().as_secs_f64())
+        .map(|r| Outcome::Finished(Box::new(r)))
 }
 
 fn finish(tr: &Trainer, ctx: &RunContext, wall_seconds: f64) -> Result<Record> {
     let cfg = ctx.cfg;
     // A PyTorch state dict: BN counters = training-mode forwards per step x steps.
-    let per_step = if cfg.arm.forward == Forward::Separate && cfg.arm.views == 2 { 2 } else { 1 };
+    let per_step = if cfg.arm.forward == Forward::Separate && cfg.arm.views == 2 {
+        2
+    } else {
+        1
+    };
     let tensors = model::export::state_dict(&tr.vs, tr.st.global_step as i64 * per_step);
     let sha = checkpoint::tensors_sha256(&tensors);
     checkpoint::write_safetensors(&ctx.dir.join(MODEL_FILE), &tensors)?;
-    let last = tr.st.history.last().context("a finished run has at least one epoch")?;
+    let last = tr
+        .st
+        .history
+        .last()
+        .context("a finished run has at least one epoch")?;
     let info = ctx.data.info();
     let rec = Record {
         schema: SCHEMA,

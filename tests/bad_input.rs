@@ -17,22 +17,63 @@ fn typos_wrong_types_and_unknown_names() {
     let o = suite_with(&p, &good.replace("lr = 0.05", "lrr = 0.05"));
     assert_eq!(code(&o), 2);
     let e = error_line(&o);
-    assert!(e.contains("suites/b.toml:") && e.contains("unknown field `lrr`"), "{e}");
+    assert!(
+        e.contains("suites/b.toml:") && e.contains("unknown field `lrr`"),
+        "{e}"
+    );
 
     let o = suite_with(&p, &good.replace("epochs = 1", "epochs = \"ten\""));
     assert_eq!(code(&o), 2);
     let e = error_line(&o);
-    assert!(e.contains("suites/b.toml:") && e.contains("invalid type"), "{e}");
+    assert!(
+        e.contains("suites/b.toml:") && e.contains("invalid type"),
+        "{e}"
+    );
 
     let o = suite_with(&p, &good.replace("\"baseline\"", "\"baselin\""));
     assert_eq!(code(&o), 2);
     let e = error_line(&o);
-    assert!(e.contains("field `arms[0]`") && e.contains("unknown arm `baselin`"), "{e}");
+    assert!(
+        e.contains("field `arms[0]`") && e.contains("unknown arm `baselin`"),
+        "{e}"
+    );
 
-    let o = suite_with(&p, &good.replace("name = \"resnet8\"", "name = \"resnet9\""));
+    let o = suite_with(
+        &p,
+        &good.replace("name = \"resnet8\"", "name = \"resnet9\""),
+    );
     assert_eq!(code(&o), 2);
     let e = error_line(&o);
-    assert!(e.contains("field `architectures[0]`") && e.contains("unknown architecture `resnet9`"), "{e}");
+    assert!(
+        e.contains("field `architectures[0]`") && e.contains("unknown architecture `resnet9`"),
+        "{e}"
+    );
+
+    let o = suite_with(
+        &p,
+        &good.replace(
+            "name = \"resnet8\", width = 4",
+            "name = \"wrn16_4\", width = 4",
+        ),
+    );
+    assert_eq!(code(&o), 2);
+    assert!(
+        error_line(&o).contains("field `architectures[0].width`: `wrn16_4` has no width parameter"),
+        "{}",
+        error_line(&o)
+    );
+
+    let o = suite_with(
+        &p,
+        &good.replace("name = \"resnet8\", width = 4", "name = \"alexnet\""),
+    );
+    assert_eq!(code(&o), 2);
+    assert!(
+        error_line(&o)
+            .contains("`alexnet` is an architecture for imagenet inputs, the dataset is synthetic"),
+        "{}",
+        error_line(&o)
+    );
 
     let o = suite_with(&p, &good.replace("batch_size = 32", "batch_size = 0"));
     assert_eq!(code(&o), 2);
@@ -44,7 +85,11 @@ fn typos_wrong_types_and_unknown_names() {
 
     let o = suite_with(&p, &format!("{good}\n[arm.baseline]\nlambda = 1.0\n"));
     assert_eq!(code(&o), 2);
-    assert!(error_line(&o).contains("field `arm.baseline.lambda`: this arm has no KL term"), "{}", error_line(&o));
+    assert!(
+        error_line(&o).contains("field `arm.baseline.lambda`: this arm has no KL term"),
+        "{}",
+        error_line(&o)
+    );
 
     let o = suite_with(&p, &format!("{good}\n[arm.other]\nbase = \"ddgsd\"\n"));
     assert_eq!(code(&o), 2);
@@ -58,14 +103,20 @@ fn typos_wrong_types_and_unknown_names() {
 #[test]
 fn bad_expected_files() {
     let p = Project::new();
-    p.write("suites/e.toml", &tiny_suite("e", &["baseline"], &[0], 1, ""));
+    p.write(
+        "suites/e.toml",
+        &tiny_suite("e", &["baseline"], &[0], 1, ""),
+    );
     let o = p.run(&["run", "suites/e.toml", "--no-check"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     p.write("expected/e.toml", "suite = \"e\"\n[[band]]\narch = \"resnet8w4\"\narm = \"baseline\"\nmetric = \"top1_last\"\ncentre = 50\ntolerance = 5\nseeds = 1\nsource = \"x\"\n");
     let o = p.run(&["check", "results/e"]);
     assert_eq!(code(&o), 2);
     let e = error_line(&o);
-    assert!(e.contains("expected/e.toml:") && e.contains("top1_last"), "{e}");
+    assert!(
+        e.contains("expected/e.toml:") && e.contains("top1_last"),
+        "{e}"
+    );
     p.write("expected/e.toml", "suite = \"e\"\n[[band]]\narch = \"resnet8w4\"\narm = \"baseline\"\nmetric = \"top1_final\"\ncentre = 50\ntolerance = -5\nseeds = 1\nsource = \"x\"\n");
     let o = p.run(&["check", "results/e"]);
     assert_eq!(code(&o), 2);
@@ -86,12 +137,19 @@ fn bad_expected_files() {
 #[test]
 fn unwritable_out_and_foreign_results_directories() {
     let p = Project::new();
-    p.write("suites/w.toml", &tiny_suite("w", &["baseline"], &[0], 1, ""));
+    p.write(
+        "suites/w.toml",
+        &tiny_suite("w", &["baseline"], &[0], 1, ""),
+    );
     // --out under a regular file cannot be created.
     p.write("afile", "x");
     let o = p.run(&["run", "suites/w.toml", "--no-check", "--out", "afile/sub"]);
     assert_eq!(code(&o), 2);
-    assert!(error_line(&o).contains("afile/sub/w: cannot create the results directory"), "{}", error_line(&o));
+    assert!(
+        error_line(&o).contains("afile/sub/w: cannot create the results directory"),
+        "{}",
+        error_line(&o)
+    );
 
     // A results directory of another suite under the same name is refused
     // and left as it was.
@@ -99,8 +157,15 @@ fn unwritable_out_and_foreign_results_directories() {
     let before = std::fs::read(p.path().join("results/w/suite.json")).unwrap();
     let o = p.run(&["run", "suites/w.toml", "--no-check"]);
     assert_eq!(code(&o), 2);
-    assert!(error_line(&o).contains("results of suite `x`, not `w`"), "{}", error_line(&o));
-    assert_eq!(std::fs::read(p.path().join("results/w/suite.json")).unwrap(), before);
+    assert!(
+        error_line(&o).contains("results of suite `x`, not `w`"),
+        "{}",
+        error_line(&o)
+    );
+    assert_eq!(
+        std::fs::read(p.path().join("results/w/suite.json")).unwrap(),
+        before
+    );
 }
 
 #[test]
@@ -110,27 +175,57 @@ fn a_changed_config_is_refused_naming_the_field() {
     p.write("suites/g.toml", &s);
     let o = p.run(&["run", "suites/g.toml", "--no-check"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let rec = std::fs::read(p.path().join("results/g/resnet8w4__baseline__s0/record.json")).unwrap();
+    let rec = std::fs::read(
+        p.path()
+            .join("results/g/resnet8w4__baseline__s0/record.json"),
+    )
+    .unwrap();
     p.write("suites/g.toml", &s.replace("lr = 0.05", "lr = 0.07"));
     let o = p.run(&["run", "suites/g.toml", "--no-check"]);
     assert_eq!(code(&o), 2);
     let e = error_line(&o);
-    assert!(e.contains("config.json: field `train.schedule.lr`") && e.contains("0.05") && e.contains("0.07"), "{e}");
-    assert_eq!(std::fs::read(p.path().join("results/g/resnet8w4__baseline__s0/record.json")).unwrap(), rec);
+    assert!(
+        e.contains("config.json: field `train.schedule.lr`")
+            && e.contains("0.05")
+            && e.contains("0.07"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(
+            p.path()
+                .join("results/g/resnet8w4__baseline__s0/record.json")
+        )
+        .unwrap(),
+        rec
+    );
     // --threads is part of the config too.
     p.write("suites/g.toml", &s);
     let o = p.run(&["run", "suites/g.toml", "--no-check", "--threads", "1"]);
     assert_eq!(code(&o), 2);
-    assert!(error_line(&o).contains("runtime.thread"), "{}", error_line(&o));
+    assert!(
+        error_line(&o).contains("runtime.thread"),
+        "{}",
+        error_line(&o)
+    );
 }
 
 #[test]
 fn a_nan_loss_stops_the_run_with_exit_2() {
     let p = Project::new();
-    p.write("suites/n.toml", &tiny_suite("n", &["ddgsd"], &[0], 2, "").replace("lr = 0.05", "lr = 1e30"));
+    p.write(
+        "suites/n.toml",
+        &tiny_suite("n", &["ddgsd"], &[0], 2, "").replace("lr = 0.05", "lr = 1e30"),
+    );
     let o = p.run(&["run", "suites/n.toml", "--no-check"]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     let e = error_line(&o);
-    assert!(e.contains("run resnet8w4__ddgsd__s0: epoch") && (e.contains("loss is NaN") || e.contains("loss is inf")), "{e}");
-    assert!(!p.path().join("results/n/resnet8w4__ddgsd__s0/record.json").exists());
+    assert!(
+        e.contains("run resnet8w4__ddgsd__s0: epoch")
+            && (e.contains("loss is NaN") || e.contains("loss is inf")),
+        "{e}"
+    );
+    assert!(!p
+        .path()
+        .join("results/n/resnet8w4__ddgsd__s0/record.json")
+        .exists());
 }

@@ -14,8 +14,14 @@ fn cuda() -> bool {
 }
 
 fn suite(p: &Project, deterministic: bool) {
-    let s = tiny_suite("cu", &["ddgsd"], &[0], 3, &format!("deterministic = {deterministic}"))
-        .replace("device = \"cpu\"", "device = \"cuda\"");
+    let s = tiny_suite(
+        "cu",
+        &["ddgsd"],
+        &[0],
+        3,
+        &format!("deterministic = {deterministic}"),
+    )
+    .replace("device = \"cpu\"", "device = \"cuda\"");
     p.write("suites/cu.toml", &s);
 }
 
@@ -30,7 +36,10 @@ fn cuda_runs_twice_give_one_hash_and_record_the_flags() {
         let o = p.run(&["run", "suites/cu.toml", "--no-check", "--out", out]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
     }
-    let (a, b) = (p.records("a", "cu").remove(0), p.records("b", "cu").remove(0));
+    let (a, b) = (
+        p.records("a", "cu").remove(0),
+        p.records("b", "cu").remove(0),
+    );
     assert_eq!(a["checkpoint_sha256"], b["checkpoint_sha256"]);
     assert_eq!(a["env"]["device"], "cuda:0");
     assert_eq!(a["env"]["determinism"]["deterministic_algorithms"], true);
@@ -51,7 +60,15 @@ fn cuda_initial_weights_equal_the_cpu_ones() {
     let make = |dev: tch::Device| {
         tch::manual_seed(ddgsd_bench::train::init_seed(7));
         let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        build(&ArchSpec { name: "resnet8".into(), width: None }, &vs.root(), 10).unwrap();
+        build(
+            &ArchSpec {
+                name: "resnet8".into(),
+                width: None,
+            },
+            &vs.root(),
+            10,
+        )
+        .unwrap();
         vs.set_device(dev);
         ddgsd_bench::checkpoint::tensors_sha256(&ddgsd_bench::checkpoint::model_tensors(&vs))
     };
@@ -75,12 +92,18 @@ fn cuda_without_determinism_is_recorded() {
 #[test]
 fn asking_for_cuda_without_a_gpu_is_an_environment_error() {
     if tch::Cuda::is_available() {
-        println!("SKIP: this machine has a GPU; the no-GPU error path is checked on CPU-only machines");
+        println!(
+            "SKIP: this machine has a GPU; the no-GPU error path is checked on CPU-only machines"
+        );
         return;
     }
     let p = Project::new();
     suite(&p, true);
     let o = p.run(&["run", "suites/cu.toml", "--no-check"]);
     assert_eq!(code(&o), 2);
-    assert!(error_line(&o).contains("CUDA is not available"), "{}", error_line(&o));
+    assert!(
+        error_line(&o).contains("CUDA is not available"),
+        "{}",
+        error_line(&o)
+    );
 }

@@ -5,7 +5,10 @@ use common::*;
 #[test]
 fn two_processes_give_identical_checkpoints_and_check_passes() {
     let p = Project::new();
-    p.write("suites/t.toml", &tiny_suite("t", &["baseline", "ddgsd"], &[0, 1], 2, ""));
+    p.write(
+        "suites/t.toml",
+        &tiny_suite("t", &["baseline", "ddgsd"], &[0, 1], 2, ""),
+    );
     let a = p.run(&["run", "suites/t.toml", "--no-check", "--out", "ra"]);
     assert_eq!(code(&a), 0, "{}", stderr(&a));
     let b = p.run(&["run", "suites/t.toml", "--no-check", "--out", "rb"]);
@@ -15,7 +18,11 @@ fn two_processes_give_identical_checkpoints_and_check_passes() {
     assert_eq!(ra.len(), 4);
     for (x, y) in ra.iter().zip(&rb) {
         assert_eq!(x["run_id"], y["run_id"]);
-        assert_eq!(x["checkpoint_sha256"], y["checkpoint_sha256"], "{}", x["run_id"]);
+        assert_eq!(
+            x["checkpoint_sha256"], y["checkpoint_sha256"],
+            "{}",
+            x["run_id"]
+        );
         assert_eq!(x["metrics"], y["metrics"]);
         let strip = |h: &serde_json::Value| {
             let mut h = h.clone();
@@ -31,7 +38,21 @@ fn two_processes_give_identical_checkpoints_and_check_passes() {
     assert_ne!(ra[0]["checkpoint_sha256"], ra[2]["checkpoint_sha256"]);
     // The record carries what the issue asks for.
     let r = &ra[0];
-    for k in ["run_id", "suite", "arch", "arm", "seed", "dataset", "epochs", "metrics", "checkpoint_sha256", "config", "env", "timing", "platform"] {
+    for k in [
+        "run_id",
+        "suite",
+        "arch",
+        "arm",
+        "seed",
+        "dataset",
+        "epochs",
+        "metrics",
+        "checkpoint_sha256",
+        "config",
+        "env",
+        "timing",
+        "platform",
+    ] {
         assert!(!r[k].is_null(), "record misses {k}");
     }
     for k in ["top1_final", "top5_final", "top1_best", "best_epoch"] {
@@ -60,16 +81,26 @@ fn two_processes_give_identical_checkpoints_and_check_passes() {
 #[test]
 fn a_moved_band_fails_with_exit_1_and_is_marked() {
     let p = Project::new();
-    p.write("suites/m.toml", &tiny_suite("m", &["baseline", "two_branch"], &[0], 1, ""));
+    p.write(
+        "suites/m.toml",
+        &tiny_suite("m", &["baseline", "two_branch"], &[0], 1, ""),
+    );
     let a = p.run(&["run", "suites/m.toml", "--no-check"]);
     assert_eq!(code(&a), 0, "{}", stderr(&a));
     let recs = p.records("results", "m");
     let exp = expected_from(&p, "m", &recs, 0.5, "");
     let text = std::fs::read_to_string(&exp).unwrap();
     // Move the two_branch band by 40 points.
-    let moved = text.replacen("arm = \"two_branch\"\nmetric = \"top1_final\"\ncentre = ", "arm = \"two_branch\"\nmetric = \"top1_final\"\ncentre = 40.0 + ", 1);
+    let moved = text.replacen(
+        "arm = \"two_branch\"\nmetric = \"top1_final\"\ncentre = ",
+        "arm = \"two_branch\"\nmetric = \"top1_final\"\ncentre = 40.0 + ",
+        1,
+    );
     let centre: f64 = recs[1]["metrics"]["top1_final"].as_f64().unwrap();
-    let moved = moved.replace(&format!("40.0 + {centre}"), &format!("{}", (centre + 40.0) % 100.0));
+    let moved = moved.replace(
+        &format!("40.0 + {centre}"),
+        &format!("{}", (centre + 40.0) % 100.0),
+    );
     std::fs::write(&exp, moved).unwrap();
     let c = p.run(&["check", "results/m"]);
     assert_eq!(code(&c), 1, "{}{}", stdout(&c), stderr(&c));
@@ -87,12 +118,19 @@ fn a_moved_band_fails_with_exit_1_and_is_marked() {
 #[test]
 fn missing_bands_and_failed_claims_are_reported() {
     let p = Project::new();
-    p.write("suites/c.toml", &tiny_suite("c", &["baseline", "ddgsd"], &[0, 1], 1, ""));
+    p.write(
+        "suites/c.toml",
+        &tiny_suite("c", &["baseline", "ddgsd"], &[0, 1], 1, ""),
+    );
     let a = p.run(&["run", "suites/c.toml", "--no-check"]);
     assert_eq!(code(&a), 0, "{}", stderr(&a));
     let recs = p.records("results", "c");
     // Only the baseline has a band: ddgsd is reported as unbanded.
-    let base: Vec<_> = recs.iter().filter(|r| r["arm"] == "baseline").cloned().collect();
+    let base: Vec<_> = recs
+        .iter()
+        .filter(|r| r["arm"] == "baseline")
+        .cloned()
+        .collect();
     expected_from(&p, "c", &base, 0.5, "");
     let c = p.run(&["check", "results/c"]);
     assert_eq!(code(&c), 1);
@@ -113,16 +151,27 @@ fn missing_bands_and_failed_claims_are_reported() {
     assert!(stdout(&c).contains("✓ ddgsd beats baseline"));
     // The band needs as many seeds as it says.
     let exp = std::fs::read_to_string(p.path().join("expected/c.toml")).unwrap();
-    std::fs::write(p.path().join("expected/c.toml"), exp.replace("seeds = 2", "seeds = 3")).unwrap();
+    std::fs::write(
+        p.path().join("expected/c.toml"),
+        exp.replace("seeds = 2", "seeds = 3"),
+    )
+    .unwrap();
     let c = p.run(&["check", "results/c"]);
     assert_eq!(code(&c), 1);
-    assert!(stdout(&c).contains("2 runs, the band needs 3"), "{}", stdout(&c));
+    assert!(
+        stdout(&c).contains("2 runs, the band needs 3"),
+        "{}",
+        stdout(&c)
+    );
 }
 
 #[test]
 fn run_checks_and_reports_in_every_format() {
     let p = Project::new();
-    p.write("suites/f.toml", &tiny_suite("f", &["baseline", "two_branch_kl"], &[3], 1, ""));
+    p.write(
+        "suites/f.toml",
+        &tiny_suite("f", &["baseline", "two_branch_kl"], &[3], 1, ""),
+    );
     let a = p.run(&["run", "suites/f.toml", "--no-check"]);
     assert_eq!(code(&a), 0, "{}", stderr(&a));
     let recs = p.records("results", "f");
@@ -130,12 +179,19 @@ fn run_checks_and_reports_in_every_format() {
     // Re-running into the finished directory trains nothing and checks.
     let again = p.run(&["run", "suites/f.toml"]);
     assert_eq!(code(&again), 0, "{}", stderr(&again));
-    assert!(stderr(&again).contains("2 already finished"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("2 already finished"),
+        "{}",
+        stderr(&again)
+    );
     assert!(stdout(&again).contains("two_branch_kl"));
     let csv = p.run(&["report", "results/f", "--format", "csv"]);
     assert_eq!(code(&csv), 0);
     let csv = stdout(&csv);
-    assert!(csv.starts_with("arch,arm,n,mean,sd,delta_vs_baseline,band,seeds\n"), "{csv}");
+    assert!(
+        csv.starts_with("arch,arm,n,mean,sd,delta_vs_baseline,band,seeds\n"),
+        "{csv}"
+    );
     assert_eq!(csv.lines().count(), 3);
     let json = p.run(&["report", "results/f", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();

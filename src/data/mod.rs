@@ -87,7 +87,9 @@ impl DatasetSpec {
                 "synthetic ({} classes, {} train / {} test, seed {})",
                 s.classes, s.train, s.test, s.seed
             ),
-            DatasetSpec::Cifar10 { path } | DatasetSpec::Cifar100 { path } | DatasetSpec::Imagenet { path } => {
+            DatasetSpec::Cifar10 { path }
+            | DatasetSpec::Cifar100 { path }
+            | DatasetSpec::Imagenet { path } => {
                 format!("{} at {path}", self.name())
             }
         }
@@ -108,6 +110,10 @@ pub fn open(spec: &DatasetSpec) -> Result<std::sync::Arc<dyn Dataset>> {
 }
 
 fn open_cifar(path: &str, v: cifar::Variant) -> Result<std::sync::Arc<dyn Dataset>> {
-    let c = cifar::load(std::path::Path::new(path), Some(v), cifar::LoadOptions::default())?;
+    let c = cifar::load(
+        std::path::Path::new(path),
+        Some(v),
+        cifar::LoadOptions::default(),
+    )?;
     Ok(std::sync::Arc::new(c.into_dataset()))
 }

@@ -48,7 +48,14 @@ impl SmallImages {
                 *x = (v as f32 / 255.0 - mean[c]) / std[c];
             }
         }
-        SmallImages { info, side, pad: 4, train, test, lut }
+        SmallImages {
+            info,
+            side,
+            pad: 4,
+            train,
+            test,
+            lut,
+        }
     }
 
     pub fn train_split(&self) -> &Split {
@@ -120,7 +127,10 @@ impl Dataset for SmallImages {
     }
 
     fn train_labels(&self, indices: &[usize]) -> Tensor {
-        let l: Vec<i64> = indices.iter().map(|&i| i64::from(self.train.labels[i])).collect();
+        let l: Vec<i64> = indices
+            .iter()
+            .map(|&i| i64::from(self.train.labels[i]))
+            .collect();
         Tensor::from_slice(&l)
     }
 
@@ -131,11 +141,21 @@ impl Dataset for SmallImages {
         for i in start..end {
             let img = self.image(&self.test, i);
             for c in 0..3 {
-                buf.extend(img[c * s * s..(c + 1) * s * s].iter().map(|&v| self.lut[c][v as usize]));
+                buf.extend(
+                    img[c * s * s..(c + 1) * s * s]
+                        .iter()
+                        .map(|&v| self.lut[c][v as usize]),
+                );
             }
         }
-        let labels: Vec<i64> = self.test.labels[start..end].iter().map(|&l| i64::from(l)).collect();
-        Ok((self.to_tensor(buf, end - start), Tensor::from_slice(&labels)))
+        let labels: Vec<i64> = self.test.labels[start..end]
+            .iter()
+            .map(|&l| i64::from(l))
+            .collect();
+        Ok((
+            self.to_tensor(buf, end - start),
+            Tensor::from_slice(&labels),
+        ))
     }
 }
 
@@ -153,7 +173,10 @@ mod tests {
                 }
             }
         }
-        let split = Split { pixels: px, labels: vec![3] };
+        let split = Split {
+            pixels: px,
+            labels: vec![3],
+        };
         let info = DatasetInfo {
             name: "t".into(),
             fingerprint: String::new(),
@@ -172,7 +195,9 @@ mod tests {
         let d = one_image();
         for epoch in 0..20 {
             let p = pad_crop(9, epoch, 0, 0, 4, Distortion::CropFlip);
-            let t = d.train_batch(&[0], 9, epoch, 0, Distortion::CropFlip).unwrap();
+            let t = d
+                .train_batch(&[0], 9, epoch, 0, Distortion::CropFlip)
+                .unwrap();
             let v: Vec<f32> = Vec::try_from(t.flatten(0, -1)).unwrap();
             for c in 0..3usize {
                 for y in 0..32i64 {
@@ -198,6 +223,9 @@ mod tests {
         let (x, y) = d.test_batch(0, 10).unwrap();
         assert_eq!(x.size(), vec![1, 3, 32, 32]);
         assert_eq!(i64::try_from(y.get(0)).unwrap(), 3);
-        assert_eq!(f32::try_from(x.get(0).get(0).get(1).get(5)).unwrap(), (5.0 + 32.0) / 255.0);
+        assert_eq!(
+            f32::try_from(x.get(0).get(0).get(1).get(5)).unwrap(),
+            (5.0 + 32.0) / 255.0
+        );
     }
 }

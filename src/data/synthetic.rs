@@ -29,7 +29,13 @@ pub struct SyntheticSpec {
 
 impl Default for SyntheticSpec {
     fn default() -> Self {
-        SyntheticSpec { classes: 10, train: 2000, test: 1000, seed: 0, noise: 0.25 }
+        SyntheticSpec {
+            classes: 10,
+            train: 2000,
+            test: 1000,
+            seed: 0,
+            noise: 0.25,
+        }
     }
 }
 
@@ -55,7 +61,11 @@ fn class_styles(spec: &SyntheticSpec) -> Vec<ClassStyle> {
                     *cell = d.below(2) == 1;
                 }
             }
-            let colour = [0.3 + 0.7 * d.unit_f64(), 0.3 + 0.7 * d.unit_f64(), 0.3 + 0.7 * d.unit_f64()];
+            let colour = [
+                0.3 + 0.7 * d.unit_f64(),
+                0.3 + 0.7 * d.unit_f64(),
+                0.3 + 0.7 * d.unit_f64(),
+            ];
             ClassStyle {
                 motif,
                 colour,
@@ -112,7 +122,13 @@ fn render(spec: &SyntheticSpec, styles: &[ClassStyle], d: &mut Draw, label: usiz
     out
 }
 
-fn split(spec: &SyntheticSpec, styles: &[ClassStyle], which: u64, n: usize, h: &mut SampleHasher) -> Split {
+fn split(
+    spec: &SyntheticSpec,
+    styles: &[ClassStyle],
+    which: u64,
+    n: usize,
+    h: &mut SampleHasher,
+) -> Split {
     let mut pixels = Vec::with_capacity(n * 3 * SIDE * SIDE);
     let mut labels = Vec::with_capacity(n);
     for i in 0..n {
@@ -162,12 +178,19 @@ mod tests {
 
     #[test]
     fn deterministic_and_seed_dependent() {
-        let spec = SyntheticSpec { train: 50, test: 20, ..Default::default() };
+        let spec = SyntheticSpec {
+            train: 50,
+            test: 20,
+            ..Default::default()
+        };
         let a = generate(&spec);
         let b = generate(&spec);
         assert_eq!(a.info().fingerprint, b.info().fingerprint);
         assert_eq!(a.train_split().pixels, b.train_split().pixels);
-        let c = generate(&SyntheticSpec { seed: 1, ..spec.clone() });
+        let c = generate(&SyntheticSpec {
+            seed: 1,
+            ..spec.clone()
+        });
         assert_ne!(a.info().fingerprint, c.info().fingerprint);
         assert_eq!(a.info().train_len, 50);
         assert!(a.train_split().labels.iter().all(|&l| l < 10));
@@ -177,7 +200,11 @@ mod tests {
     fn classes_are_separable_by_their_mean_image() {
         // A nearest-class-mean classifier on raw pixels must beat chance
         // clearly (structure exists) yet stay far from perfect (not trivial).
-        let spec = SyntheticSpec { train: 1000, test: 500, ..Default::default() };
+        let spec = SyntheticSpec {
+            train: 1000,
+            test: 500,
+            ..Default::default()
+        };
         let d = generate(&spec);
         let n = 3 * 32 * 32;
         let mut means = vec![vec![0f64; n]; 10];
@@ -194,8 +221,16 @@ mod tests {
             let px = &te.pixels[i * n..(i + 1) * n];
             let best = (0..10)
                 .min_by(|&a, &b| {
-                    let da: f64 = means[a].iter().zip(px).map(|(m, &p)| (m - f64::from(p)).powi(2)).sum();
-                    let db: f64 = means[b].iter().zip(px).map(|(m, &p)| (m - f64::from(p)).powi(2)).sum();
+                    let da: f64 = means[a]
+                        .iter()
+                        .zip(px)
+                        .map(|(m, &p)| (m - f64::from(p)).powi(2))
+                        .sum();
+                    let db: f64 = means[b]
+                        .iter()
+                        .zip(px)
+                        .map(|(m, &p)| (m - f64::from(p)).powi(2))
+                        .sum();
                     da.total_cmp(&db)
                 })
                 .unwrap();

@@ -11,7 +11,13 @@ pub const CONV_INIT: Init = Init::Kaiming {
 
 /// A bias-free convolution with Kaiming-normal fan-out weights.
 pub fn conv(p: &nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
-    let cfg = nn::ConvConfig { stride, padding, bias: false, ws_init: CONV_INIT, ..Default::default() };
+    let cfg = nn::ConvConfig {
+        stride,
+        padding,
+        bias: false,
+        ws_init: CONV_INIT,
+        ..Default::default()
+    };
     nn::conv2d(p, cin, cout, k, cfg)
 }
 
@@ -24,8 +30,14 @@ pub fn bn(p: &nn::Path, c: i64) -> nn::BatchNorm {
 pub fn linear(p: &nn::Path, cin: i64, cout: i64) -> nn::Linear {
     let bound = 1.0 / (cin as f64).sqrt();
     let cfg = nn::LinearConfig {
-        ws_init: Init::Uniform { lo: -bound, up: bound },
-        bs_init: Some(Init::Uniform { lo: -bound, up: bound }),
+        ws_init: Init::Uniform {
+            lo: -bound,
+            up: bound,
+        },
+        bs_init: Some(Init::Uniform {
+            lo: -bound,
+            up: bound,
+        }),
         bias: true,
     };
     nn::linear(p, cin, cout, cfg)

@@ -116,7 +116,12 @@ fn fixed(name: &str) -> Option<&'static Fixed> {
 /// Resolves a name to its registry entry, or explains what exists.
 pub fn lookup(name: &str) -> Result<ArchInfo> {
     if let Some(f) = fixed(name) {
-        return Ok(ArchInfo { name: name.to_string(), input: f.input, description: f.description.to_string(), takes_width: false });
+        return Ok(ArchInfo {
+            name: name.to_string(),
+            input: f.input,
+            description: f.description.to_string(),
+            takes_width: false,
+        });
     }
     if let Some(depth) = resnet_cifar::parse_depth(name) {
         return Ok(ArchInfo {
@@ -133,20 +138,36 @@ pub fn lookup(name: &str) -> Result<ArchInfo> {
         return Ok(ArchInfo {
             name: name.to_string(),
             input: "cifar",
-            description: format!("Wide ResNet WRN-{depth}-{k} ({} pre-activation blocks per stage, dropout 0)", (depth - 4) / 6),
+            description: format!(
+                "Wide ResNet WRN-{depth}-{k} ({} pre-activation blocks per stage, dropout 0)",
+                (depth - 4) / 6
+            ),
             takes_width: false,
         });
     }
-    bail!("unknown architecture `{name}`: expected one of {}", known_names().join(", "))
+    bail!(
+        "unknown architecture `{name}`: expected one of {}",
+        known_names().join(", ")
+    )
 }
 
 /// Names users can write (the CIFAR ResNet family accepts any depth 6n+2,
 /// Wide ResNets any depth 6n+4 and widening factor k).
 pub fn known_names() -> Vec<String> {
     let mut v = vec!["resnet8, resnet14, resnet20, resnet32, resnet44, resnet56, resnet110 (any resnet<6n+2> but resnet50)".to_string()];
-    v.extend(FIXED.iter().filter(|f| f.input == "cifar").map(|f| f.name.to_string()));
+    v.extend(
+        FIXED
+            .iter()
+            .filter(|f| f.input == "cifar")
+            .map(|f| f.name.to_string()),
+    );
     v.push("wrn16_4, wrn28_10 (any wrn<6n+4>_<k>)".into());
-    v.extend(FIXED.iter().filter(|f| f.input == "imagenet").map(|f| f.name.to_string()));
+    v.extend(
+        FIXED
+            .iter()
+            .filter(|f| f.input == "imagenet")
+            .map(|f| f.name.to_string()),
+    );
     v
 }
 
@@ -164,7 +185,9 @@ pub fn build(arch: &ArchSpec, root: &nn::Path, classes: i64) -> Result<Box<dyn N
         if width < 4 || width % 4 != 0 {
             bail!("width {width} of `{}`: expected a multiple of 4, at least 4 (option-A shortcuts pad channels by width/4... per side)", arch.name);
         }
-        return Ok(Box::new(resnet_cifar::ResNetCifar::new(root, depth, width, classes)));
+        return Ok(Box::new(resnet_cifar::ResNetCifar::new(
+            root, depth, width, classes,
+        )));
     }
     if let Some((depth, k)) = wrn::parse(&arch.name) {
         return Ok(Box::new(wrn::WideResNet::new(root, depth, k, classes)));
@@ -194,7 +217,16 @@ pub const LISTED: [&str; 13] = [
 /// with a throw-away var store).
 pub fn count_parameters(name: &str, classes: i64) -> Result<i64> {
     let vs = nn::VarStore::new(tch::Device::Cpu);
-    tch::no_grad(|| build(&ArchSpec { name: name.to_string(), width: None }, &vs.root(), classes))?;
+    tch::no_grad(|| {
+        build(
+            &ArchSpec {
+                name: name.to_string(),
+                width: None,
+            },
+            &vs.root(),
+            classes,
+        )
+    })?;
     Ok(parameter_count(&vs))
 }
 
@@ -224,13 +256,27 @@ pub fn registry_table(classes: Option<i64>) -> Result<String> {
             bail!("--classes {c}: expected at least 1");
         }
     }
-    let mut rows = vec![["architecture".to_string(), "input".into(), "classes".into(), "parameters".into(), "description".into()]];
+    let mut rows = vec![[
+        "architecture".to_string(),
+        "input".into(),
+        "classes".into(),
+        "parameters".into(),
+        "description".into(),
+    ]];
     for name in LISTED {
         let info = lookup(name)?;
         let c = classes.unwrap_or(if info.input == "imagenet" { 1000 } else { 10 });
-        rows.push([name.to_string(), info.input.to_string(), c.to_string(), thousands(count_parameters(name, c)?), info.description]);
+        rows.push([
+            name.to_string(),
+            info.input.to_string(),
+            c.to_string(),
+            thousands(count_parameters(name, c)?),
+            info.description,
+        ]);
     }
-    let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for (j, r) in rows.iter().enumerate() {
         let line = format!(
@@ -259,5 +305,8 @@ pub fn registry_table(classes: Option<i64>) -> Result<String> {
 
 /// Number of trainable parameters in a var store.
 pub fn parameter_count(vs: &nn::VarStore) -> i64 {
-    vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
 }

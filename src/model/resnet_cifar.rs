@@ -38,7 +38,9 @@ impl Block {
         let out = out.apply(&self.conv2).apply_t(&self.bn2, train);
         let short = if self.stride != 1 || self.pad_channels != 0 {
             // Option A: x[:, :, ::2, ::2], zero channels on both sides.
-            let sub = x.slice(2, 0, None, self.stride).slice(3, 0, None, self.stride);
+            let sub = x
+                .slice(2, 0, None, self.stride)
+                .slice(3, 0, None, self.stride);
             sub.constant_pad_nd([0, 0, 0, 0, self.pad_channels, self.pad_channels])
         } else {
             x.shallow_clone()
@@ -102,7 +104,10 @@ mod tests {
 
     fn count(depth: i64, classes: i64) -> i64 {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let spec = ArchSpec { name: format!("resnet{depth}"), width: None };
+        let spec = ArchSpec {
+            name: format!("resnet{depth}"),
+            width: None,
+        };
         build(&spec, &vs.root(), classes).unwrap();
         parameter_count(&vs)
     }
@@ -118,13 +123,26 @@ mod tests {
     #[test]
     fn names_and_shapes() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let spec = ArchSpec { name: "resnet8".into(), width: Some(8) };
+        let spec = ArchSpec {
+            name: "resnet8".into(),
+            width: Some(8),
+        };
         let net = build(&spec, &vs.root(), 7).unwrap();
         let names: std::collections::BTreeSet<String> = vs.variables().into_keys().collect();
-        for n in ["conv1.weight", "bn1.running_var", "layer2.0.conv1.weight", "layer3.0.bn2.bias", "fc.weight", "fc.bias"] {
+        for n in [
+            "conv1.weight",
+            "bn1.running_var",
+            "layer2.0.conv1.weight",
+            "layer3.0.bn2.bias",
+            "fc.weight",
+            "fc.bias",
+        ] {
             assert!(names.contains(n), "{n} missing from {names:?}");
         }
-        let (logits, feats) = net.forward(&Tensor::zeros([2, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu)), false);
+        let (logits, feats) = net.forward(
+            &Tensor::zeros([2, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu)),
+            false,
+        );
         assert_eq!(logits.size(), vec![2, 7]);
         assert_eq!(feats.size(), vec![2, 32]);
     }

@@ -6,8 +6,14 @@ use crate::augment::Distortion;
 use crate::loss::{KlReduction, LossConfig, MmdKind};
 use serde::{Deserialize, Serialize};
 
-pub const BUILTIN_ARMS: [&str; 6] =
-    ["baseline", "two_branch", "two_branch_kl", "two_branch_mmd", "ddgsd", "baseline_2x"];
+pub const BUILTIN_ARMS: [&str; 6] = [
+    "baseline",
+    "two_branch",
+    "two_branch_kl",
+    "two_branch_mmd",
+    "ddgsd",
+    "baseline_2x",
+];
 
 pub const PRESETS: [&str; 2] = ["selfkdlib", "youngerous"];
 
@@ -85,7 +91,10 @@ pub fn builtin(base: &str, loss: &LossConfig) -> Option<ArmConfig> {
 /// that the description leaves open are [choice]s, listed in the README.
 pub fn apply_preset(arm: &mut ArmConfig, preset: &str) -> Result<(), String> {
     if arm.views != 2 {
-        return Err(format!("preset `{preset}` needs a two-view arm, `{}` has one view", arm.name));
+        return Err(format!(
+            "preset `{preset}` needs a two-view arm, `{}` has one view",
+            arm.name
+        ));
     }
     let l = &mut arm.loss;
     match preset {
@@ -120,7 +129,10 @@ pub fn apply_preset(arm: &mut ArmConfig, preset: &str) -> Result<(), String> {
             arm.distortions = vec![Distortion::FlipOnly, Distortion::CropOnly];
         }
         other => {
-            return Err(format!("unknown preset `{other}`: expected one of {}", PRESETS.join(", ")))
+            return Err(format!(
+                "unknown preset `{other}`: expected one of {}",
+                PRESETS.join(", ")
+            ))
         }
     }
     arm.preset = Some(preset.to_string());
@@ -158,7 +170,10 @@ mod tests {
         assert_eq!(terms("two_branch_mmd"), (2, false, true));
         assert_eq!(terms("ddgsd"), (2, true, true));
         assert_eq!(terms("baseline_2x"), (1, false, false));
-        assert_eq!(builtin("baseline_2x", &l).unwrap().double, Some(Double::Steps));
+        assert_eq!(
+            builtin("baseline_2x", &l).unwrap().double,
+            Some(Double::Steps)
+        );
         assert!(builtin("nope", &l).is_none());
     }
 
@@ -169,7 +184,10 @@ mod tests {
         let mut d = builtin("ddgsd", &base_loss()).unwrap();
         apply_preset(&mut d, "youngerous").unwrap();
         assert_eq!(d.forward, Forward::Separate);
-        assert_eq!(d.distortions, vec![Distortion::FlipOnly, Distortion::CropOnly]);
+        assert_eq!(
+            d.distortions,
+            vec![Distortion::FlipOnly, Distortion::CropOnly]
+        );
         assert!(apply_preset(&mut d, "other").is_err());
     }
 }

@@ -39,7 +39,11 @@ impl<'a> Plan<'a> {
                 r.arm.loss.kl_weight,
                 r.arm.loss.mmd_weight,
                 r.arm.loss.temperature,
-                r.arm.preset.as_ref().map(|p| format!("  preset {p}")).unwrap_or_default()
+                r.arm
+                    .preset
+                    .as_ref()
+                    .map(|p| format!("  preset {p}"))
+                    .unwrap_or_default()
             ));
         }
         out

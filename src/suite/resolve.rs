@@ -4,8 +4,8 @@
 use super::arms::{self, ArmConfig, Double};
 use super::raw::{RawArch, RawLoss, RawSuite};
 use crate::augment::Distortion;
-use crate::data::DatasetSpec;
 use crate::data::synthetic::SyntheticSpec;
+use crate::data::DatasetSpec;
 use crate::error::{field_err, parse_toml, read_text};
 use crate::loss::{KlReduction, LossConfig, MmdKind};
 use crate::model::{self, ArchSpec};
@@ -94,7 +94,11 @@ pub fn load(file: &Path, ov: &Overrides) -> Result<ResolvedSuite> {
     resolve(file, raw, ov)
 }
 
-fn positive<T: PartialOrd + Default + std::fmt::Display>(file: &Path, field: &str, v: T) -> Result<T> {
+fn positive<T: PartialOrd + Default + std::fmt::Display>(
+    file: &Path,
+    field: &str,
+    v: T,
+) -> Result<T> {
     if v > T::default() {
         Ok(v)
     } else {
@@ -106,16 +110,31 @@ fn non_negative(file: &Path, field: &str, v: f64) -> Result<f64> {
     if v.is_finite() && v >= 0.0 {
         Ok(v)
     } else {
-        field_err(file, field, format!("expected a finite value >= 0, got {v}"))
+        field_err(
+            file,
+            field,
+            format!("expected a finite value >= 0, got {v}"),
+        )
     }
 }
 
-fn enum_field<T: serde::de::DeserializeOwned>(file: &Path, field: &str, v: &str, allowed: &str) -> Result<T> {
+fn enum_field<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    field: &str,
+    v: &str,
+    allowed: &str,
+) -> Result<T> {
     serde_json::from_value(serde_json::Value::String(v.to_string()))
         .or_else(|_| field_err(file, field, format!("expected one of {allowed}, got `{v}`")))
 }
 
-fn loss_layer(file: &Path, prefix: &str, base: &mut LossConfig, raw: &RawLoss, only_active: bool) -> Result<()> {
+fn loss_layer(
+    file: &Path,
+    prefix: &str,
+    base: &mut LossConfig,
+    raw: &RawLoss,
+    only_active: bool,
+) -> Result<()> {
     let f = |name: &str| format!("{prefix}.{name}");
     if let Some(v) = raw.ce_weight {
         base.ce_weight = non_negative(file, &f("ce_weight"), v)?;
@@ -127,7 +146,11 @@ fn loss_layer(file: &Path, prefix: &str, base: &mut LossConfig, raw: &RawLoss, o
         if !only_active || base.kl_weight != 0.0 {
             base.kl_weight = v;
         } else {
-            return field_err(file, &f("lambda"), "this arm has no KL term (use base = \"two_branch_kl\" or \"ddgsd\")");
+            return field_err(
+                file,
+                &f("lambda"),
+                "this arm has no KL term (use base = \"two_branch_kl\" or \"ddgsd\")",
+            );
         }
     }
     if let Some(v) = raw.mu {
@@ -135,7 +158,11 @@ fn loss_layer(file: &Path, prefix: &str, base: &mut LossConfig, raw: &RawLoss, o
         if !only_active || base.mmd_weight != 0.0 {
             base.mmd_weight = v;
         } else {
-            return field_err(file, &f("mu"), "this arm has no feature term (use base = \"two_branch_mmd\" or \"ddgsd\")");
+            return field_err(
+                file,
+                &f("mu"),
+                "this arm has no feature term (use base = \"two_branch_mmd\" or \"ddgsd\")",
+            );
         }
     }
     if let Some(v) = raw.temperature {
@@ -148,14 +175,20 @@ fn loss_layer(file: &Path, prefix: &str, base: &mut LossConfig, raw: &RawLoss, o
         base.stop_gradient = v;
     }
     if let Some(v) = &raw.kl_reduction {
-        base.kl_reduction = enum_field::<KlReduction>(file, &f("kl_reduction"), v, "batch_mean, element_mean")?;
+        base.kl_reduction =
+            enum_field::<KlReduction>(file, &f("kl_reduction"), v, "batch_mean, element_mean")?;
     }
     if let Some(v) = &raw.mmd {
-        base.mmd = enum_field::<MmdKind>(file, &f("mmd"), v, "linear, rbf, scalar_mean, mse_logits")?;
+        base.mmd =
+            enum_field::<MmdKind>(file, &f("mmd"), v, "linear, rbf, scalar_mean, mse_logits")?;
     }
     if let Some(v) = &raw.rbf_bandwidths {
         if v.is_empty() || v.iter().any(|b| !(b.is_finite() && *b > 0.0)) {
-            return field_err(file, &f("rbf_bandwidths"), "expected a non-empty list of positive numbers");
+            return field_err(
+                file,
+                &f("rbf_bandwidths"),
+                "expected a non-empty list of positive numbers",
+            );
         }
         base.rbf_bandwidths = v.clone();
     }
@@ -173,12 +206,20 @@ fn resolve_dataset(file: &Path, raw: &super::raw::RawDataset) -> Result<DatasetS
     match raw.name.as_str() {
         "synthetic" => {
             if raw.path.is_some() {
-                return field_err(file, "dataset.path", "the synthetic dataset is built in and reads no files");
+                return field_err(
+                    file,
+                    "dataset.path",
+                    "the synthetic dataset is built in and reads no files",
+                );
             }
             let d = SyntheticSpec::default();
             let classes = positive(file, "dataset.classes", raw.classes.unwrap_or(d.classes))?;
             if !(2..=1000).contains(&classes) {
-                return field_err(file, "dataset.classes", format!("expected 2..=1000, got {classes}"));
+                return field_err(
+                    file,
+                    "dataset.classes",
+                    format!("expected 2..=1000, got {classes}"),
+                );
             }
             Ok(DatasetSpec::Synthetic(SyntheticSpec {
                 classes,
@@ -190,10 +231,18 @@ fn resolve_dataset(file: &Path, raw: &super::raw::RawDataset) -> Result<DatasetS
         }
         "cifar10" | "cifar100" | "imagenet" => {
             if let Some((f, _)) = synthetic_only.iter().find(|(_, set)| *set) {
-                return field_err(file, &format!("dataset.{f}"), format!("only the synthetic dataset takes `{f}`"));
+                return field_err(
+                    file,
+                    &format!("dataset.{f}"),
+                    format!("only the synthetic dataset takes `{f}`"),
+                );
             }
             let Some(path) = raw.path.clone() else {
-                return field_err(file, "dataset.path", format!("`{}` needs the path of its archive or folder", raw.name));
+                return field_err(
+                    file,
+                    "dataset.path",
+                    format!("`{}` needs the path of its archive or folder", raw.name),
+                );
             };
             Ok(match raw.name.as_str() {
                 "cifar10" => DatasetSpec::Cifar10 { path },
@@ -201,14 +250,26 @@ fn resolve_dataset(file: &Path, raw: &super::raw::RawDataset) -> Result<DatasetS
                 _ => DatasetSpec::Imagenet { path },
             })
         }
-        other => field_err(file, "dataset.name", format!("expected one of synthetic, cifar10, cifar100, imagenet, got `{other}`")),
+        other => field_err(
+            file,
+            "dataset.name",
+            format!("expected one of synthetic, cifar10, cifar100, imagenet, got `{other}`"),
+        ),
     }
 }
 
 fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> {
     let name = raw.name.trim().to_string();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return field_err(file, "name", format!("expected letters, digits, `_` or `-`, got `{}`", raw.name));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return field_err(
+            file,
+            "name",
+            format!("expected letters, digits, `_` or `-`, got `{}`", raw.name),
+        );
     }
     if raw.seeds.is_empty() {
         return field_err(file, "seeds", "expected at least one seed");
@@ -228,16 +289,50 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
     let mut archs = Vec::new();
     for (i, a) in raw.architectures.iter().enumerate() {
         let spec = match a {
-            RawArch::Name(n) => ArchSpec { name: n.clone(), width: None },
+            RawArch::Name(n) => ArchSpec {
+                name: n.clone(),
+                width: None,
+            },
             RawArch::Spec(s) => s.clone(),
         };
         let field = format!("architectures[{i}]");
-        if let Err(e) = model::lookup(&spec.name) {
-            return field_err(file, &field, e.to_string());
+        let info = match model::lookup(&spec.name) {
+            Ok(info) => info,
+            Err(e) => return field_err(file, &field, e.to_string()),
+        };
+        if spec.width.is_some() && !info.takes_width {
+            return field_err(
+                file,
+                &format!("{field}.width"),
+                format!(
+                    "`{}` has no width parameter (only the CIFAR ResNet-(6n+2) family takes one)",
+                    spec.name
+                ),
+            );
+        }
+        let input_ok = match &dataset {
+            DatasetSpec::Imagenet { .. } => info.input == "imagenet",
+            _ => info.input == "cifar",
+        };
+        if !input_ok {
+            return field_err(
+                file,
+                &field,
+                format!(
+                    "`{}` is an architecture for {} inputs, the dataset is {}",
+                    spec.name,
+                    info.input,
+                    dataset.name()
+                ),
+            );
         }
         if let Some(w) = spec.width {
             if w < 4 || w % 4 != 0 {
-                return field_err(file, &format!("{field}.width"), format!("expected a multiple of 4, at least 4, got {w}"));
+                return field_err(
+                    file,
+                    &format!("{field}.width"),
+                    format!("expected a multiple of 4, at least 4, got {w}"),
+                );
             }
         }
         if archs.iter().any(|x: &ArchSpec| x.id() == spec.id()) {
@@ -251,7 +346,11 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
     let epochs = positive(file, "train.epochs", t.epochs.unwrap_or(200))?;
     let milestones = t.milestones.clone().unwrap_or_else(|| vec![100, 150]);
     if milestones.windows(2).any(|w| w[0] >= w[1]) {
-        return field_err(file, "train.milestones", "expected strictly increasing epochs");
+        return field_err(
+            file,
+            "train.milestones",
+            "expected strictly increasing epochs",
+        );
     }
     let warmup_kind = match t.warmup_kind.as_deref() {
         None => WarmupKind::Constant,
@@ -268,34 +367,70 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
     };
     let momentum = non_negative(file, "train.momentum", t.momentum.unwrap_or(0.9))?;
     if momentum >= 1.0 {
-        return field_err(file, "train.momentum", format!("expected a value in [0, 1), got {momentum}"));
+        return field_err(
+            file,
+            "train.momentum",
+            format!("expected a value in [0, 1), got {momentum}"),
+        );
     }
     let train = TrainConfig {
         epochs,
         batch_size: positive(file, "train.batch_size", t.batch_size.unwrap_or(128))?,
-        eval_batch_size: positive(file, "train.eval_batch_size", t.eval_batch_size.unwrap_or(500))?,
+        eval_batch_size: positive(
+            file,
+            "train.eval_batch_size",
+            t.eval_batch_size.unwrap_or(500),
+        )?,
         momentum,
         nesterov: t.nesterov.unwrap_or(true),
         weight_decay: non_negative(file, "train.weight_decay", t.weight_decay.unwrap_or(5e-4))?,
         schedule,
     };
     if train.nesterov && train.momentum == 0.0 {
-        return field_err(file, "train.nesterov", "Nesterov momentum needs momentum > 0");
+        return field_err(
+            file,
+            "train.nesterov",
+            "Nesterov momentum needs momentum > 0",
+        );
     }
 
     // Runtime.
     let r = &raw.runtime;
     let threads = match ov.threads {
         Some(n) => positive(file, "--threads", n)?,
-        None => positive(file, "runtime.threads", r.threads.unwrap_or(DEFAULT_THREADS))?,
+        None => positive(
+            file,
+            "runtime.threads",
+            r.threads.unwrap_or(DEFAULT_THREADS),
+        )?,
     };
-    let device = ov.device.clone().or_else(|| r.device.clone()).unwrap_or_else(|| "auto".into());
-    if !(device == "auto" || device == "cpu" || device == "cuda" || device.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok())) {
-        return field_err(file, "runtime.device", format!("expected auto, cpu, cuda or cuda:N, got `{device}`"));
+    let device = ov
+        .device
+        .clone()
+        .or_else(|| r.device.clone())
+        .unwrap_or_else(|| "auto".into());
+    if !(device == "auto"
+        || device == "cpu"
+        || device == "cuda"
+        || device
+            .strip_prefix("cuda:")
+            .is_some_and(|n| n.parse::<usize>().is_ok()))
+    {
+        return field_err(
+            file,
+            "runtime.device",
+            format!("expected auto, cpu, cuda or cuda:N, got `{device}`"),
+        );
     }
     let precision = match r.precision.as_deref().unwrap_or("fp32") {
         "fp32" => Precision::Fp32,
-        other => return field_err(file, "runtime.precision", format!("expected fp32 (the only precision implemented), got `{other}`")),
+        other => {
+            return field_err(
+                file,
+                "runtime.precision",
+                format!("expected fp32 (the only precision implemented), got `{other}`"),
+            )
+        }
     };
     let runtime = RuntimeConfig {
         device,
@@ -303,7 +438,11 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         threads_overridden: ov.threads.is_some(),
         precision,
         deterministic: r.deterministic.unwrap_or(true),
-        checkpoint_every: positive(file, "runtime.checkpoint_every", r.checkpoint_every.unwrap_or(1))?,
+        checkpoint_every: positive(
+            file,
+            "runtime.checkpoint_every",
+            r.checkpoint_every.unwrap_or(1),
+        )?,
     };
 
     // Loss defaults, then arms.
@@ -321,7 +460,11 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
     loss_layer(file, "loss", &mut loss, &raw.loss, false)?;
     for n in raw.arm_defs.keys() {
         if !raw.arms.contains(n) {
-            return field_err(file, &format!("arm.{n}"), "defined but not listed in `arms`");
+            return field_err(
+                file,
+                &format!("arm.{n}"),
+                "defined but not listed in `arms`",
+            );
         }
     }
     if raw.arms.is_empty() {
@@ -331,7 +474,11 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
     for (i, name) in raw.arms.iter().enumerate() {
         let field = format!("arms[{i}]");
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.is_empty() {
-            return field_err(file, &field, format!("arm names are letters, digits and `_`, got `{name}`"));
+            return field_err(
+                file,
+                &field,
+                format!("arm names are letters, digits and `_`, got `{name}`"),
+            );
         }
         if arms_out.iter().any(|a| &a.name == name) {
             return field_err(file, &field, format!("`{name}` is listed twice"));
@@ -340,12 +487,17 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         let p = format!("arm.{name}");
         let base = def.base.clone().unwrap_or_else(|| name.clone());
         let Some(mut arm) = arms::builtin(&base, &loss) else {
-            let what = if def.base.is_some() { format!("{p}.base") } else { field.clone() };
+            let what = if def.base.is_some() {
+                format!("{p}.base")
+            } else {
+                field.clone()
+            };
             return field_err(file, &what, format!("unknown arm `{base}`: expected one of {} (or define [arm.{name}] with a `base`)", arms::BUILTIN_ARMS.join(", ")));
         };
         arm.name = name.clone();
         if let Some(pr) = &def.preset {
-            arms::apply_preset(&mut arm, pr).or_else(|e| field_err(file, &format!("{p}.preset"), e))?;
+            arms::apply_preset(&mut arm, pr)
+                .or_else(|e| field_err(file, &format!("{p}.preset"), e))?;
         }
         loss_layer(file, &p, &mut arm.loss, &def.loss(), true)?;
         if let Some(f) = &def.forward {
@@ -353,25 +505,54 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         }
         if let Some(ds) = &def.distortions {
             if ds.len() != arm.views as usize {
-                return field_err(file, &format!("{p}.distortions"), format!("expected {} entries (one per view), got {}", arm.views, ds.len()));
+                return field_err(
+                    file,
+                    &format!("{p}.distortions"),
+                    format!(
+                        "expected {} entries (one per view), got {}",
+                        arm.views,
+                        ds.len()
+                    ),
+                );
             }
             arm.distortions = ds
                 .iter()
-                .map(|d| enum_field::<Distortion>(file, &format!("{p}.distortions"), d, "crop_flip, flip_only, crop_only, none"))
+                .map(|d| {
+                    enum_field::<Distortion>(
+                        file,
+                        &format!("{p}.distortions"),
+                        d,
+                        "crop_flip, flip_only, crop_only, none",
+                    )
+                })
                 .collect::<Result<_>>()?;
         }
         if let Some(d) = &def.double {
             if arm.base != "baseline_2x" {
-                return field_err(file, &format!("{p}.double"), "only a baseline_2x arm doubles its steps or batch");
+                return field_err(
+                    file,
+                    &format!("{p}.double"),
+                    "only a baseline_2x arm doubles its steps or batch",
+                );
             }
-            arm.double = Some(enum_field::<Double>(file, &format!("{p}.double"), d, "steps, batch")?);
+            arm.double = Some(enum_field::<Double>(
+                file,
+                &format!("{p}.double"),
+                d,
+                "steps, batch",
+            )?);
         }
         arms_out.push(arm);
     }
 
     let expected = match &raw.expected {
         Some(e) => file.parent().unwrap_or(Path::new(".")).join(e),
-        None => file.parent().unwrap_or(Path::new(".")).join("..").join("expected").join(format!("{name}.toml")),
+        None => file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("..")
+            .join("expected")
+            .join(format!("{name}.toml")),
     };
 
     let mut runs = Vec::new();

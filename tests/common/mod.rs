@@ -77,7 +77,10 @@ impl Project {
     pub fn records(&self, out: &str, suite: &str) -> Vec<serde_json::Value> {
         let dir = self.path().join(out).join(suite);
         let mut v = Vec::new();
-        let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let rec = e.path().join("record.json");
@@ -104,18 +107,30 @@ pub fn stdout(o: &Output) -> String {
 /// The `ddgsd-bench: error: ...` line of a failed command.
 pub fn error_line(o: &Output) -> String {
     let e = stderr(o);
-    let lines: Vec<&str> = e.lines().filter(|l| l.starts_with("ddgsd-bench: error:")).collect();
+    let lines: Vec<&str> = e
+        .lines()
+        .filter(|l| l.starts_with("ddgsd-bench: error:"))
+        .collect();
     assert_eq!(lines.len(), 1, "expected exactly one error line, got:\n{e}");
     lines[0].to_string()
 }
 
 /// Writes an expected file with one band per (arch, arm) centred on the
 /// mean of the records (tolerance `tol`) and returns its path.
-pub fn expected_from(project: &Project, suite: &str, records: &[serde_json::Value], tol: f64, extra: &str) -> PathBuf {
+pub fn expected_from(
+    project: &Project,
+    suite: &str,
+    records: &[serde_json::Value],
+    tol: f64,
+    extra: &str,
+) -> PathBuf {
     let mut groups: std::collections::BTreeMap<(String, String), Vec<f64>> = Default::default();
     for r in records {
         groups
-            .entry((r["arch"].as_str().unwrap().into(), r["arm"].as_str().unwrap().into()))
+            .entry((
+                r["arch"].as_str().unwrap().into(),
+                r["arm"].as_str().unwrap().into(),
+            ))
             .or_default()
             .push(r["metrics"]["top1_final"].as_f64().unwrap());
     }
