@@ -190,4 +190,67 @@ mod tests {
         );
         assert!(apply_preset(&mut d, "other").is_err());
     }
+    // Preset losses on fixed tensors against values computed by hand (f64)
+    // from method.md §5's descriptions.
+    const ZA: [f64; 6] = [1.0, 2.0, 0.5, -1.0, 0.0, 3.0];
+    const ZB: [f64; 6] = [0.5, 1.0, 1.5, 0.0, -2.0, 1.0];
+    const HA: [f64; 4] = [1.0, 2.0, 3.0, 4.0];
+    const HB: [f64; 4] = [0.0, 1.0, 1.0, 1.0];
+    const Y: [usize; 2] = [1, 2];
+
+    fn log_softmax(z: &[f64], t: f64) -> Vec<f64> {
+        let m = z.iter().cloned().fold(f64::MIN, f64::max) / t;
+        let lse = z.iter().map(|v| (v / t - m).exp()).sum::<f64>().ln() + m;
+        z.iter().map(|v| v / t - lse).collect()
+    }
+
+    fn ce(z: &[f64; 6]) -> f64 {
+        (0..2).map(|r| -log_softmax(&z[r * 3..r * 3 + 3], 1.0)[Y[r]]).sum::<f64>() / 2.0
+    }
+
+    /// sum over rows of KL(p_t || p_s) at temperature t, per-row values.
+    fn kl_rows(s: &[f64; 6], tg: &[f64; 6], t: f64) -> Vec<f64> {
+        (0..2)
+            .map(|r| {
+                let ls = log_softmax(&s[r * 3..r * 3 + 3], t);
+                let lt = log_softmax(&tg[r * 3..r * 3 + 3], t);
+                (0..3).map(|c| lt[c].exp() * (lt[c] - ls[c])).sum::<f64>()
+            })
+            .collect()
+    }
+
+    fn preset_total(preset: &str) -> f64 {
+        use tch::Tensor;
+        let mut arm = builtin("ddgsd", &base_loss()).unwrap();
+        apply_preset(&mut arm, preset).unwrap();
+        let f = |v: &[f64], shape: &[i64]| Tensor::from_slice(&v.iter().map(|&x| x as f32).collect::<Vec<_>>()).view(shape);
+        let y = Tensor::from_slice(&[Y[0] as i64, Y[1] as i64]);
+        let p = crate::loss::two_view(&f(&ZA, &[2, 3]), &f(&ZB, &[2, 3]), &f(&HA, &[2, 2]), &f(&HB, &[2, 2]), &y, &arm.loss);
+        f64::try_from(&p.total).unwrap()
+    }
+
+    #[test]
+    fn selfkdlib_loss_by_hand() {
+        // 0.25 (CE_a + CE_b) + T^2 [KL(p_b||p_a) + KL(p_a||p_b)] (T = 4, batch
+        // mean) + 5e-4 (mean(h_a) - mean(h_b))^2
+        let t = 4.0;
+        let kl = (kl_rows(&ZA, &ZB, t).iter().sum::<f64>() + kl_rows(&ZB, &ZA, t).iter().sum::<f64>()) / 2.0;
+        let mean_a = HA.iter().sum::<f64>() / 4.0;
+        let mean_b = HB.iter().sum::<f64>() / 4.0;
+        let want = 0.25 * (ce(&ZA) + ce(&ZB)) + t * t * kl + 5e-4 * (mean_a - mean_b).powi(2);
+        let got = preset_total("selfkdlib");
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    #[test]
+    fn youngerous_loss_by_hand() {
+        // CE_a + CE_b + [KL(p_b||p_a) + KL(p_a||p_b)] / classes (T = 3, no T^2)
+        // + 1.0 * mean((z_a - z_b)^2)
+        let t = 3.0;
+        let kl = (kl_rows(&ZA, &ZB, t).iter().sum::<f64>() + kl_rows(&ZB, &ZA, t).iter().sum::<f64>()) / 2.0 / 3.0;
+        let mse = ZA.iter().zip(ZB).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 6.0;
+        let want = ce(&ZA) + ce(&ZB) + kl + mse;
+        let got = preset_total("youngerous");
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
 }
