@@ -17,7 +17,7 @@
 //! caching allocator holds (it does not give memory back between
 //! architectures, so later rows include earlier ones: bench one architecture
 //! per invocation for a clean number).
-use crate::loss::{self, KlReduction, LossConfig, MmdKind};
+use crate::loss::{self, LossConfig};
 use crate::model::{self, ArchSpec};
 use crate::sgd::Sgd;
 use anyhow::{bail, Context, Result};
@@ -57,15 +57,8 @@ pub struct BenchRow {
 /// The loss of the `ddgsd` arm with method.md's constants.
 pub fn ddgsd_loss() -> LossConfig {
     LossConfig {
-        ce_weight: 1.0,
-        kl_weight: 1.0,
-        mmd_weight: 5e-4,
-        temperature: 1.0,
-        t2_factor: false,
-        stop_gradient: true,
-        kl_reduction: KlReduction::BatchMean,
-        mmd: MmdKind::Linear,
         rbf_bandwidths: vec![],
+        ..LossConfig::default()
     }
 }
 

@@ -53,6 +53,24 @@ pub struct LossConfig {
     pub rbf_bandwidths: Vec<f64>,
 }
 
+impl Default for LossConfig {
+    /// method.md §2: lambda = 1, mu = 5e-4, T = 1 without T^2, stop-gradient
+    /// on the KL target, batch-mean KL, linear-kernel MMD.
+    fn default() -> Self {
+        LossConfig {
+            ce_weight: 1.0,
+            kl_weight: 1.0,
+            mmd_weight: 5e-4,
+            temperature: 1.0,
+            t2_factor: false,
+            stop_gradient: true,
+            kl_reduction: KlReduction::BatchMean,
+            mmd: MmdKind::Linear,
+            rbf_bandwidths: vec![1.0, 2.0, 4.0, 8.0, 16.0],
+        }
+    }
+}
+
 /// The total (for backward) and each term's value (for logs).
 pub struct LossParts {
     pub total: Tensor,

@@ -106,21 +106,11 @@ impl Network for AlexNet {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::{build, parameter_count, ArchSpec, Network};
+    use crate::model::Network;
     use tch::{nn, Device, Kind, Tensor};
 
     fn count(name: &str, classes: i64) -> i64 {
-        let vs = nn::VarStore::new(Device::Cpu);
-        build(
-            &ArchSpec {
-                name: name.into(),
-                width: None,
-            },
-            &vs.root(),
-            classes,
-        )
-        .unwrap();
-        parameter_count(&vs)
+        crate::model::count_parameters(name, classes).unwrap()
     }
 
     #[test]

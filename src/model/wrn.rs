@@ -112,20 +112,9 @@ impl Network for WideResNet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{build, parameter_count, ArchSpec};
 
     fn count(name: &str, classes: i64) -> i64 {
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        build(
-            &ArchSpec {
-                name: name.into(),
-                width: None,
-            },
-            &vs.root(),
-            classes,
-        )
-        .unwrap();
-        parameter_count(&vs)
+        crate::model::count_parameters(name, classes).unwrap()
     }
 
     #[test]

@@ -145,15 +145,8 @@ mod tests {
 
     fn base_loss() -> LossConfig {
         LossConfig {
-            ce_weight: 1.0,
-            kl_weight: 1.0,
-            mmd_weight: 5e-4,
-            temperature: 1.0,
-            t2_factor: false,
-            stop_gradient: true,
-            kl_reduction: KlReduction::BatchMean,
-            mmd: MmdKind::Linear,
             rbf_bandwidths: vec![1.0],
+            ..LossConfig::default()
         }
     }
 
@@ -205,7 +198,10 @@ mod tests {
     }
 
     fn ce(z: &[f64; 6]) -> f64 {
-        (0..2).map(|r| -log_softmax(&z[r * 3..r * 3 + 3], 1.0)[Y[r]]).sum::<f64>() / 2.0
+        (0..2)
+            .map(|r| -log_softmax(&z[r * 3..r * 3 + 3], 1.0)[Y[r]])
+            .sum::<f64>()
+            / 2.0
     }
 
     /// sum over rows of KL(p_t || p_s) at temperature t, per-row values.
@@ -223,9 +219,18 @@ mod tests {
         use tch::Tensor;
         let mut arm = builtin("ddgsd", &base_loss()).unwrap();
         apply_preset(&mut arm, preset).unwrap();
-        let f = |v: &[f64], shape: &[i64]| Tensor::from_slice(&v.iter().map(|&x| x as f32).collect::<Vec<_>>()).view(shape);
+        let f = |v: &[f64], shape: &[i64]| {
+            Tensor::from_slice(&v.iter().map(|&x| x as f32).collect::<Vec<_>>()).view(shape)
+        };
         let y = Tensor::from_slice(&[Y[0] as i64, Y[1] as i64]);
-        let p = crate::loss::two_view(&f(&ZA, &[2, 3]), &f(&ZB, &[2, 3]), &f(&HA, &[2, 2]), &f(&HB, &[2, 2]), &y, &arm.loss);
+        let p = crate::loss::two_view(
+            &f(&ZA, &[2, 3]),
+            &f(&ZB, &[2, 3]),
+            &f(&HA, &[2, 2]),
+            &f(&HB, &[2, 2]),
+            &y,
+            &arm.loss,
+        );
         f64::try_from(&p.total).unwrap()
     }
 
@@ -234,7 +239,9 @@ mod tests {
         // 0.25 (CE_a + CE_b) + T^2 [KL(p_b||p_a) + KL(p_a||p_b)] (T = 4, batch
         // mean) + 5e-4 (mean(h_a) - mean(h_b))^2
         let t = 4.0;
-        let kl = (kl_rows(&ZA, &ZB, t).iter().sum::<f64>() + kl_rows(&ZB, &ZA, t).iter().sum::<f64>()) / 2.0;
+        let kl = (kl_rows(&ZA, &ZB, t).iter().sum::<f64>()
+            + kl_rows(&ZB, &ZA, t).iter().sum::<f64>())
+            / 2.0;
         let mean_a = HA.iter().sum::<f64>() / 4.0;
         let mean_b = HB.iter().sum::<f64>() / 4.0;
         let want = 0.25 * (ce(&ZA) + ce(&ZB)) + t * t * kl + 5e-4 * (mean_a - mean_b).powi(2);
@@ -247,7 +254,10 @@ mod tests {
         // CE_a + CE_b + [KL(p_b||p_a) + KL(p_a||p_b)] / classes (T = 3, no T^2)
         // + 1.0 * mean((z_a - z_b)^2)
         let t = 3.0;
-        let kl = (kl_rows(&ZA, &ZB, t).iter().sum::<f64>() + kl_rows(&ZB, &ZA, t).iter().sum::<f64>()) / 2.0 / 3.0;
+        let kl = (kl_rows(&ZA, &ZB, t).iter().sum::<f64>()
+            + kl_rows(&ZB, &ZA, t).iter().sum::<f64>())
+            / 2.0
+            / 3.0;
         let mse = ZA.iter().zip(ZB).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 6.0;
         let want = ce(&ZA) + ce(&ZB) + kl + mse;
         let got = preset_total("youngerous");

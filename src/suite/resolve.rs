@@ -446,17 +446,7 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
     };
 
     // Loss defaults, then arms.
-    let mut loss = LossConfig {
-        ce_weight: 1.0,
-        kl_weight: 1.0,
-        mmd_weight: 5e-4,
-        temperature: 1.0,
-        t2_factor: false,
-        stop_gradient: true,
-        kl_reduction: KlReduction::BatchMean,
-        mmd: MmdKind::Linear,
-        rbf_bandwidths: vec![1.0, 2.0, 4.0, 8.0, 16.0],
-    };
+    let mut loss = LossConfig::default();
     loss_layer(file, "loss", &mut loss, &raw.loss, false)?;
     for n in raw.arm_defs.keys() {
         if !raw.arms.contains(n) {
