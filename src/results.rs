@@ -40,7 +40,24 @@ impl SuiteMeta {
 
 /// Creates (or re-opens) the results directory of a suite under `out`.
 /// A directory that belongs to another suite is refused.
+/// Read-only: an existing results directory must belong to this suite.
+pub fn check_suite_dir(out: &Path, suite: &ResolvedSuite) -> Result<()> {
+    let meta_path = out.join(&suite.name).join(SUITE_FILE);
+    if meta_path.exists() {
+        let old = read_meta(&meta_path)?;
+        if old.suite != suite.name {
+            bail!(InputError::new(
+                &meta_path,
+                Some("suite"),
+                format!("results of suite `{}`, not `{}`", old.suite, suite.name)
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn prepare(out: &Path, suite: &ResolvedSuite) -> Result<PathBuf> {
+    check_suite_dir(out, suite)?;
     let dir = out.join(&suite.name);
     std::fs::create_dir_all(&dir).map_err(|e| {
         InputError::new(
@@ -58,19 +75,7 @@ pub fn prepare(out: &Path, suite: &ResolvedSuite) -> Result<PathBuf> {
         )
     })?;
     let _ = std::fs::remove_file(&probe);
-    let meta_path = dir.join(SUITE_FILE);
-    let meta = SuiteMeta::of(suite);
-    if meta_path.exists() {
-        let old = read_meta(&meta_path)?;
-        if old.suite != meta.suite {
-            bail!(InputError::new(
-                &meta_path,
-                Some("suite"),
-                format!("results of suite `{}`, not `{}`", old.suite, meta.suite)
-            ));
-        }
-    }
-    atomic::write_json(&meta_path, &meta)?;
+    atomic::write_json(&dir.join(SUITE_FILE), &SuiteMeta::of(suite))?;
     Ok(dir)
 }
 
@@ -110,11 +115,19 @@ pub fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
     }
 }
 
-/// Compares a run directory's stored config with the one about to run;
-/// records the config when the directory is new.
+/// Records the config of a run about to start (after [`check_run_dir`]).
 pub fn claim_run_dir(dir: &Path, cfg: &RunConfig) -> Result<()> {
+    if dir.join(CONFIG_FILE).exists() {
+        return Ok(());
+    }
     std::fs::create_dir_all(dir)
         .map_err(|e| InputError::new(dir, None, format!("cannot create: {e}")))?;
+    atomic::write_json(&dir.join(CONFIG_FILE), cfg)
+}
+
+/// Read-only: compares a run directory's stored config (if any) with the
+/// one about to run and names the first differing field.
+pub fn check_run_dir(dir: &Path, cfg: &RunConfig) -> Result<()> {
     let path = dir.join(CONFIG_FILE);
     let mut new = serde_json::to_value(cfg)?;
     if path.exists() {
@@ -140,9 +153,8 @@ pub fn claim_run_dir(dir: &Path, cfg: &RunConfig) -> Result<()> {
                 )
             ));
         }
-        return Ok(());
     }
-    atomic::write_json(&path, cfg)
+    Ok(())
 }
 
 fn pointer(field: &str) -> String {

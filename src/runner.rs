@@ -127,18 +127,13 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
             ));
         }
     }
-    let dir = results::prepare(&opts.out, suite)?;
-    let rt = &suite.runs[0].runtime;
-    platform::init(rt)?;
-    let device = platform::select_device(rt)?;
-    let env = platform::collect(device, rt);
-    install_signal_handlers();
-
-    // Which runs are left?
+    // Read-only checks first: nothing is written before the input is known good.
+    results::check_suite_dir(&opts.out, suite)?;
+    let dir = opts.out.join(&suite.name);
     let mut todo = Vec::new();
     for cfg in &suite.runs {
         let run_dir = dir.join(&cfg.run_id);
-        results::claim_run_dir(&run_dir, cfg)?;
+        results::check_run_dir(&run_dir, cfg)?;
         let rec = run_dir.join(RECORD_FILE);
         if rec.exists() {
             Record::load(&rec)?;
@@ -146,6 +141,30 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
         }
         todo.push(cfg);
     }
+    let rt = &suite.runs[0].runtime;
+    platform::init(rt)?;
+    let device = platform::select_device(rt)?;
+    let env = platform::collect(device, rt);
+    let dataset = if todo.is_empty() {
+        None
+    } else {
+        let t0 = Instant::now();
+        let d = data::open(&suite.dataset)?;
+        eprintln!(
+            "ddgsd-bench: dataset {} ({} train / {} test, fingerprint {}) ready in {:.1}s",
+            d.info().name,
+            d.info().train_len,
+            d.info().test_len,
+            &d.info().fingerprint[..16],
+            t0.elapsed().as_secs_f64()
+        );
+        Some(d)
+    };
+    let dir = results::prepare(&opts.out, suite)?;
+    for cfg in &todo {
+        results::claim_run_dir(&dir.join(&cfg.run_id), cfg)?;
+    }
+    install_signal_handlers();
     let total = suite.runs.len();
     let done_before = total - todo.len();
     eprintln!(
@@ -156,17 +175,7 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
         env.threads,
         dir.display()
     );
-    if !todo.is_empty() {
-        let t0 = Instant::now();
-        let dataset = data::open(&suite.dataset)?;
-        eprintln!(
-            "ddgsd-bench: dataset {} ({} train / {} test, fingerprint {}) ready in {:.1}s",
-            dataset.info().name,
-            dataset.info().train_len,
-            dataset.info().test_len,
-            &dataset.info().fingerprint[..16],
-            t0.elapsed().as_secs_f64()
-        );
+    if let Some(dataset) = dataset {
         // Work units for the ETA: image-views over the whole plan.
         let n = dataset.info().train_len as f64;
         let units =

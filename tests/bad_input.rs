@@ -229,3 +229,25 @@ fn a_nan_loss_stops_the_run_with_exit_2() {
         .join("results/n/resnet8w4__ddgsd__s0/record.json")
         .exists());
 }
+
+#[test]
+fn missing_data_says_where_to_get_it_and_writes_nothing() {
+    let p = Project::new();
+    let s = tiny_suite("d", &["baseline"], &[0], 1, "").replace(
+        "name = \"synthetic\"\nclasses = 4\ntrain = 192\ntest = 64",
+        "name = \"cifar10\"\npath = \"data/cifar-10-python.tar.gz\"",
+    );
+    p.write("suites/d.toml", &s);
+    let o = p.run(&["run", "suites/d.toml", "--no-check"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let e = error_line(&o);
+    assert!(
+        e.contains("data/cifar-10-python.tar.gz: not found")
+            && e.contains("ddgsd-bench data fetch cifar10 --to data"),
+        "{e}"
+    );
+    assert!(
+        !p.path().join("results").exists(),
+        "nothing may be written before the input is known good"
+    );
+}
