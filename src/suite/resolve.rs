@@ -535,14 +535,16 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         arms_out.push(arm);
     }
 
+    let suite_dir = file.parent().unwrap_or(Path::new(""));
     let expected = match &raw.expected {
-        Some(e) => file.parent().unwrap_or(Path::new(".")).join(e),
-        None => file
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("..")
-            .join("expected")
-            .join(format!("{name}.toml")),
+        Some(e) => suite_dir.join(e),
+        // `<suites>/../expected/<name>.toml`, written without the `..`
+        // where the suite's folder has a parent in the path.
+        None => match suite_dir.parent() {
+            Some(up) if suite_dir.file_name().is_some() => up.join("expected"),
+            _ => suite_dir.join("..").join("expected"),
+        }
+        .join(format!("{name}.toml")),
     };
 
     let mut runs = Vec::new();
