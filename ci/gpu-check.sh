@@ -12,6 +12,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-./target/release/ddgsd-bench}
+# DEVICE=cpu runs the same script on a CPU-only machine (to test the script).
+DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-./gpu-report}
 mkdir -p "$OUT"
 REPORT="$OUT/gpu-report.md"
@@ -34,7 +36,7 @@ field() { # record, python expression on r
 }
 
 # 1. environment
-if "$BIN" env --device cuda > "$OUT/env.json" 2> "$OUT/env.err"; then
+if "$BIN" env --device "$DEVICE" > "$OUT/env.json" 2> "$OUT/env.err"; then
   flags=$(field "$OUT/env.json" "r['determinism']")
   ok=$(field "$OUT/env.json" "r['determinism']['deterministic_algorithms'] and r['determinism']['cudnn_deterministic'] and not r['determinism']['cudnn_benchmark'] and not r['determinism']['tf32_cudnn'] and not r['determinism']['tf32_cublas']")
   [ "$ok" = True ] && result env PASS "$(field "$OUT/env.json" "r['platform']"); flags $flags" \
@@ -44,16 +46,19 @@ else
 fi
 
 # 2. twice, identical hashes
-S=suites/gpu-smoke.toml
+S=${SUITE:-suites/gpu-smoke.toml}
+NAME=$("$BIN" plan "$S" --json | "$PY" -c "import json,sys; print(json.load(sys.stdin)[0]['suite'])")
+RIDS=$("$BIN" plan "$S" --json | "$PY" -c "import json,sys; print(' '.join(r['run_id'] for r in json.load(sys.stdin)))")
+RID=${RIDS##* }   # the last run (the ddgsd arm): killed and resumed below
 for k in a b; do
   t0=$(date +%s.%N)
-  "$BIN" run "$S" --no-check --out "$OUT/$k" > "$OUT/run-$k.log" 2>&1
+  "$BIN" run "$S" --device "$DEVICE" --no-check --out "$OUT/$k" > "$OUT/run-$k.log" 2>&1
   echo "exit $?" >> "$OUT/run-$k.log"
   awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }' > "$OUT/time-$k"
 done
 all_same=1; detail=""
-for rid in resnet20__baseline__s0 resnet20__ddgsd__s0; do
-  ha=$(hash_of "$OUT/a/gpu-smoke" $rid); hb=$(hash_of "$OUT/b/gpu-smoke" $rid)
+for rid in $RIDS; do
+  ha=$(hash_of "$OUT/a/$NAME" $rid); hb=$(hash_of "$OUT/b/$NAME" $rid)
   detail="$detail $rid ${ha:0:16}/${hb:0:16}"
   { [ -n "$ha" ] && [ "$ha" = "$hb" ]; } || all_same=0
 done
@@ -61,16 +66,15 @@ done
                   || result twice FAIL "hashes differ or runs failed:$detail (see run-a.log, run-b.log)"
 
 # 3. kill -9 mid-run, resume
-RID=resnet20__ddgsd__s0
-"$BIN" run "$S" --no-check --out "$OUT/k" > "$OUT/kill.log" 2>&1 &
+"$BIN" run "$S" --device "$DEVICE" --no-check --out "$OUT/k" > "$OUT/kill.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 600); do
-  [ -f "$OUT/k/gpu-smoke/$RID/checkpoint/state.json" ] && break; sleep 0.1
+  [ -f "$OUT/k/$NAME/$RID/checkpoint/state.json" ] && break; sleep 0.1
 done
 kill -9 $PID 2>/dev/null; wait $PID 2>/dev/null
-"$BIN" run "$S" --no-check --resume --out "$OUT/k" >> "$OUT/kill.log" 2>&1
-hk=$(hash_of "$OUT/k/gpu-smoke" $RID); ha=$(hash_of "$OUT/a/gpu-smoke" $RID)
-resumed=$(field "$OUT/k/gpu-smoke/$RID/record.json" "r['timing']['resumed']")
+"$BIN" run "$S" --device "$DEVICE" --no-check --resume --out "$OUT/k" >> "$OUT/kill.log" 2>&1
+hk=$(hash_of "$OUT/k/$NAME" $RID); ha=$(hash_of "$OUT/a/$NAME" $RID)
+resumed=$(field "$OUT/k/$NAME/$RID/record.json" "r['timing']['resumed']")
 if [ "$resumed" != True ]; then
   result resume FAIL "the run finished before the kill (resumed=$resumed): inconclusive, make suites/gpu-smoke.toml longer"
 elif [ -n "$hk" ] && [ "$hk" = "$ha" ]; then
@@ -80,12 +84,12 @@ else
 fi
 
 # 4. determinism off
-sed 's/^checkpoint_every = 1/checkpoint_every = 1\ndeterministic = false/' "$S" > "$OUT/gpu-smoke-nondet.toml"
-"$BIN" run "$OUT/gpu-smoke-nondet.toml" --no-check --out "$OUT/nd" > "$OUT/nondet.log" 2>&1
-hn=$(hash_of "$OUT/nd/gpu-smoke" $RID)
-fl=$(field "$OUT/nd/gpu-smoke/$RID/record.json" "r['env']['determinism']['deterministic_algorithms']")
-t1n=$(field "$OUT/nd/gpu-smoke/$RID/record.json" "r['metrics']['top1_final']")
-t1d=$(field "$OUT/a/gpu-smoke/$RID/record.json" "r['metrics']['top1_final']")
+sed 's/^\[runtime\]$/[runtime]\ndeterministic = false/; s/^expected = .*//' "$S" > "$OUT/nondet.toml"
+"$BIN" run "$OUT/nondet.toml" --device "$DEVICE" --no-check --out "$OUT/nd" > "$OUT/nondet.log" 2>&1
+hn=$(hash_of "$OUT/nd/$NAME" $RID)
+fl=$(field "$OUT/nd/$NAME/$RID/record.json" "r['env']['determinism']['deterministic_algorithms']")
+t1n=$(field "$OUT/nd/$NAME/$RID/record.json" "r['metrics']['top1_final']")
+t1d=$(field "$OUT/a/$NAME/$RID/record.json" "r['metrics']['top1_final']")
 if [ "$fl" = False ]; then
   same=$([ "$hn" = "$ha" ] && echo "same hash" || echo "different hash")
   result nondeterministic PASS "flags recorded off; $same as the deterministic run (${hn:0:16} vs ${ha:0:16}); top1 $t1n vs $t1d"
@@ -94,7 +98,9 @@ else
 fi
 
 # 5. throughput
-if "$BIN" bench --device cuda --arch resnet32 --arch resnet18 --arch wrn28_10 --arch imagenet_resnet50 --steps 20 > "$OUT/bench.txt" 2>&1; then
+if [ "$DEVICE" = cpu ]; then BENCH_ARGS="--arch resnet8 --batch 16 --steps 2"
+else BENCH_ARGS="--arch resnet32 --arch resnet18 --arch wrn28_10 --arch imagenet_resnet50 --steps 20"; fi
+if "$BIN" bench --device "$DEVICE" $BENCH_ARGS > "$OUT/bench.txt" 2>&1; then
   result bench PASS "see below"; { echo; echo '```'; cat "$OUT/bench.txt"; echo '```'; } >> "$REPORT"
 else
   result bench FAIL "$(tail -1 "$OUT/bench.txt")"

@@ -6,4 +6,10 @@ cd "$(dirname "$0")/.."
 bash ci/setup.sh --test
 unset LIBTORCH_USE_PYTORCH
 export RUST_BACKTRACE=0
-cargo test --release --locked -- --test-threads=2 "$@"
+if [ $# -gt 0 ]; then
+  exec cargo test --release --locked "$@"
+fi
+# The CUDA tests first, uncaptured, so that their SKIP lines (no GPU) show.
+cargo test --release --locked --test cuda -- --nocapture --test-threads=1
+# Everything else (the filter leaves out tests/cuda.rs, already run).
+cargo test --release --locked -- --test-threads=2 --skip cuda
