@@ -51,6 +51,10 @@ enum Cmd {
         /// Train only; do not check against an expected file
         #[arg(long)]
         no_check: bool,
+        /// Run only this worker's share, hash:M/N (1 <= M <= N), and skip the check: N workers
+        /// (one per GPU, a Slurm array) write run directories that merge by copying
+        #[arg(long)]
+        partition: Option<String>,
     },
     /// Re-check a results directory against its expected file, without training
     Check {
@@ -191,12 +195,18 @@ fn dispatch(cli: Cli) -> Result<u8> {
             device,
             resume: _,
             no_check,
+            partition,
         } => {
             let s = suite::load(&file, &Overrides { threads, device })?;
+            let partition = partition
+                .as_deref()
+                .map(ddgsd_bench::suite::partition::Partition::parse)
+                .transpose()?;
             let opts = RunOptions {
                 out,
                 expected,
-                check: !no_check,
+                check: !no_check && partition.is_none(),
+                partition,
             };
             match runner::run_suite(&s, &opts)? {
                 SuiteOutcome::Done(Some(v)) => Ok(verdict_code(v.passed())),

@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub out: PathBuf,
     pub expected: Option<PathBuf>,
     pub check: bool,
+    /// Only this worker's share of the runs (`--partition hash:M/N`).
+    pub partition: Option<crate::suite::partition::Partition>,
 }
 
 /// What `run` ended with.
@@ -131,7 +133,12 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
     results::check_suite_dir(&opts.out, suite)?;
     let dir = opts.out.join(&suite.name);
     let mut todo = Vec::new();
-    for cfg in &suite.runs {
+    let mine: Vec<&crate::suite::RunConfig> = suite
+        .runs
+        .iter()
+        .filter(|c| opts.partition.is_none_or(|p| p.contains(&c.run_id)))
+        .collect();
+    for &cfg in &mine {
         let run_dir = dir.join(&cfg.run_id);
         results::check_run_dir(&run_dir, cfg)?;
         let rec = run_dir.join(RECORD_FILE);
@@ -165,7 +172,7 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
         results::claim_run_dir(&dir.join(&cfg.run_id), cfg)?;
     }
     install_signal_handlers();
-    let total = suite.runs.len();
+    let total = mine.len();
     let done_before = total - todo.len();
     eprintln!(
         "ddgsd-bench: suite `{}`: {total} runs, {done_before} already finished; device {} ({}), {} threads; results in {}",
@@ -264,6 +271,16 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
             }
             done_units += run_units;
         }
+    }
+    if let Some(p) = opts.partition {
+        eprintln!(
+            "ddgsd-bench: partition {}/{}: {total} of the suite's {} runs done; merge the results directories and run `ddgsd-bench check {}`",
+            p.m,
+            p.n,
+            suite.runs.len(),
+            dir.display()
+        );
+        return Ok(SuiteOutcome::Done(None));
     }
     let Some(expected) = expected else {
         return Ok(SuiteOutcome::Done(None));

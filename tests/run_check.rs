@@ -201,3 +201,60 @@ fn run_checks_and_reports_in_every_format() {
     assert_eq!(code(&plan), 0);
     assert!(stdout(&plan).contains("resnet8w4__two_branch_kl__s3"));
 }
+
+#[test]
+fn partitions_merge_by_copying_into_the_straight_result() {
+    let p = Project::new();
+    p.write(
+        "suites/h.toml",
+        &tiny_suite("h", &["baseline", "two_branch"], &[0, 1, 2], 1, ""),
+    );
+    let o = p.run(&["run", "suites/h.toml", "--no-check", "--out", "all"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let all = p.records("all", "h");
+    for (m, out) in [("1", "w1"), ("2", "w2")] {
+        let o = p.run(&[
+            "run",
+            "suites/h.toml",
+            "--partition",
+            &format!("hash:{m}/2"),
+            "--out",
+            out,
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("partition {m}/2")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let (w1, w2) = (p.records("w1", "h"), p.records("w2", "h"));
+    assert_eq!(w1.len() + w2.len(), 6);
+    assert!(!w1.is_empty() && !w2.is_empty());
+    // Merge by copying run directories.
+    for e in std::fs::read_dir(p.path().join("w2/h")).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_dir() {
+            let dst = p.path().join("w1/h").join(e.file_name());
+            std::fs::create_dir_all(&dst).unwrap();
+            for f in std::fs::read_dir(e.path()).unwrap() {
+                let f = f.unwrap();
+                if f.path().is_file() {
+                    std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+                }
+            }
+        }
+    }
+    let merged = p.records("w1", "h");
+    assert_eq!(merged.len(), 6);
+    for (a, b) in all.iter().zip(&merged) {
+        assert_eq!(a["run_id"], b["run_id"]);
+        assert_eq!(a["checkpoint_sha256"], b["checkpoint_sha256"]);
+    }
+    expected_from(&p, "h", &all, 0.01, "");
+    let c = p.run(&["check", "w1/h"]);
+    assert_eq!(code(&c), 0, "{}", stdout(&c));
+    let bad = p.run(&["run", "suites/h.toml", "--partition", "hash:3/2"]);
+    assert_eq!(code(&bad), 2);
+    assert!(error_line(&bad).contains("expected hash:M/N"));
+}
