@@ -9,7 +9,12 @@ export RUST_BACKTRACE=0
 if [ $# -gt 0 ]; then
   exec cargo test --release --locked "$@"
 fi
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
 # The CUDA tests first, uncaptured, so that their SKIP lines (no GPU) show.
-cargo test --release --locked --test cuda -- --nocapture --test-threads=1
+cargo test --release --locked --test cuda -- --nocapture --test-threads=1 2>&1 | tee -a "$LOG"
 # Everything else (the filter leaves out tests/cuda.rs, already run).
-cargo test --release --locked -- --test-threads=2 --skip cuda
+cargo test --release --locked -- --test-threads=2 --skip cuda 2>&1 | tee -a "$LOG"
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /SKIP: / { s++ }
+     END { printf "summary: %d passed, %d failed, %d skipped\n", p - s, f, s }' "$LOG"
