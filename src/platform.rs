@@ -55,6 +55,10 @@ impl EnvInfo {
             parts.push(slug(&self.cpu_capability));
         }
         parts.push(self.precision.clone());
+        if !self.determinism.deterministic_algorithms {
+            // Bits of such a run are not reproducible: never compared to pins.
+            parts.push("nondeterministic".into());
+        }
         parts.push(format!("t{}", self.threads));
         parts.join("/")
     }
@@ -225,7 +229,14 @@ mod tests {
             interop_threads: 1,
             threads_overridden: false,
             precision: "fp32".into(),
-            determinism: shim::flags(),
+            determinism: shim::DeterminismFlags {
+                deterministic_algorithms: true,
+                warn_only: false,
+                cudnn_deterministic: true,
+                cudnn_benchmark: false,
+                tf32_cudnn: false,
+                tf32_cublas: false,
+            },
             cublas_workspace_config: None,
             os: "linux".into(),
             hostname: "a".into(),
@@ -239,5 +250,21 @@ mod tests {
         assert_eq!(p, e.platform(), "the host name is not part of the platform");
         e.threads = 1;
         assert_ne!(p, e.platform());
+        e.threads = 2;
+        e.determinism.deterministic_algorithms = false;
+        assert_eq!(
+            e.platform(),
+            "cpu-intel-r-xeon-r-platinum-8375c-cpu-2.90ghz/torch2.11.0/avx512/fp32/nondeterministic/t2"
+        );
+        e.determinism.deterministic_algorithms = true;
+        e.device = "cuda:0".into();
+        e.device_name = "NVIDIA H200".into();
+        e.cuda = Some("13.0".into());
+        e.cudnn = Some("9.10.2".into());
+        e.gpu_driver = Some("580.65".into());
+        assert_eq!(
+            e.platform(),
+            "cuda-nvidia-h200/torch2.11.0/cuda13.0-cudnn9.10.2/driver580.65/fp32/t2"
+        );
     }
 }
