@@ -131,6 +131,37 @@ pub struct RunContext<'a> {
     pub stop: &'a AtomicBool,
 }
 
+/// One step's inputs on the CPU: a tensor per view, and the labels.
+pub struct Batch {
+    pub views: Vec<Tensor>,
+    pub labels: Tensor,
+    pub len: usize,
+}
+
+/// The views and labels of the training samples `idx` in `epoch`: a pure
+/// function of its arguments, so it can be built ahead, on another thread.
+pub fn make_batch(cfg: &RunConfig, data: &dyn Dataset, idx: &[usize], epoch: u32) -> Result<Batch> {
+    let arm = &cfg.arm;
+    let views = (0..arm.views)
+        .map(|v| {
+            let d = arm
+                .distortions
+                .get(v as usize)
+                .copied()
+                .unwrap_or(Distortion::CropFlip);
+            data.train_batch(idx, cfg.seed, u64::from(epoch), v, d)
+        })
+        .collect::<Result<_>>()?;
+    Ok(Batch {
+        views,
+        labels: data.train_labels(idx),
+        len: idx.len(),
+    })
+}
+
+/// Batches built ahead of the training step (a bounded queue).
+const PREFETCH: usize = 2;
+
 struct Trainer<'a> {
     ctx: &'a RunContext<'a>,
     vs: VarStore,
@@ -297,24 +328,13 @@ impl<'a> Trainer<'a> {
         Ok((100.0 * c1 as f64 / n as f64, 100.0 * c5 as f64 / n as f64))
     }
 
-    fn step(&mut self, idx: &[usize], epoch: u32, lr: f64, step: usize) -> Result<()> {
+    fn step(&mut self, batch: Batch, epoch: u32, lr: f64, step: usize) -> Result<()> {
         let cfg = self.ctx.cfg;
         let arm = &cfg.arm;
         let dev = self.ctx.device;
-        let data = self.ctx.data;
-        let views: Vec<Tensor> = (0..arm.views)
-            .map(|v| {
-                let d = arm
-                    .distortions
-                    .get(v as usize)
-                    .copied()
-                    .unwrap_or(Distortion::CropFlip);
-                data.train_batch(idx, cfg.seed, u64::from(epoch), v, d)
-                    .map(|t| t.to_device(dev))
-            })
-            .collect::<Result<_>>()?;
-        let y = data.train_labels(idx).to_device(dev);
-        let n = idx.len() as i64;
+        let views: Vec<Tensor> = batch.views.iter().map(|t| t.to_device(dev)).collect();
+        let y = batch.labels.to_device(dev);
+        let n = batch.len as i64;
         tch::manual_seed(step_seed(cfg.seed, self.st.global_step));
         let (parts, logits_a) = if arm.views == 1 {
             let (z, _) = self.net.forward(&views[0], true);
@@ -368,8 +388,8 @@ impl<'a> Trainer<'a> {
         a.mmd += parts.mmd;
         a.steps += 1;
         a.correct += correct as u64;
-        a.seen += idx.len() as u64;
-        self.st.images_trained += idx.len() as u64 * u64::from(arm.views);
+        a.seen += batch.len as u64;
+        self.st.images_trained += batch.len as u64 * u64::from(arm.views);
         Ok(())
     }
 }
@@ -388,29 +408,48 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
         let epoch = tr.st.epoch;
         let perm = epoch_permutation(cfg.seed, u64::from(epoch), n);
         let mut lr = t.schedule.lr(epoch, 0, steps);
-        while tr.st.step_in_epoch < steps {
-            let step = tr.st.step_in_epoch;
-            if ctx.stop.load(Ordering::SeqCst) {
-                tr.st.wall_seconds = wall_before + wall.elapsed().as_secs_f64();
-                tr.save_checkpoint()?;
-                return Ok(Outcome::Stopped { epoch, step });
-            }
-            let t0 = Instant::now();
-            let idx = &perm[step * t.batch_size..((step + 1) * t.batch_size).min(n)];
-            lr = t.schedule.lr(epoch, step, steps);
-            tr.step(idx, epoch, lr, step)?;
-            tr.st.step_in_epoch += 1;
-            tr.st.global_step += 1;
-            tr.st.acc.seconds += t0.elapsed().as_secs_f64();
-            let avg = tr.st.acc.loss / tr.st.acc.steps as f64;
-            on_tick(Tick {
-                epoch,
-                epochs: t.epochs,
-                step: step + 1,
-                steps,
-                loss: avg,
-                epoch_log: None,
+        // A producer thread builds the next batches (distortions, decoding)
+        // while this one trains; the queue is bounded and the order fixed.
+        let first = tr.st.step_in_epoch;
+        let stopped = std::thread::scope(|scope| -> Result<Option<Outcome>> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch>>(PREFETCH);
+            let (perm, data) = (&perm, ctx.data);
+            scope.spawn(move || {
+                for step in first..steps {
+                    let idx = &perm[step * t.batch_size..((step + 1) * t.batch_size).min(n)];
+                    if tx.send(make_batch(cfg, data, idx, epoch)).is_err() {
+                        break; // the trainer stopped
+                    }
+                }
             });
+            while tr.st.step_in_epoch < steps {
+                let step = tr.st.step_in_epoch;
+                if ctx.stop.load(Ordering::SeqCst) {
+                    tr.st.wall_seconds = wall_before + wall.elapsed().as_secs_f64();
+                    tr.save_checkpoint()?;
+                    return Ok(Some(Outcome::Stopped { epoch, step }));
+                }
+                let t0 = Instant::now();
+                let batch = rx.recv().context("the batch producer thread died")??;
+                lr = t.schedule.lr(epoch, step, steps);
+                tr.step(batch, epoch, lr, step)?;
+                tr.st.step_in_epoch += 1;
+                tr.st.global_step += 1;
+                tr.st.acc.seconds += t0.elapsed().as_secs_f64();
+                let avg = tr.st.acc.loss / tr.st.acc.steps as f64;
+                on_tick(Tick {
+                    epoch,
+                    epochs: t.epochs,
+                    step: step + 1,
+                    steps,
+                    loss: avg,
+                    epoch_log: None,
+                });
+            }
+            Ok(None)
+        })?;
+        if let Some(outcome) = stopped {
+            return Ok(outcome);
         }
         let t_eval = Instant::now();
         let (top1, top5) = tr.evaluate()?;
