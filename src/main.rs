@@ -242,14 +242,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 None if PathBuf::from(&loaded.meta.expected_file).exists() => {
                     Expected::load(&PathBuf::from(&loaded.meta.expected_file))?
                 }
-                None => Expected {
-                    suite: loaded.meta.suite.clone(),
-                    dataset_fingerprint: None,
-                    bands: vec![],
-                    claims: vec![],
-                    pins: Default::default(),
-                    file: PathBuf::from("(no expected file)"),
-                },
+                None => Expected::none(&loaded.meta.suite),
             };
             let v = ddgsd_bench::check::judge(
                 &loaded.records,

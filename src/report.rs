@@ -53,7 +53,7 @@ impl Exporter for Markdown {
                 }
                 if !v.failed_bands(arch, arm).is_empty() {
                     s.push_str(" ✗");
-                } else if v.cell(arch, arm).is_some() && !v.has_band(arch, arm) {
+                } else if v.checked && v.cell(arch, arm).is_some() && !v.has_band(arch, arm) {
                     s.push_str(" (no band)");
                 }
                 row.push(s);
@@ -66,6 +66,13 @@ impl Exporter for Markdown {
             "### {}: top-1 final (%), mean ± sd (n seeds), Δ vs baseline\n\n{table}\n\n",
             v.suite
         );
+        if !v.checked {
+            out.push_str(&format!(
+                "No expected file: nothing checked.\n\nDataset fingerprint: {}\n",
+                v.dataset_fingerprints.join(", ")
+            ));
+            return Ok(out);
+        }
         let failed_bands: Vec<_> = v.bands.iter().filter(|b| !b.pass).collect();
         out.push_str(&format!(
             "Bands ({}): {} checked, {} hold, {} failed; {} groups without a band.\n",

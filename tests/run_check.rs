@@ -258,3 +258,31 @@ fn partitions_merge_by_copying_into_the_straight_result() {
     assert_eq!(code(&bad), 2);
     assert!(error_line(&bad).contains("expected hash:M/N"));
 }
+
+#[test]
+fn report_without_an_expected_file_checks_nothing() {
+    let p = Project::new();
+    p.write(
+        "suites/n.toml",
+        &tiny_suite("n", &["baseline"], &[0], 1, ""),
+    );
+    let o = p.run(&["run", "suites/n.toml", "--no-check"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let r = p.run(&["report", "results/n"]);
+    assert_eq!(code(&r), 0);
+    let out = stdout(&r);
+    assert!(out.contains("No expected file: nothing checked."), "{out}");
+    assert!(
+        !out.contains("Verdict") && !out.contains("no band"),
+        "{out}"
+    );
+    let j = p.run(&["report", "results/n", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    assert_eq!(
+        (v["checked"].as_bool(), v["passed"].as_bool()),
+        (Some(false), Some(false))
+    );
+    // `check` needs an expected file: exit 2, not a silent pass.
+    let c = p.run(&["check", "results/n"]);
+    assert_eq!(code(&c), 2);
+}
