@@ -91,6 +91,7 @@ impl Verdict {
                 .iter()
                 .any(|p| matches!(p.status, PinStatus::Mismatch { .. }))
             && self.fingerprint_mismatches.is_empty()
+            && self.dataset_fingerprints.len() <= 1
     }
 
     pub fn cell(&self, arch: &str, arm: &str) -> Option<&Cell> {

@@ -145,6 +145,12 @@ impl Exporter for Markdown {
                 "- ✗ {r}: dataset fingerprint differs from the expected file's\n"
             ));
         }
+        if v.dataset_fingerprints.len() > 1 {
+            out.push_str(&format!(
+                "- ✗ the records come from {} different datasets (merged results of different data?)\n",
+                v.dataset_fingerprints.len()
+            ));
+        }
         out.push_str(&format!(
             "\nDataset fingerprint: {}\n",
             v.dataset_fingerprints.join(", ")

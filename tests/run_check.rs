@@ -254,6 +254,19 @@ fn partitions_merge_by_copying_into_the_straight_result() {
     expected_from(&p, "h", &all, 0.01, "");
     let c = p.run(&["check", "w1/h"]);
     assert_eq!(code(&c), 0, "{}", stdout(&c));
+    // A record trained on other data cannot be merged silently.
+    let rid = merged[0]["run_id"].as_str().unwrap();
+    let rec_path = p.path().join("w1/h").join(rid).join("record.json");
+    let text = std::fs::read_to_string(&rec_path).unwrap();
+    let fp = merged[0]["dataset"]["fingerprint"].as_str().unwrap();
+    std::fs::write(&rec_path, text.replace(fp, &"ab".repeat(32))).unwrap();
+    let c = p.run(&["check", "w1/h"]);
+    assert_eq!(code(&c), 1, "{}", stdout(&c));
+    assert!(
+        stdout(&c).contains("the records come from 2 different datasets"),
+        "{}",
+        stdout(&c)
+    );
     let bad = p.run(&["run", "suites/h.toml", "--partition", "hash:3/2"]);
     assert_eq!(code(&bad), 2);
     assert!(error_line(&bad).contains("expected hash:M/N"));
