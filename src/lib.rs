@@ -22,6 +22,7 @@ pub mod platform;
 pub mod record;
 pub mod report;
 pub mod results;
+pub mod run_state;
 pub mod runner;
 pub mod schedule;
 pub mod sgd;

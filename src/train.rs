@@ -6,29 +6,27 @@
 //! only the weights, the momentum buffers and a position (epoch, step).
 use crate::atomic;
 use crate::augment::Distortion;
-use crate::checkpoint::{self, file_sha256, model_tensors};
+use crate::checkpoint;
 use crate::data::Dataset;
-use crate::error::InputError;
 use crate::loss;
 use crate::model;
 use crate::platform::EnvInfo;
 use crate::record::{
     DatasetRef, EpochLog, Metrics, Record, Timing, MODEL_FILE, RECORD_FILE, SCHEMA,
 };
+use crate::run_state;
 use crate::sgd::Sgd;
 use crate::stream::epoch_permutation;
 use crate::suite::arms::Forward;
 use crate::suite::RunConfig;
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
-pub const CHECKPOINT_DIR: &str = "checkpoint";
-pub const STATE_FILE: &str = "state.json";
+pub use crate::run_state::{Accum, TrainState, CHECKPOINT_DIR, STATE_FILE};
 pub const CONFIG_FILE: &str = "config.json";
 
 /// SHA-256 of the run's resolved config as JSON, with the dataset path left
@@ -61,45 +59,6 @@ pub fn step_seed(seed: u64, global_step: u64) -> i64 {
         .concat(),
     );
     (u64::from_le_bytes(h[..8].try_into().unwrap()) >> 1) as i64
-}
-
-/// Running sums over the steps of the epoch in progress.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Accum {
-    pub loss: f64,
-    pub ce: f64,
-    pub kl: f64,
-    pub mmd: f64,
-    pub steps: u64,
-    pub correct: u64,
-    pub seen: u64,
-    pub seconds: f64,
-}
-
-/// The resumable position of a run (checkpoint/state.json).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainState {
-    pub schema: u32,
-    pub run_id: String,
-    pub config_sha256: String,
-    pub dataset_fingerprint: String,
-    /// Epoch in progress (0-based) and steps of it already done.
-    pub epoch: u32,
-    pub step_in_epoch: usize,
-    pub global_step: u64,
-    pub acc: Accum,
-    pub history: Vec<EpochLog>,
-    pub best_top1: f64,
-    pub best_epoch: u32,
-    pub images_trained: u64,
-    pub train_seconds: f64,
-    pub wall_seconds: f64,
-    pub resumed: bool,
-    pub model_file: String,
-    pub model_sha256: String,
-    pub optim_file: String,
-    pub optim_sha256: String,
 }
 
 /// What the runner hears while a run trains.
@@ -168,7 +127,6 @@ struct Trainer<'a> {
     net: Box<dyn model::Network>,
     opt: Sgd,
     st: TrainState,
-    cfg_hash: String,
 }
 
 impl<'a> Trainer<'a> {
@@ -182,127 +140,37 @@ impl<'a> Trainer<'a> {
         let t = &cfg.train;
         let opt = Sgd::new(&vs, t.momentum, t.nesterov, t.weight_decay);
         let cfg_hash = config_sha256(cfg);
-        let st = TrainState {
-            schema: SCHEMA,
-            run_id: cfg.run_id.clone(),
-            config_sha256: cfg_hash.clone(),
-            dataset_fingerprint: ctx.data.info().fingerprint.clone(),
-            epoch: 0,
-            step_in_epoch: 0,
-            global_step: 0,
-            acc: Accum::default(),
-            history: vec![],
-            best_top1: f64::NEG_INFINITY,
-            best_epoch: 0,
-            images_trained: 0,
-            train_seconds: 0.0,
-            wall_seconds: 0.0,
-            resumed: false,
-            model_file: String::new(),
-            model_sha256: String::new(),
-            optim_file: String::new(),
-            optim_sha256: String::new(),
-        };
+        let st = TrainState::fresh(&cfg.run_id, &cfg_hash, &ctx.data.info().fingerprint);
         Ok(Trainer {
             ctx,
             vs,
             net,
             opt,
             st,
-            cfg_hash,
         })
     }
 
-    fn ckpt_dir(&self) -> PathBuf {
-        self.ctx.dir.join(CHECKPOINT_DIR)
-    }
-
-    /// Restores the last checkpoint if one exists. A checkpoint of another
-    /// config or dataset, or with a file whose hash does not match, is refused.
+    /// Restores the last checkpoint if one exists (see `run_state::load`).
     fn try_resume(&mut self) -> Result<bool> {
-        let state_path = self.ckpt_dir().join(STATE_FILE);
-        if !state_path.exists() {
-            return Ok(false);
-        }
-        let text = std::fs::read_to_string(&state_path)
-            .map_err(|e| InputError::new(&state_path, None, format!("cannot read: {e}")))?;
-        let st: TrainState = serde_json::from_str(&text).map_err(|e| {
-            InputError::new(&state_path, None, format!("corrupt checkpoint state: {e}"))
-        })?;
-        if st.config_sha256 != self.cfg_hash || st.run_id != self.ctx.cfg.run_id {
-            bail!(InputError::new(
-                &state_path,
-                Some("config_sha256"),
-                "checkpoint of another run config; refusing to resume from it"
-            ));
-        }
-        if st.dataset_fingerprint != self.ctx.data.info().fingerprint {
-            bail!(InputError::new(
-                &state_path,
-                Some("dataset_fingerprint"),
-                format!(
-                    "checkpoint trained on dataset {}, this data is {}",
-                    st.dataset_fingerprint,
-                    self.ctx.data.info().fingerprint
-                )
-            ));
-        }
-        for (file, sha) in [
-            (&st.model_file, &st.model_sha256),
-            (&st.optim_file, &st.optim_sha256),
-        ] {
-            let p = self.ckpt_dir().join(file);
-            let got = file_sha256(&p)?;
-            if &got != sha {
-                bail!(InputError::new(&p, None, format!("SHA-256 {got} does not match the {sha} recorded in {STATE_FILE}: corrupt checkpoint")));
+        let dir = self.ctx.dir.join(CHECKPOINT_DIR);
+        let found = run_state::load(&dir, &self.st, &mut self.vs, &mut self.opt, self.ctx.device)?;
+        Ok(match found {
+            Some(st) => {
+                self.st = st;
+                self.st.resumed = true;
+                true
             }
-        }
-        let model_path = self.ckpt_dir().join(&st.model_file);
-        let tensors = checkpoint::read_safetensors(&model_path)?;
-        checkpoint::load_into(&mut self.vs, &tensors, &model_path)?;
-        let optim_path = self.ckpt_dir().join(&st.optim_file);
-        let optim = checkpoint::read_safetensors(&optim_path)?;
-        let optim: Vec<(String, Tensor)> = optim
-            .into_iter()
-            .map(|(n, t)| (n, t.to_device(self.ctx.device)))
-            .collect();
-        self.opt
-            .load_state(&optim)
-            .map_err(|e| InputError::new(&optim_path, None, e))?;
-        self.st = st;
-        self.st.resumed = true;
-        Ok(true)
+            None => false,
+        })
     }
 
-    /// Writes weights, momentum and position; state.json is the commit point
-    /// and older files are removed only after it is in place.
     fn save_checkpoint(&mut self) -> Result<()> {
-        let dir = self.ckpt_dir();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("{}: cannot create", dir.display()))?;
-        let tag = format!("e{:04}-s{:06}", self.st.epoch, self.st.step_in_epoch);
-        let model_file = format!("model-{tag}.safetensors");
-        let optim_file = format!("optim-{tag}.safetensors");
-        checkpoint::write_safetensors(&dir.join(&model_file), &model_tensors(&self.vs))?;
-        let optim: Vec<(String, Tensor)> = self
-            .opt
-            .state()
-            .into_iter()
-            .map(|(n, t)| (n, t.to_device(Device::Cpu)))
-            .collect();
-        checkpoint::write_safetensors(&dir.join(&optim_file), &optim)?;
-        let old = (self.st.model_file.clone(), self.st.optim_file.clone());
-        self.st.model_sha256 = file_sha256(&dir.join(&model_file))?;
-        self.st.optim_sha256 = file_sha256(&dir.join(&optim_file))?;
-        self.st.model_file = model_file;
-        self.st.optim_file = optim_file;
-        atomic::write_json(&dir.join(STATE_FILE), &self.st)?;
-        for f in [old.0, old.1] {
-            if !f.is_empty() && f != self.st.model_file && f != self.st.optim_file {
-                let _ = std::fs::remove_file(dir.join(f));
-            }
-        }
-        Ok(())
+        run_state::save(
+            &self.ctx.dir.join(CHECKPOINT_DIR),
+            &mut self.st,
+            &self.vs,
+            &self.opt,
+        )
     }
 
     fn evaluate(&self) -> Result<(f64, f64)> {
