@@ -1,261 +1,29 @@
 //! Raw suite → resolved suite: every default filled in, presets applied,
-//! every field checked. The resolved [`RunConfig`] of each run is what its
-//! record stores and what a resumed run is compared against.
+//! every field checked (the checks of single fields are in `fields`). The
+//! resolved [`RunConfig`] of each run is what its record stores and what a
+//! resumed run is compared against.
 use super::arms::{self, ArmConfig, Double};
-use super::raw::{RawArch, RawLoss, RawSuite};
+use super::fields::{enum_field, loss_layer, non_negative, positive, resolve_dataset};
+use super::raw::{RawArch, RawSuite};
 use crate::augment::Distortion;
-use crate::data::synthetic::SyntheticSpec;
 use crate::data::DatasetSpec;
 use crate::error::{field_err, parse_toml, read_text};
-use crate::loss::{KlReduction, LossConfig, MmdKind};
+use crate::loss::LossConfig;
 use crate::model::{self, ArchSpec};
 use crate::schedule::{Schedule, WarmupKind};
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Threads per run unless the suite or `--threads` says otherwise: a fixed
-/// number, not "all cores", because results are bit-identical only at a
-/// fixed thread count.
-pub const DEFAULT_THREADS: usize = 2;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    /// Effective epochs (doubled for `baseline_2x`).
-    pub epochs: u32,
-    /// Images per step (each forwarded once per view).
-    pub batch_size: usize,
-    pub eval_batch_size: usize,
-    pub momentum: f64,
-    pub nesterov: bool,
-    pub weight_decay: f64,
-    pub schedule: Schedule,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Precision {
-    Fp32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuntimeConfig {
-    /// `auto`, `cpu`, `cuda`, `cuda:N` as requested.
-    pub device: String,
-    pub threads: usize,
-    /// True when `--threads` replaced the suite's value.
-    pub threads_overridden: bool,
-    pub precision: Precision,
-    pub deterministic: bool,
-    /// Checkpoint every this many epochs (and always at the end).
-    pub checkpoint_every: u32,
-}
-
-/// Everything one run depends on, besides the dataset's bytes and the platform.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunConfig {
-    pub suite: String,
-    pub run_id: String,
-    pub arch: ArchSpec,
-    pub arm: ArmConfig,
-    pub seed: u64,
-    pub dataset: DatasetSpec,
-    pub train: TrainConfig,
-    pub runtime: RuntimeConfig,
-}
-
-/// Command-line overrides of suite fields.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub threads: Option<usize>,
-    pub device: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ResolvedSuite {
-    pub name: String,
-    pub description: String,
-    pub file: PathBuf,
-    pub expected: PathBuf,
-    pub archs: Vec<ArchSpec>,
-    pub arms: Vec<ArmConfig>,
-    pub seeds: Vec<u64>,
-    pub dataset: DatasetSpec,
-    pub runs: Vec<RunConfig>,
-}
+pub use super::config::{
+    effective_train, run_id, Overrides, Precision, ResolvedSuite, RunConfig, RuntimeConfig,
+    TrainConfig, DEFAULT_THREADS,
+};
 
 /// Reads, parses and resolves a suite file.
 pub fn load(file: &Path, ov: &Overrides) -> Result<ResolvedSuite> {
     let text = read_text(file)?;
     let raw: RawSuite = parse_toml(file, &text)?;
     resolve(file, raw, ov)
-}
-
-fn positive<T: PartialOrd + Default + std::fmt::Display>(
-    file: &Path,
-    field: &str,
-    v: T,
-) -> Result<T> {
-    if v > T::default() {
-        Ok(v)
-    } else {
-        field_err(file, field, format!("expected a positive value, got {v}"))
-    }
-}
-
-fn non_negative(file: &Path, field: &str, v: f64) -> Result<f64> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        field_err(
-            file,
-            field,
-            format!("expected a finite value >= 0, got {v}"),
-        )
-    }
-}
-
-fn enum_field<T: serde::de::DeserializeOwned>(
-    file: &Path,
-    field: &str,
-    v: &str,
-    allowed: &str,
-) -> Result<T> {
-    serde_json::from_value(serde_json::Value::String(v.to_string()))
-        .or_else(|_| field_err(file, field, format!("expected one of {allowed}, got `{v}`")))
-}
-
-fn loss_layer(
-    file: &Path,
-    prefix: &str,
-    base: &mut LossConfig,
-    raw: &RawLoss,
-    only_active: bool,
-) -> Result<()> {
-    let f = |name: &str| format!("{prefix}.{name}");
-    if let Some(v) = raw.ce_weight {
-        base.ce_weight = non_negative(file, &f("ce_weight"), v)?;
-    }
-    // At suite level lambda/mu are defaults; builtin() zeroes inactive terms
-    // afterwards. At arm level they apply only to active terms.
-    if let Some(v) = raw.lambda {
-        let v = non_negative(file, &f("lambda"), v)?;
-        if !only_active || base.kl_weight != 0.0 {
-            base.kl_weight = v;
-        } else {
-            return field_err(
-                file,
-                &f("lambda"),
-                "this arm has no KL term (use base = \"two_branch_kl\" or \"ddgsd\")",
-            );
-        }
-    }
-    if let Some(v) = raw.mu {
-        let v = non_negative(file, &f("mu"), v)?;
-        if !only_active || base.mmd_weight != 0.0 {
-            base.mmd_weight = v;
-        } else {
-            return field_err(
-                file,
-                &f("mu"),
-                "this arm has no feature term (use base = \"two_branch_mmd\" or \"ddgsd\")",
-            );
-        }
-    }
-    if let Some(v) = raw.temperature {
-        base.temperature = positive(file, &f("temperature"), v)?;
-    }
-    if let Some(v) = raw.t2_factor {
-        base.t2_factor = v;
-    }
-    if let Some(v) = raw.stop_gradient {
-        base.stop_gradient = v;
-    }
-    if let Some(v) = &raw.kl_reduction {
-        base.kl_reduction =
-            enum_field::<KlReduction>(file, &f("kl_reduction"), v, "batch_mean, element_mean")?;
-    }
-    if let Some(v) = &raw.mmd {
-        base.mmd =
-            enum_field::<MmdKind>(file, &f("mmd"), v, "linear, rbf, scalar_mean, mse_logits")?;
-    }
-    if let Some(v) = &raw.rbf_bandwidths {
-        if v.is_empty() || v.iter().any(|b| !(b.is_finite() && *b > 0.0)) {
-            return field_err(
-                file,
-                &f("rbf_bandwidths"),
-                "expected a non-empty list of positive numbers",
-            );
-        }
-        base.rbf_bandwidths = v.clone();
-    }
-    Ok(())
-}
-
-fn resolve_dataset(file: &Path, raw: &super::raw::RawDataset) -> Result<DatasetSpec> {
-    let synthetic_only = [
-        ("classes", raw.classes.is_some()),
-        ("train", raw.train.is_some()),
-        ("test", raw.test.is_some()),
-        ("seed", raw.seed.is_some()),
-        ("noise", raw.noise.is_some()),
-    ];
-    match raw.name.as_str() {
-        "synthetic" => {
-            if raw.path.is_some() {
-                return field_err(
-                    file,
-                    "dataset.path",
-                    "the synthetic dataset is built in and reads no files",
-                );
-            }
-            let d = SyntheticSpec::default();
-            let classes = positive(file, "dataset.classes", raw.classes.unwrap_or(d.classes))?;
-            if !(2..=1000).contains(&classes) {
-                return field_err(
-                    file,
-                    "dataset.classes",
-                    format!("expected 2..=1000, got {classes}"),
-                );
-            }
-            Ok(DatasetSpec::Synthetic(SyntheticSpec {
-                classes,
-                train: positive(file, "dataset.train", raw.train.unwrap_or(d.train))?,
-                test: positive(file, "dataset.test", raw.test.unwrap_or(d.test))?,
-                seed: raw.seed.unwrap_or(d.seed),
-                noise: non_negative(file, "dataset.noise", raw.noise.unwrap_or(d.noise))?,
-            }))
-        }
-        "cifar10" | "cifar100" | "imagenet" => {
-            if let Some((f, _)) = synthetic_only.iter().find(|(_, set)| *set) {
-                return field_err(
-                    file,
-                    &format!("dataset.{f}"),
-                    format!("only the synthetic dataset takes `{f}`"),
-                );
-            }
-            let Some(path) = raw.path.clone() else {
-                return field_err(
-                    file,
-                    "dataset.path",
-                    format!("`{}` needs the path of its archive or folder", raw.name),
-                );
-            };
-            Ok(match raw.name.as_str() {
-                "cifar10" => DatasetSpec::Cifar10 { path },
-                "cifar100" => DatasetSpec::Cifar100 { path },
-                _ => DatasetSpec::Imagenet { path },
-            })
-        }
-        other => field_err(
-            file,
-            "dataset.name",
-            format!("expected one of synthetic, cifar10, cifar100, imagenet, got `{other}`"),
-        ),
-    }
 }
 
 fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> {
@@ -575,25 +343,4 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         dataset,
         runs,
     })
-}
-
-/// `<arch id>__<arm>__s<seed>`: the run's directory name and its key in
-/// expected files.
-pub fn run_id(arch: &ArchSpec, arm: &str, seed: u64) -> String {
-    format!("{}__{}__s{}", arch.id(), arm, seed)
-}
-
-/// The schedule an arm really runs: `baseline_2x` doubles epochs (and with
-/// `double = "batch"` the batch too), scaling milestones and warm-up.
-fn effective_train(t: &TrainConfig, arm: &ArmConfig) -> TrainConfig {
-    let mut t = t.clone();
-    if let Some(d) = arm.double {
-        t.epochs *= 2;
-        t.schedule.milestones = t.schedule.milestones.iter().map(|m| m * 2).collect();
-        t.schedule.warmup_epochs *= 2;
-        if d == Double::Batch {
-            t.batch_size *= 2;
-        }
-    }
-    t
 }

@@ -1,0 +1,103 @@
+//! The resolved configuration: what a suite becomes once every default is
+//! filled in, and the [`RunConfig`] of each run (stored in its record and
+//! compared when a run is resumed).
+use super::arms::{ArmConfig, Double};
+use crate::data::DatasetSpec;
+use crate::model::ArchSpec;
+use crate::schedule::Schedule;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Threads per run unless the suite or `--threads` says otherwise: a fixed
+/// number, not "all cores", because results are bit-identical only at a
+/// fixed thread count.
+pub const DEFAULT_THREADS: usize = 2;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Effective epochs (doubled for `baseline_2x`).
+    pub epochs: u32,
+    /// Images per step (each forwarded once per view).
+    pub batch_size: usize,
+    pub eval_batch_size: usize,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    pub schedule: Schedule,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    Fp32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// `auto`, `cpu`, `cuda`, `cuda:N` as requested.
+    pub device: String,
+    pub threads: usize,
+    /// True when `--threads` replaced the suite's value.
+    pub threads_overridden: bool,
+    pub precision: Precision,
+    pub deterministic: bool,
+    /// Checkpoint every this many epochs (and always at the end).
+    pub checkpoint_every: u32,
+}
+
+/// Everything one run depends on, besides the dataset's bytes and the platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub suite: String,
+    pub run_id: String,
+    pub arch: ArchSpec,
+    pub arm: ArmConfig,
+    pub seed: u64,
+    pub dataset: DatasetSpec,
+    pub train: TrainConfig,
+    pub runtime: RuntimeConfig,
+}
+
+/// Command-line overrides of suite fields.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub threads: Option<usize>,
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResolvedSuite {
+    pub name: String,
+    pub description: String,
+    pub file: PathBuf,
+    pub expected: PathBuf,
+    pub archs: Vec<ArchSpec>,
+    pub arms: Vec<ArmConfig>,
+    pub seeds: Vec<u64>,
+    pub dataset: DatasetSpec,
+    pub runs: Vec<RunConfig>,
+}
+
+/// `<arch id>__<arm>__s<seed>`: the run's directory name and its key in
+/// expected files.
+pub fn run_id(arch: &ArchSpec, arm: &str, seed: u64) -> String {
+    format!("{}__{}__s{}", arch.id(), arm, seed)
+}
+
+/// The schedule an arm really runs: `baseline_2x` doubles epochs (and with
+/// `double = "batch"` the batch too), scaling milestones and warm-up.
+pub fn effective_train(t: &TrainConfig, arm: &ArmConfig) -> TrainConfig {
+    let mut t = t.clone();
+    if let Some(d) = arm.double {
+        t.epochs *= 2;
+        t.schedule.milestones = t.schedule.milestones.iter().map(|m| m * 2).collect();
+        t.schedule.warmup_epochs *= 2;
+        if d == Double::Batch {
+            t.batch_size *= 2;
+        }
+    }
+    t
+}
