@@ -6,9 +6,15 @@
 //! `cifar` reads the official CIFAR distributions (with `pickle`),
 //! `imagenet` an ImageFolder tree or a `pack`; `cli` is `ddgsd-bench data`.
 pub mod cifar;
+pub mod cifar_files;
+pub mod cifar_locate;
+pub mod cifar_records;
+pub mod cifar_variant;
 pub mod cli;
 pub mod fingerprint;
+pub mod image_ops;
 pub mod imagenet;
+pub mod imagenet_scan;
 pub mod pack;
 pub mod pickle;
 pub mod small;
