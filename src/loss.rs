@@ -16,7 +16,7 @@ use tch::{Kind, Reduction, Tensor};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MmdKind {
-    /// MMD^2 with k(x, y) = x.y: || mean_i h_a[i] - mean_i h_b[i] ||^2.
+    /// MMD^2 with k(x, y) = x.y: `|| mean_i h_a[i] - mean_i h_b[i] ||^2`.
     Linear,
     /// Biased MMD^2 with k = sum over bandwidths s of exp(-||x-y||^2 / (2 s^2)).
     Rbf,

@@ -88,7 +88,7 @@ pub fn builtin(base: &str, loss: &LossConfig) -> Option<ArmConfig> {
 }
 
 /// Applies a third-party preset to a two-view arm (method.md §5). Fields
-/// that the description leaves open are [choice]s, listed in the README.
+/// that the description leaves open are `[choice]`s, listed in the README.
 pub fn apply_preset(arm: &mut ArmConfig, preset: &str) -> Result<(), String> {
     if arm.views != 2 {
         return Err(format!(
