@@ -5,7 +5,7 @@ use crate::expected::{Band, Claim, Expected, Metric};
 use crate::record::Record;
 use crate::stats::mean_sd;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One (architecture, arm) cell of the table.
 #[derive(Debug, Clone, Serialize)]
@@ -133,10 +133,10 @@ pub fn judge(
 ) -> Verdict {
     let metric = Metric::Top1Final;
     let mut cells = Vec::new();
-    let mut groups: BTreeMap<(String, String), ()> = BTreeMap::new();
-    for r in records {
-        groups.insert((r.arch.clone(), r.arm.clone()), ());
-    }
+    let groups: BTreeSet<(String, String)> = records
+        .iter()
+        .map(|r| (r.arch.clone(), r.arm.clone()))
+        .collect();
     for arch in archs {
         for arm in arms {
             let v = values(records, arch, arm, metric);
@@ -188,7 +188,7 @@ pub fn judge(
         .collect();
 
     let unbanded: Vec<(String, String)> = groups
-        .keys()
+        .iter()
         .filter(|(a, m)| !expected.bands.iter().any(|b| &b.arch == a && &b.arm == m))
         .cloned()
         .collect();

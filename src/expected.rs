@@ -106,6 +106,19 @@ impl Expected {
         Ok(e)
     }
 
+    /// Refuses an expected file written for another suite; `what` names
+    /// the other side ("results are of", "this suite is", ...).
+    pub fn require_suite(&self, suite: &str, what: &str) -> Result<()> {
+        if self.suite != suite {
+            return field_err(
+                &self.file,
+                "suite",
+                format!("expected file of suite `{}`, {what} `{suite}`", self.suite),
+            );
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<()> {
         let f = &self.file;
         for (i, b) in self.bands.iter().enumerate() {

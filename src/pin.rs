@@ -14,14 +14,7 @@ pub fn write_pins(expected: &Path, records: &[Record]) -> Result<usize> {
     // The file must be a valid expected file before and after.
     let before = Expected::load(expected)?;
     if let Some(r) = records.iter().find(|r| r.suite != before.suite) {
-        bail!(InputError::new(
-            expected,
-            Some("suite"),
-            format!(
-                "expected file of suite `{}`, record {} is of `{}`",
-                before.suite, r.run_id, r.suite
-            )
-        ));
+        before.require_suite(&r.suite, &format!("record {} is of", r.run_id))?;
     }
     let text = read_text(expected)?;
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {

@@ -129,18 +129,13 @@ pub fn claim_run_dir(dir: &Path, cfg: &RunConfig) -> Result<()> {
 /// one about to run and names the first differing field.
 pub fn check_run_dir(dir: &Path, cfg: &RunConfig) -> Result<()> {
     let path = dir.join(CONFIG_FILE);
-    let mut new = serde_json::to_value(cfg)?;
     if path.exists() {
+        let new = cfg.comparable();
         let text = std::fs::read_to_string(&path)
             .map_err(|e| InputError::new(&path, None, format!("cannot read: {e}")))?;
-        let mut old: Value = serde_json::from_str(&text)
+        let old: Value = serde_json::from_str(&text)
             .map_err(|e| InputError::new(&path, None, format!("corrupt config: {e}")))?;
-        // Where the data lives may change; what it is, is checked by fingerprint.
-        for v in [&mut old, &mut new] {
-            if let Some(d) = v.get_mut("dataset").and_then(|d| d.as_object_mut()) {
-                d.remove("path");
-            }
-        }
+        let old = crate::suite::config::without_location(old);
         if let Some(field) = first_difference(&old, &new, "") {
             bail!(InputError::new(
                 &path,

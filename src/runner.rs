@@ -82,16 +82,7 @@ pub fn load_expected(explicit: Option<&Path>, meta_expected: &str) -> Result<Exp
 /// Judges a loaded results directory and writes table.md / verdict.json
 /// next to the records.
 pub fn judge_and_write(loaded: &Loaded, expected: &Expected) -> Result<(Verdict, String)> {
-    if expected.suite != loaded.meta.suite {
-        bail!(InputError::new(
-            &expected.file,
-            Some("suite"),
-            format!(
-                "expected file of suite `{}`, results are of `{}`",
-                expected.suite, loaded.meta.suite
-            )
-        ));
-    }
+    expected.require_suite(&loaded.meta.suite, "results are of")?;
     let v = check::judge(
         &loaded.records,
         expected,
@@ -118,16 +109,7 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
         None
     };
     if let Some(e) = &expected {
-        if e.suite != suite.name {
-            bail!(InputError::new(
-                &e.file,
-                Some("suite"),
-                format!(
-                    "expected file of suite `{}`, this suite is `{}`",
-                    e.suite, suite.name
-                )
-            ));
-        }
+        e.require_suite(&suite.name, "this suite is")?;
     }
     // Read-only checks first: nothing is written before the input is known good.
     results::check_suite_dir(&opts.out, suite)?;

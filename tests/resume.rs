@@ -21,6 +21,15 @@ fn straight(p: &Project) -> serde_json::Value {
     p.records("straight", "r").remove(0)
 }
 
+/// `<out>/r/<RUN>/checkpoint/state.json`: present once a checkpoint is committed.
+fn state_path(p: &Project, out: &str) -> std::path::PathBuf {
+    p.path()
+        .join(out)
+        .join("r")
+        .join(RUN)
+        .join("checkpoint/state.json")
+}
+
 fn wait_for(path: &std::path::Path, limit: Duration) -> bool {
     let t = Instant::now();
     while t.elapsed() < limit {
@@ -75,12 +84,7 @@ fn sigkill_at_several_points_then_resume_matches_the_straight_run() {
     // Kill just after the first checkpoint commit, then at a later random-ish
     // point, then resume to the end.
     let out = "killed";
-    let state = p
-        .path()
-        .join(out)
-        .join("r")
-        .join(RUN)
-        .join("checkpoint/state.json");
+    let state = state_path(&p, out);
     let mut child = p
         .cmd(&["run", "suites/r.toml", "--no-check", "--out", out])
         .spawn()
@@ -138,12 +142,7 @@ fn sigint_stops_after_a_checkpoint_and_says_how_to_resume() {
     suite(&p);
     let want = straight(&p);
     let out = "int";
-    let state = p
-        .path()
-        .join(out)
-        .join("r")
-        .join(RUN)
-        .join("checkpoint/state.json");
+    let state = state_path(&p, out);
     let child = p
         .cmd(&["run", "suites/r.toml", "--no-check", "--out", out])
         .stderr(std::process::Stdio::piped())

@@ -171,20 +171,32 @@ pub fn known_names() -> Vec<String> {
     v
 }
 
+/// The rule for `width`: only the CIFAR ResNet-(6n+2) family takes one, a
+/// multiple of 4 (option-A shortcuts pad channels by width / 4 per side).
+pub fn check_width(arch: &ArchSpec, info: &ArchInfo) -> std::result::Result<(), String> {
+    match arch.width {
+        Some(_) if !info.takes_width => Err(format!(
+            "`{}` has no width parameter (only the CIFAR ResNet-(6n+2) family takes one)",
+            arch.name
+        )),
+        Some(w) if w < 4 || w % 4 != 0 => {
+            Err(format!("expected a multiple of 4, at least 4, got {w}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Builds `arch` under `root` for `classes` outputs.
 pub fn build(arch: &ArchSpec, root: &nn::Path, classes: i64) -> Result<Box<dyn Network>> {
     let info = lookup(&arch.name)?;
-    if arch.width.is_some() && !info.takes_width {
-        bail!("architecture `{}` has no width parameter", arch.name);
+    if let Err(e) = check_width(arch, &info) {
+        bail!("width of `{}`: {e}", arch.name);
     }
     if let Some(f) = fixed(&arch.name) {
         return Ok((f.build)(root, classes));
     }
     if let Some(depth) = resnet_cifar::parse_depth(&arch.name) {
         let width = arch.width.unwrap_or(16);
-        if width < 4 || width % 4 != 0 {
-            bail!("width {width} of `{}`: expected a multiple of 4, at least 4 (option-A shortcuts pad channels by width/4... per side)", arch.name);
-        }
         return Ok(Box::new(resnet_cifar::ResNetCifar::new(
             root, depth, width, classes,
         )));

@@ -61,6 +61,23 @@ pub struct RunConfig {
     pub runtime: RuntimeConfig,
 }
 
+impl RunConfig {
+    /// The config as compared between runs (resume, checkpoint hash): JSON
+    /// without the dataset's path, since moving the data does not change a
+    /// run (what the data is, its fingerprint says).
+    pub fn comparable(&self) -> serde_json::Value {
+        without_location(serde_json::to_value(self).expect("config serialises"))
+    }
+}
+
+/// Removes `dataset.path` from a config stored as JSON.
+pub fn without_location(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(d) = v.get_mut("dataset").and_then(|d| d.as_object_mut()) {
+        d.remove("path");
+    }
+    v
+}
+
 /// Command-line overrides of suite fields.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {

@@ -68,15 +68,8 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             Ok(info) => info,
             Err(e) => return field_err(file, &field, e.to_string()),
         };
-        if spec.width.is_some() && !info.takes_width {
-            return field_err(
-                file,
-                &format!("{field}.width"),
-                format!(
-                    "`{}` has no width parameter (only the CIFAR ResNet-(6n+2) family takes one)",
-                    spec.name
-                ),
-            );
+        if let Err(e) = model::check_width(&spec, &info) {
+            return field_err(file, &format!("{field}.width"), e);
         }
         let input_ok = match &dataset {
             DatasetSpec::Imagenet { .. } => info.input == "imagenet",
@@ -93,15 +86,6 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
                     dataset.name()
                 ),
             );
-        }
-        if let Some(w) = spec.width {
-            if w < 4 || w % 4 != 0 {
-                return field_err(
-                    file,
-                    &format!("{field}.width"),
-                    format!("expected a multiple of 4, at least 4, got {w}"),
-                );
-            }
         }
         if archs.iter().any(|x: &ArchSpec| x.id() == spec.id()) {
             return field_err(file, &field, format!("`{}` is listed twice", spec.id()));
