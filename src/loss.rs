@@ -71,12 +71,33 @@ impl Default for LossConfig {
     }
 }
 
-/// The total (for backward) and each term's value (for logs).
+/// The total (for backward) and each weighted term (for logs), as scalar
+/// tensors on the device: reading them back is one copy, see [`LossParts::read`].
 pub struct LossParts {
     pub total: Tensor,
-    pub ce: f64,
-    pub kl: f64,
-    pub mmd: f64,
+    pub ce: Tensor,
+    /// Absent when the arm has no KL term.
+    pub kl: Option<Tensor>,
+    /// Absent when the arm has no feature term.
+    pub mmd: Option<Tensor>,
+}
+
+impl LossParts {
+    /// `[total, ce, kl, mmd, extra...]` as f64 (absent terms are 0), read
+    /// back from the device in a single copy instead of one sync per value.
+    pub fn read(&self, extra: &[&Tensor]) -> Vec<f64> {
+        let zero = || self.total.zeros_like();
+        let mut all = vec![
+            self.total.detach(),
+            self.ce.detach(),
+            self.kl.as_ref().map(Tensor::detach).unwrap_or_else(zero),
+            self.mmd.as_ref().map(Tensor::detach).unwrap_or_else(zero),
+        ];
+        all.extend(extra.iter().map(|t| t.detach().to_kind(Kind::Float)));
+        let v: Vec<f32> = Vec::try_from(Tensor::stack(&all, 0).to_device(tch::Device::Cpu))
+            .expect("scalar loss terms");
+        v.into_iter().map(f64::from).collect()
+    }
 }
 
 /// CE summed over classes, mean over the batch (PyTorch's cross_entropy).
@@ -147,12 +168,11 @@ pub fn discrepancy(
 /// One-view loss: w_ce CE(z, y).
 pub fn single_view(z: &Tensor, y: &Tensor, cfg: &LossConfig) -> LossParts {
     let ce = cross_entropy(z, y) * cfg.ce_weight;
-    let ce_v = f64::try_from(&ce).unwrap_or(f64::NAN);
     LossParts {
-        total: ce,
-        ce: ce_v,
-        kl: 0.0,
-        mmd: 0.0,
+        total: ce.shallow_clone(),
+        ce,
+        kl: None,
+        mmd: None,
     }
 }
 
@@ -166,25 +186,20 @@ pub fn two_view(
     cfg: &LossConfig,
 ) -> LossParts {
     let ce = (cross_entropy(z_a, y) + cross_entropy(z_b, y)) * cfg.ce_weight;
+    let kl_term =
+        (cfg.kl_weight != 0.0).then(|| (kl(z_a, z_b, cfg) + kl(z_b, z_a, cfg)) * cfg.kl_weight);
+    let mmd_term =
+        (cfg.mmd_weight != 0.0).then(|| discrepancy(h_a, h_b, z_a, z_b, cfg) * cfg.mmd_weight);
+    // Out of place: `ce` must keep its own value (`+=` would write into it).
     let mut total = ce.shallow_clone();
-    let ce_v = f64::try_from(&ce).unwrap_or(f64::NAN);
-    let mut kl_v = 0.0;
-    if cfg.kl_weight != 0.0 {
-        let k = (kl(z_a, z_b, cfg) + kl(z_b, z_a, cfg)) * cfg.kl_weight;
-        kl_v = f64::try_from(&k).unwrap_or(f64::NAN);
-        total += k;
-    }
-    let mut mmd_v = 0.0;
-    if cfg.mmd_weight != 0.0 {
-        let m = discrepancy(h_a, h_b, z_a, z_b, cfg) * cfg.mmd_weight;
-        mmd_v = f64::try_from(&m).unwrap_or(f64::NAN);
-        total += m;
+    for term in [&kl_term, &mmd_term].into_iter().flatten() {
+        total = &total + term;
     }
     LossParts {
         total,
-        ce: ce_v,
-        kl: kl_v,
-        mmd: mmd_v,
+        ce,
+        kl: kl_term,
+        mmd: mmd_term,
     }
 }
 
@@ -381,10 +396,11 @@ mod tests {
             ..cfg()
         };
         let p = two_view(&za, &zb, &ha, &hb, &y, &c);
+        let v = p.read(&[]);
         let ce = 0.5 * (val(&cross_entropy(&za, &y)) + val(&cross_entropy(&zb, &y)));
         let k = 2.0 * (val(&kl(&za, &zb, &c)) + val(&kl(&zb, &za, &c)));
         let m = 0.1 * 6.25;
-        assert!((p.ce - ce).abs() < 1e-6 && (p.kl - k).abs() < 1e-6 && (p.mmd - m).abs() < 1e-6);
+        assert!((v[1] - ce).abs() < 1e-6 && (v[2] - k).abs() < 1e-6 && (v[3] - m).abs() < 1e-6);
         assert!((val(&p.total) - (ce + k + m)).abs() < 1e-5);
         let off = LossConfig {
             kl_weight: 0.0,
@@ -392,7 +408,8 @@ mod tests {
             ..c
         };
         let p = two_view(&za, &zb, &ha, &hb, &y, &off);
-        assert_eq!((p.kl, p.mmd), (0.0, 0.0));
+        let v = p.read(&[]);
+        assert_eq!((v[2], v[3]), (0.0, 0.0));
         assert!((val(&p.total) - ce).abs() < 1e-6);
     }
 }

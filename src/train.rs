@@ -32,11 +32,7 @@ pub const CONFIG_FILE: &str = "config.json";
 /// SHA-256 of the run's resolved config as JSON, with the dataset path left
 /// out (moving the data does not change a run; its fingerprint is checked).
 pub fn config_sha256(cfg: &RunConfig) -> String {
-    let mut v = serde_json::to_value(cfg).expect("config serialises");
-    if let Some(d) = v.get_mut("dataset").and_then(|d| d.as_object_mut()) {
-        d.remove("path");
-    }
-    hex::encode(Sha256::digest(v.to_string().as_bytes()))
+    hex::encode(Sha256::digest(cfg.comparable().to_string().as_bytes()))
 }
 
 /// Seed of libtorch's generator for weight initialisation (on the CPU, so
@@ -226,7 +222,14 @@ impl<'a> Trainer<'a> {
             };
             (loss::two_view(&za, &zb, &ha, &hb, &y, &arm.loss), za)
         };
-        let total = f64::try_from(&parts.total)?;
+        let hits = logits_a
+            .detach()
+            .argmax(-1, false)
+            .eq_tensor(&y)
+            .sum(Kind::Int64);
+        // Every value this step logs, in one device-to-host copy.
+        let v = parts.read(&[&hits]);
+        let (total, ce, kl, mmd, correct) = (v[0], v[1], v[2], v[3], v[4] as u64);
         if !total.is_finite() {
             bail!(
                 "run {}: epoch {} step {}: loss is {} (ce {}, kl {}, mmd {}); lower train.lr or check the data",
@@ -234,28 +237,21 @@ impl<'a> Trainer<'a> {
                 epoch + 1,
                 step + 1,
                 total,
-                parts.ce,
-                parts.kl,
-                parts.mmd
+                ce,
+                kl,
+                mmd
             );
         }
         self.opt.zero_grad();
         parts.total.backward();
         self.opt.step(lr);
-        let correct = i64::try_from(
-            logits_a
-                .detach()
-                .argmax(-1, false)
-                .eq_tensor(&y)
-                .sum(Kind::Int64),
-        )?;
         let a = &mut self.st.acc;
         a.loss += total;
-        a.ce += parts.ce;
-        a.kl += parts.kl;
-        a.mmd += parts.mmd;
+        a.ce += ce;
+        a.kl += kl;
+        a.mmd += mmd;
         a.steps += 1;
-        a.correct += correct as u64;
+        a.correct += correct;
         a.seen += batch.len as u64;
         self.st.images_trained += batch.len as u64 * u64::from(arm.views);
         Ok(())
