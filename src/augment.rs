@@ -6,7 +6,7 @@
 use crate::stream::{Draw, Purpose};
 use serde::{Deserialize, Serialize};
 
-/// Which distortions a view applies (method.md §4: the paper's views are two
+/// Which distortions a view applies (docs/method.md §4: the paper's views are two
 /// independent draws of "random mirror and cropping"; the `youngerous`
 /// preset uses a flip-only and a crop-only view).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

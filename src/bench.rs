@@ -3,7 +3,7 @@
 //!
 //! One step is what `train` does for the `ddgsd` arm, minus data loading:
 //! the two views of a batch of N images (random tensors, made once) are
-//! concatenated into one forward pass of 2N images, the loss of method.md §2
+//! concatenated into one forward pass of 2N images, the loss of docs/method.md §2
 //! (CE on both views, KL both ways, linear MMD; lambda 1, mu 5e-4, T 1) is
 //! computed by `loss::two_view`, back-propagated, and `sgd::Sgd` (momentum
 //! 0.9, Nesterov, weight decay 5e-4) updates the weights. After `warmup`
@@ -54,7 +54,7 @@ pub struct BenchRow {
     pub peak_mib: Option<f64>,
 }
 
-/// The loss of the `ddgsd` arm with method.md's constants.
+/// The loss of the `ddgsd` arm with the constants of docs/method.md §2.
 pub fn ddgsd_loss() -> LossConfig {
     LossConfig {
         rbf_bandwidths: vec![],

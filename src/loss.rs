@@ -1,4 +1,4 @@
-//! The loss of one training step, as a set of weighted terms (method.md §2):
+//! The loss of one training step, as a set of weighted terms (docs/method.md §2):
 //!
 //! L = w_ce (CE(z_a, y) + CE(z_b, y))
 //!   + lambda [KL(p_b || p_a) + KL(p_a || p_b)]  (x T^2 if `t2_factor`)
@@ -54,7 +54,7 @@ pub struct LossConfig {
 }
 
 impl Default for LossConfig {
-    /// method.md §2: lambda = 1, mu = 5e-4, T = 1 without T^2, stop-gradient
+    /// docs/method.md §2: lambda = 1, mu = 5e-4, T = 1 without T^2, stop-gradient
     /// on the KL target, batch-mean KL, linear-kernel MMD.
     fn default() -> Self {
         LossConfig {
@@ -176,7 +176,7 @@ pub fn single_view(z: &Tensor, y: &Tensor, cfg: &LossConfig) -> LossParts {
     }
 }
 
-/// Two-view loss of method.md §2 with the arm's weights.
+/// Two-view loss of docs/method.md §2 with the arm's weights.
 pub fn two_view(
     z_a: &Tensor,
     z_b: &Tensor,

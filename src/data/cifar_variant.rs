@@ -87,7 +87,7 @@ impl Variant {
         }
     }
 
-    /// Per-channel mean and std (method.md §4).
+    /// Per-channel mean and std (docs/method.md §4).
     pub fn normalisation(self) -> ([f32; 3], [f32; 3]) {
         match self {
             Variant::Cifar10 => ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]),

@@ -1,4 +1,4 @@
-//! Decoding and transforming one ImageNet image (method.md §4).
+//! Decoding and transforming one ImageNet image (docs/method.md §4).
 //!
 //! JPEGs are decoded with zune-jpeg (lenient mode) to interleaved RGB
 //! ([`Rgb`]); grey and CMYK images are converted.

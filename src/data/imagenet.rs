@@ -9,7 +9,7 @@
 //!   normalise) with their sizes in [`Transform`].
 //!
 //! Training views and test samples are made as [`super::image_ops`]
-//! describes (method.md §4); images are decoded, and batches built, in
+//! describes (docs/method.md §4); images are decoded, and batches built, in
 //! parallel with rayon.
 use super::image_ops::normalise_into;
 use super::imagenet_scan::{check_folder, Checked};

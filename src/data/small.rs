@@ -1,6 +1,6 @@
 //! Small images held fully in memory as u8 (CIFAR-10/100, synthetic):
 //! N x 3 x H x W planar, the layout of the CIFAR files. A training view is
-//! zero-pad, crop and flip (method.md §4), then per-channel normalisation,
+//! zero-pad, crop and flip (docs/method.md §4), then per-channel normalisation,
 //! written straight into the batch buffer (no per-sample copies).
 use super::{Dataset, DatasetInfo};
 use crate::augment::{pad_crop, Distortion};

@@ -2,7 +2,7 @@
 //!
 //! Every network returns `(logits, features)`: `features` are the pooled
 //! penultimate activations (the input of the final fc layer, the MMD input of
-//! method.md §2). Variable names follow PyTorch module naming (`conv1`,
+//! docs/method.md §2). Variable names follow PyTorch module naming (`conv1`,
 //! `bn1`, `layer1.0.conv1`, ..., `fc`), so checkpoints read like state dicts.
 pub mod densenet;
 pub mod export;
@@ -207,7 +207,7 @@ pub fn build(arch: &ArchSpec, root: &nn::Path, classes: i64) -> Result<Box<dyn N
     unreachable!("lookup accepted `{}`", arch.name)
 }
 
-/// The architectures `ddgsd-bench models` lists: the paper's (method.md §4)
+/// The architectures `ddgsd-bench models` lists: the paper's (docs/method.md §4)
 /// and the third-party presets', in table order.
 pub const LISTED: [&str; 13] = [
     "resnet20",

@@ -1,4 +1,4 @@
-//! CIFAR ResNet-(6n+2) of He et al. 2016 (method.md §4): 3x3 conv with `w`
+//! CIFAR ResNet-(6n+2) of He et al. 2016 (docs/method.md §4): 3x3 conv with `w`
 //! channels, three stages of n post-activation basic blocks with w/2w/4w
 //! channels and strides 1/2/2, option-A shortcuts (identity; stride-2
 //! subsampling with zero-padded channels), global average pooling, fc.

@@ -1,4 +1,4 @@
-//! The ablation arms of method.md §3 and the third-party presets of §5.
+//! The ablation arms of docs/method.md §3 and the third-party presets of §5.
 //!
 //! An arm is resolved in layers, each overriding the one before:
 //! built-in arm → `[loss]` of the suite → `preset` → `[arm.NAME]` fields.
@@ -87,7 +87,7 @@ pub fn builtin(base: &str, loss: &LossConfig) -> Option<ArmConfig> {
     })
 }
 
-/// Applies a third-party preset to a two-view arm (method.md §5). Fields
+/// Applies a third-party preset to a two-view arm (docs/method.md §5). Fields
 /// that the description leaves open are `[choice]`s, listed in the README.
 pub fn apply_preset(arm: &mut ArmConfig, preset: &str) -> Result<(), String> {
     if arm.views != 2 {
@@ -184,7 +184,7 @@ mod tests {
         assert!(apply_preset(&mut d, "other").is_err());
     }
     // Preset losses on fixed tensors against values computed by hand (f64)
-    // from method.md §5's descriptions.
+    // from docs/method.md §5's descriptions.
     const ZA: [f64; 6] = [1.0, 2.0, 0.5, -1.0, 0.0, 3.0];
     const ZB: [f64; 6] = [0.5, 1.0, 1.5, 0.0, -2.0, 1.0];
     const HA: [f64; 4] = [1.0, 2.0, 3.0, 4.0];
