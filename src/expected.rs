@@ -45,6 +45,11 @@ pub struct Band {
     /// this project's own reference runs.
     #[serde(default = "yes")]
     pub verified: bool,
+    /// True when `centre` is a number printed in a publication (a paper's
+    /// table, a library's published result): `report` shows it beside the
+    /// measured mean and `calibrate` never moves the band.
+    #[serde(default)]
+    pub published: bool,
 }
 
 fn yes() -> bool {
@@ -134,6 +139,13 @@ impl Expected {
                     f,
                     &format!("band[{i}].centre"),
                     format!("expected an accuracy in [0, 100], got {}", b.centre),
+                );
+            }
+            if b.published && !b.verified {
+                return field_err(
+                    f,
+                    &format!("band[{i}].published"),
+                    "a published number is verified: drop `verified = false` or `published = true`",
                 );
             }
             if b.seeds == 0 {

@@ -4,7 +4,6 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use ddgsd_bench::error::InputError;
-use ddgsd_bench::expected::Expected;
 use ddgsd_bench::report;
 use ddgsd_bench::runner::{self, RunOptions, SuiteOutcome};
 use ddgsd_bench::suite::{self, resolve::Overrides, Plan};
@@ -64,16 +63,38 @@ enum Cmd {
         #[arg(long)]
         expected: Option<PathBuf>,
     },
-    /// Render the table of a results directory
+    /// Render the table of one results directory (ablation layout) or of several (paper layout), and training-curve figures
     Report {
-        /// Results directory of one suite, e.g. results/smoke
-        results: PathBuf,
+        /// Results directories, e.g. results/smoke (several with --layout paper: CIFAR-10, CIFAR-100, ImageNet)
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
         /// Output format
-        #[arg(long, default_value = "markdown", value_parser = ["markdown", "csv", "json"])]
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "latex", "csv", "json"])]
         format: String,
-        /// Expected file (default: the one recorded when the suite ran, if it exists)
+        /// ablation: rows architecture, columns arm (one directory); paper: the paper's Table 3, rows architecture and method, columns dataset
+        #[arg(long, default_value = "ablation", value_parser = ["ablation", "paper"])]
+        layout: String,
+        /// top1, top5, or error (100 - top-1, what the paper prints)
+        #[arg(long, default_value = "top1", value_parser = ["top1", "top5", "error"])]
+        metric: String,
+        /// The accuracy after the last epoch, or the best over epochs
+        #[arg(long, default_value = "final", value_parser = ["final", "best"])]
+        which: String,
+        /// Expected file (default: the one recorded when the suite ran, if it exists); once per results directory
         #[arg(long)]
-        expected: Option<PathBuf>,
+        expected: Vec<PathBuf>,
+        /// LaTeX: wrap the tabular in a table float
+        #[arg(long)]
+        float: bool,
+        /// LaTeX: caption of the float (implies --float; default: the table's title)
+        #[arg(long)]
+        caption: Option<String>,
+        /// LaTeX: label of the float (implies --float)
+        #[arg(long)]
+        label: Option<String>,
+        /// Also write training curves (SVG and PNG per suite and architecture) into this folder
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// List the runs a suite would do, with their resolved settings
     Plan {
@@ -232,27 +253,69 @@ fn dispatch(cli: Cli) -> Result<u8> {
             Ok(verdict_code(v.passed()))
         }
         Cmd::Report {
-            results: dir,
+            results: dirs,
             format,
+            layout,
+            metric,
+            which,
             expected,
+            float,
+            caption,
+            label,
+            plot,
         } => {
-            let loaded = results::load(&dir)?;
-            let exp = match expected {
-                Some(p) => Expected::load(&p)?,
-                None if PathBuf::from(&loaded.meta.expected_file).exists() => {
-                    Expected::load(&PathBuf::from(&loaded.meta.expected_file))?
-                }
-                None => Expected::none(&loaded.meta.suite),
+            use ddgsd_bench::report::{Layout, MetricKind, Options, Which};
+            let opts = Options {
+                layout: Layout::parse(&layout).expect("clap checked"),
+                metric: MetricKind::parse(&metric).expect("clap checked"),
+                which: Which::parse(&which).expect("clap checked"),
             };
-            let v = ddgsd_bench::check::judge(
-                &loaded.records,
-                &exp,
-                &loaded.meta.archs,
-                &loaded.meta.arms,
-            );
-            let exporter = report::exporter(&format)
-                .ok_or_else(|| InputError::new(&dir, None, format!("unknown format `{format}`")))?;
-            print!("{}", exporter.render(&v)?);
+            if opts.layout == Layout::Ablation && dirs.len() > 1 {
+                return Err(InputError::new(
+                    &dirs[1],
+                    None,
+                    "the ablation layout renders one results directory; use --layout paper for several",
+                )
+                .into());
+            }
+            if !expected.is_empty() && expected.len() != dirs.len() {
+                return Err(InputError::new(
+                    &expected[0],
+                    None,
+                    format!(
+                        "--expected given {} times for {} results directories (give it once per directory, or not at all)",
+                        expected.len(),
+                        dirs.len()
+                    ),
+                )
+                .into());
+            }
+            let inputs = dirs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| report::Input::load(d, expected.get(i).map(PathBuf::as_path)))
+                .collect::<Result<Vec<_>>>()?;
+            let judged: Vec<_> = inputs.iter().map(|i| i.judged()).collect();
+            let r = report::build(&judged, &opts);
+            let out = if format == "latex" {
+                let latex = report::Latex {
+                    float: float || caption.is_some() || label.is_some(),
+                    caption,
+                    label,
+                };
+                report::Exporter::render(&latex, &r, &judged)?
+            } else {
+                let exporter = report::exporter(&format).expect("clap checked");
+                exporter.render(&r, &judged)?
+            };
+            if let Some(folder) = plot {
+                for i in &inputs {
+                    for f in ddgsd_bench::plot::write_curves(&i.loaded, &folder)? {
+                        eprintln!("ddgsd-bench: wrote {}", f.display());
+                    }
+                }
+            }
+            print!("{out}");
             Ok(0)
         }
         Cmd::Plan { suite: file, json } => {
