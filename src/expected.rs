@@ -124,7 +124,7 @@ impl Expected {
         Ok(())
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let f = &self.file;
         for (i, b) in self.bands.iter().enumerate() {
             if !(b.tolerance.is_finite() && b.tolerance >= 0.0) {

@@ -10,8 +10,10 @@
 pub mod atomic;
 pub mod augment;
 pub mod bench;
+pub mod calibrate;
 pub mod check;
 pub mod checkpoint;
+pub mod compare;
 pub mod data;
 pub mod error;
 pub mod expected;

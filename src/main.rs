@@ -96,6 +96,33 @@ enum Cmd {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Compare two results directories of one suite (another platform, another commit): Δ per run and metric, checkpoint equality, a verdict under the expected file's tolerances (markdown)
+    Compare {
+        /// Results directory A (the reference), e.g. results/smoke
+        a: PathBuf,
+        /// Results directory B, of the same suite
+        b: PathBuf,
+        /// Expected file whose band tolerances judge the Δ (default: the one recorded in A)
+        #[arg(long)]
+        expected: Option<PathBuf>,
+    },
+    /// Write or update the bands of an expected file from reference runs (centre = mean over seeds, tolerance = max(floor, k x seed sd)); published bands, comments, claims and pins are kept
+    Calibrate {
+        /// Results directory of the reference runs, e.g. results/smoke
+        results: PathBuf,
+        /// Expected file to write (default: the one recorded when the suite ran; created when missing)
+        #[arg(long)]
+        expected: Option<PathBuf>,
+        /// Metric of the bands
+        #[arg(long, default_value = "top1_final", value_parser = ["top1_final", "top1_best"])]
+        metric: String,
+        /// Tolerance = max(floor, k x the seeds' sample sd)
+        #[arg(long, default_value_t = 2.0)]
+        k: f64,
+        /// Smallest tolerance, in accuracy points
+        #[arg(long, default_value_t = 0.5)]
+        floor: f64,
+    },
     /// List the runs a suite would do, with their resolved settings
     Plan {
         /// Suite file (TOML)
@@ -316,6 +343,55 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 }
             }
             print!("{out}");
+            Ok(0)
+        }
+        Cmd::Compare { a, b, expected } => {
+            let la = results::load(&a)?;
+            let lb = results::load(&b)?;
+            let exp = runner::load_expected(expected.as_deref(), &la.meta.expected_file)?;
+            let c = ddgsd_bench::compare::compare(&la, &lb, &exp)?;
+            print!("{}", ddgsd_bench::compare::markdown(&c));
+            Ok(verdict_code(c.passed()))
+        }
+        Cmd::Calibrate {
+            results: dir,
+            expected,
+            metric,
+            k,
+            floor,
+        } => {
+            use ddgsd_bench::calibrate::{calibrate, today, Rule};
+            let loaded = results::load(&dir)?;
+            if loaded.records.is_empty() {
+                return Err(
+                    InputError::new(&dir, None, "no finished runs to calibrate from").into(),
+                );
+            }
+            let path = expected.unwrap_or_else(|| PathBuf::from(&loaded.meta.expected_file));
+            let rule = Rule {
+                metric: if metric == "top1_best" {
+                    ddgsd_bench::expected::Metric::Top1Best
+                } else {
+                    ddgsd_bench::expected::Metric::Top1Final
+                },
+                k,
+                floor,
+            };
+            let plats: std::collections::BTreeSet<&str> =
+                loaded.records.iter().map(|r| r.platform.as_str()).collect();
+            let note = format!(
+                " on {}, {}",
+                plats.into_iter().collect::<Vec<_>>().join(", "),
+                today()
+            );
+            let o = calibrate(&path, &loaded.meta.suite, &loaded.records, &rule, &note)?;
+            eprintln!(
+                "ddgsd-bench: {}: {} bands added, {} updated, {} published bands kept; review the diff before merging",
+                path.display(),
+                o.added,
+                o.updated,
+                o.kept_published
+            );
             Ok(0)
         }
         Cmd::Plan { suite: file, json } => {

@@ -14,6 +14,19 @@ use std::sync::Once;
 
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (1000, 900);
+/// Matplotlib's "tab10" colours: distinct, readable on white.
+const COLOURS: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
 
 /// Mean, min and max over seeds of one quantity, per epoch.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +99,7 @@ fn panel<DB: DrawingBackend>(
     y_desc: &str,
     curves: &[Curve],
     pick: fn(&Curve) -> &Band,
+    legend_at: SeriesLabelPosition,
 ) -> Result<()> {
     let n = curves.iter().map(|c| pick(c).mean.len()).max().unwrap_or(1);
     let lo = curves
@@ -96,7 +110,7 @@ fn panel<DB: DrawingBackend>(
         .iter()
         .flat_map(|c| pick(c).max.iter().cloned())
         .fold(f64::NEG_INFINITY, f64::max);
-    let pad = ((hi - lo) * 0.05).max(0.5);
+    let pad = ((hi - lo) * 0.05).max(1e-3 * hi.abs().max(1.0));
     let (lo, hi) = (lo - pad, hi + pad);
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 22))
@@ -108,6 +122,9 @@ fn panel<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .x_desc("epoch")
+        .x_labels(n.min(20))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .light_line_style(WHITE.mix(0.0))
         .y_desc(y_desc)
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
@@ -115,7 +132,8 @@ fn panel<DB: DrawingBackend>(
         .map_err(err)?;
     for (i, c) in curves.iter().enumerate() {
         let b = pick(c);
-        let colour = Palette99::pick(i).to_rgba();
+        let (r, g, b_) = COLOURS[i % COLOURS.len()];
+        let colour = RGBColor(r, g, b_).to_rgba();
         let x = |e: usize| (e + 1) as f64;
         let mut poly: Vec<(f64, f64)> = b.max.iter().enumerate().map(|(e, y)| (x(e), *y)).collect();
         poly.extend(b.min.iter().enumerate().rev().map(|(e, y)| (x(e), *y)));
@@ -151,7 +169,7 @@ fn panel<DB: DrawingBackend>(
         .label_font(("sans-serif", 15))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
+        .position(legend_at)
         .draw()
         .map_err(err)?;
     Ok(())
@@ -165,15 +183,21 @@ fn draw<DB: DrawingBackend>(
     root.fill(&WHITE).map_err(err)?;
     let root = root.titled(title, ("sans-serif", 24)).map_err(err)?;
     let (top, bottom) = root.split_vertically(SIZE.1 / 2 - 20);
-    panel(&top, "test top-1 (%)", "top-1 (%)", curves, |c| {
-        &c.test_top1
-    })?;
+    panel(
+        &top,
+        "test top-1 (%)",
+        "top-1 (%)",
+        curves,
+        |c| &c.test_top1,
+        SeriesLabelPosition::LowerRight,
+    )?;
     panel(
         &bottom,
         "training loss (mean over the epoch's steps)",
         "loss",
         curves,
         |c| &c.loss,
+        SeriesLabelPosition::UpperRight,
     )?;
     root.present().map_err(err)?;
     Ok(())
