@@ -197,3 +197,42 @@ impl Expected {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_files_mark_the_published_bands() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("expected");
+        let mut published = Vec::new();
+        for f in ["smoke", "gpu-smoke", "cifar10", "cifar100", "imagenet"] {
+            let e = Expected::load(&root.join(format!("{f}.toml"))).unwrap();
+            for b in e.bands.iter().filter(|b| b.published) {
+                published.push(format!("{f}:{}:{}:{}", b.arch, b.arm, b.centre));
+            }
+        }
+        assert_eq!(
+            published,
+            [
+                "cifar10:resnet32:baseline:92.49",
+                "cifar10:resnet56:baseline:93.03",
+                "cifar100:resnet18:baseline:76.55",
+                "cifar100:resnet18:ddgsd:78.53",
+                "imagenet:imagenet_resnet18:baseline:69.76",
+            ]
+        );
+    }
+
+    #[test]
+    fn published_needs_verified_and_old_files_stay_valid() {
+        let d = tempfile::tempdir().unwrap();
+        let band = "suite = \"s\"\n[[band]]\narch = \"a\"\narm = \"b\"\nmetric = \"top1_final\"\ncentre = 50.0\ntolerance = 1.0\nseeds = 1\nsource = \"x\"\n";
+        let f = d.path().join("e.toml");
+        std::fs::write(&f, band).unwrap();
+        assert!(!Expected::load(&f).unwrap().bands[0].published);
+        std::fs::write(&f, format!("{band}verified = false\npublished = true\n")).unwrap();
+        let e = Expected::load(&f).unwrap_err().to_string();
+        assert!(e.contains("band[0].published"), "{e}");
+    }
+}
