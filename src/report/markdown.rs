@@ -14,7 +14,7 @@ pub const SYNTAX: cell::Syntax = cell::Syntax {
     fail: "✗",
     lt: "<",
     bold: |s| format!("**{s}**"),
-    sup: sup,
+    sup,
 };
 
 /// Unicode superscript digits for footnote marks.
