@@ -223,3 +223,61 @@ fn report_plot_writes_svg_and_png_per_architecture() {
         }
     }
 }
+
+#[test]
+fn report_input_errors_are_one_line_exit_2() {
+    let p = project();
+    let (a, b) = (
+        "tests/fixtures/report/cifar100",
+        "tests/fixtures/report/imagenet",
+    );
+    // The ablation layout renders one directory.
+    let o = p.run(&["report", a, b]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        error_line(&o).contains("use --layout paper"),
+        "{}",
+        stderr(&o)
+    );
+    // --expected once per directory, or not at all.
+    let e = "tests/fixtures/report/expected/cifar100.toml";
+    let o = p.run(&["report", "--layout", "paper", a, b, "--expected", e]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        error_line(&o).contains("--expected given 1 times for 2"),
+        "{}",
+        stderr(&o)
+    );
+    // An expected file of another suite is refused by name.
+    let o = p.run(&[
+        "compare",
+        a,
+        a,
+        "--expected",
+        "tests/fixtures/report/expected/imagenet.toml",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(error_line(&o).contains("imagenet.toml"), "{}", stderr(&o));
+    // A record that does not load names its file.
+    std::fs::write(
+        p.path().join(a).join("resnet18__ddgsd__s0/record.json"),
+        "{",
+    )
+    .unwrap();
+    let o = p.run(&["report", a]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        error_line(&o).contains("resnet18__ddgsd__s0/record.json"),
+        "{}",
+        stderr(&o)
+    );
+    for cmd in ["compare", "calibrate"] {
+        let args: Vec<&str> = if cmd == "compare" {
+            vec![cmd, a, a]
+        } else {
+            vec![cmd, a]
+        };
+        let o = p.run(&args);
+        assert_eq!(code(&o), 2, "{cmd}");
+    }
+}
