@@ -242,3 +242,25 @@ pub fn write_curves(loaded: &Loaded, folder: &Path) -> Result<Vec<PathBuf>> {
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curves_are_mean_min_max_over_seeds() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report/cifar100");
+        let loaded = crate::results::load(&dir).unwrap();
+        let cs = curves(&loaded.records, "resnet18", &loaded.meta.arms);
+        let names: Vec<&str> = cs.iter().map(|c| c.arm.as_str()).collect();
+        assert_eq!(names, ["baseline", "two_branch", "ddgsd"]);
+        let d = &cs[2];
+        assert_eq!((d.seeds, d.test_top1.mean.len()), (3, 6));
+        // Epoch 1 of seeds 0, 1, 2: 51.14, 50.68, 50.21 (the fixture's records).
+        assert!((d.test_top1.mean[0] - (51.14 + 50.68 + 50.21) / 3.0).abs() < 1e-9);
+        assert_eq!((d.test_top1.min[0], d.test_top1.max[0]), (50.21, 51.14));
+        // Last epoch's loss: 0.2323, 0.2254, 0.222.
+        assert_eq!((d.loss.min[5], d.loss.max[5]), (0.222, 0.2323));
+        assert!(curves(&loaded.records, "no_such_arch", &loaded.meta.arms).is_empty());
+    }
+}
