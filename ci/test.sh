@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh --test
+# pdflatex + booktabs for the LaTeX test of tests/report_golden.rs (Debian, as
+# root; about 90 s once on a fresh machine). Without them that test says SKIP.
+if ! command -v pdflatex >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "ci/test.sh: installing pdflatex (texlive-latex-base, texlive-latex-recommended)" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+      --no-install-recommends texlive-latex-base texlive-latex-recommended >/dev/null; } \
+    || echo "ci/test.sh: warning: could not install pdflatex; the LaTeX test will say SKIP" >&2
+fi
 unset LIBTORCH_USE_PYTORCH
 export RUST_BACKTRACE=0
 if [ $# -gt 0 ]; then

@@ -2,6 +2,7 @@
 //! checkpoint pins and the dataset fingerprint. The result is a [`Verdict`]
 //! that every exporter renders and whose `passed()` decides the exit code.
 use crate::expected::{Band, Claim, Expected, Metric};
+use crate::paired::{paired, Paired};
 use crate::record::Record;
 use crate::stats::mean_sd;
 use serde::Serialize;
@@ -35,6 +36,8 @@ pub struct ClaimResult {
     pub diffs: Vec<(u64, f64)>,
     pub mean: f64,
     pub sd: f64,
+    /// Paired statistics of `diffs` (95% CI, one-sided p for better > worse).
+    pub stats: Paired,
     pub pass: bool,
     pub reason: String,
 }
@@ -110,6 +113,17 @@ impl Verdict {
         self.bands
             .iter()
             .any(|b| b.band.arch == arch && b.band.arm == arm)
+    }
+}
+
+/// `, 95% CI [lo, hi], one-sided p 0.012` (empty below 2 seeds).
+fn stats_text(p: &Paired) -> String {
+    match (p.ci95, p.p_one_sided) {
+        (Some((lo, hi)), Some(pv)) => format!(
+            ", 95% CI [{lo:+.2}, {hi:+.2}], one-sided p {}",
+            crate::report::fmt_p(pv)
+        ),
+        _ => String::new(),
     }
 }
 
@@ -210,6 +224,7 @@ pub fn judge(
                 .collect();
             let xs: Vec<f64> = diffs.iter().map(|d| d.1).collect();
             let (mean, sd) = mean_sd(&xs);
+            let stats = paired(&xs, false);
             let (pass, reason) = if diffs.is_empty() {
                 (
                     false,
@@ -218,12 +233,20 @@ pub fn judge(
             } else if mean >= c.min_delta - 1e-9 {
                 (
                     true,
-                    format!("mean paired Δ {mean:+.2} ≥ {:+.2}", c.min_delta),
+                    format!(
+                        "mean paired Δ {mean:+.2} ≥ {:+.2}{}",
+                        c.min_delta,
+                        stats_text(&stats)
+                    ),
                 )
             } else {
                 (
                     false,
-                    format!("mean paired Δ {mean:+.2} < {:+.2}", c.min_delta),
+                    format!(
+                        "mean paired Δ {mean:+.2} < {:+.2}{}",
+                        c.min_delta,
+                        stats_text(&stats)
+                    ),
                 )
             };
             claims.push(ClaimResult {
@@ -232,6 +255,7 @@ pub fn judge(
                 diffs,
                 mean,
                 sd,
+                stats,
                 pass,
                 reason,
             });

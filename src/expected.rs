@@ -45,6 +45,11 @@ pub struct Band {
     /// this project's own reference runs.
     #[serde(default = "yes")]
     pub verified: bool,
+    /// True when `centre` is a number printed in a publication (a paper's
+    /// table, a library's published result): `report` shows it beside the
+    /// measured mean and `calibrate` never moves the band.
+    #[serde(default)]
+    pub published: bool,
 }
 
 fn yes() -> bool {
@@ -119,7 +124,7 @@ impl Expected {
         Ok(())
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let f = &self.file;
         for (i, b) in self.bands.iter().enumerate() {
             if !(b.tolerance.is_finite() && b.tolerance >= 0.0) {
@@ -134,6 +139,13 @@ impl Expected {
                     f,
                     &format!("band[{i}].centre"),
                     format!("expected an accuracy in [0, 100], got {}", b.centre),
+                );
+            }
+            if b.published && !b.verified {
+                return field_err(
+                    f,
+                    &format!("band[{i}].published"),
+                    "a published number is verified: drop `verified = false` or `published = true`",
                 );
             }
             if b.seeds == 0 {
@@ -183,5 +195,44 @@ impl Expected {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_files_mark_the_published_bands() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("expected");
+        let mut published = Vec::new();
+        for f in ["smoke", "gpu-smoke", "cifar10", "cifar100", "imagenet"] {
+            let e = Expected::load(&root.join(format!("{f}.toml"))).unwrap();
+            for b in e.bands.iter().filter(|b| b.published) {
+                published.push(format!("{f}:{}:{}:{}", b.arch, b.arm, b.centre));
+            }
+        }
+        assert_eq!(
+            published,
+            [
+                "cifar10:resnet32:baseline:92.49",
+                "cifar10:resnet56:baseline:93.03",
+                "cifar100:resnet18:baseline:76.55",
+                "cifar100:resnet18:ddgsd:78.53",
+                "imagenet:imagenet_resnet18:baseline:69.76",
+            ]
+        );
+    }
+
+    #[test]
+    fn published_needs_verified_and_old_files_stay_valid() {
+        let d = tempfile::tempdir().unwrap();
+        let band = "suite = \"s\"\n[[band]]\narch = \"a\"\narm = \"b\"\nmetric = \"top1_final\"\ncentre = 50.0\ntolerance = 1.0\nseeds = 1\nsource = \"x\"\n";
+        let f = d.path().join("e.toml");
+        std::fs::write(&f, band).unwrap();
+        assert!(!Expected::load(&f).unwrap().bands[0].published);
+        std::fs::write(&f, format!("{band}verified = false\npublished = true\n")).unwrap();
+        let e = Expected::load(&f).unwrap_err().to_string();
+        assert!(e.contains("band[0].published"), "{e}");
     }
 }

@@ -4,7 +4,6 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use ddgsd_bench::error::InputError;
-use ddgsd_bench::expected::Expected;
 use ddgsd_bench::report;
 use ddgsd_bench::runner::{self, RunOptions, SuiteOutcome};
 use ddgsd_bench::suite::{self, resolve::Overrides, Plan};
@@ -64,16 +63,65 @@ enum Cmd {
         #[arg(long)]
         expected: Option<PathBuf>,
     },
-    /// Render the table of a results directory
+    /// Render the table of one results directory (ablation layout) or of several (paper layout), and training-curve figures
     Report {
-        /// Results directory of one suite, e.g. results/smoke
-        results: PathBuf,
+        /// Results directories, e.g. results/smoke (several with --layout paper: CIFAR-10, CIFAR-100, ImageNet)
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
         /// Output format
-        #[arg(long, default_value = "markdown", value_parser = ["markdown", "csv", "json"])]
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "latex", "csv", "json"])]
         format: String,
-        /// Expected file (default: the one recorded when the suite ran, if it exists)
+        /// ablation: rows architecture, columns arm (one directory); paper: the paper's Table 3, rows architecture and method, columns dataset
+        #[arg(long, default_value = "ablation", value_parser = ["ablation", "paper"])]
+        layout: String,
+        /// top1, top5, or error (100 - top-1, what the paper prints)
+        #[arg(long, default_value = "top1", value_parser = ["top1", "top5", "error"])]
+        metric: String,
+        /// The accuracy after the last epoch, or the best over epochs
+        #[arg(long, default_value = "final", value_parser = ["final", "best"])]
+        which: String,
+        /// Expected file (default: the one recorded when the suite ran, if it exists); once per results directory
+        #[arg(long)]
+        expected: Vec<PathBuf>,
+        /// LaTeX: wrap the tabular in a table float
+        #[arg(long)]
+        float: bool,
+        /// LaTeX: caption of the float (implies --float; default: the table's title)
+        #[arg(long)]
+        caption: Option<String>,
+        /// LaTeX: label of the float (implies --float)
+        #[arg(long)]
+        label: Option<String>,
+        /// Also write training curves (SVG and PNG per suite and architecture) into this folder
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+    /// Compare two results directories of one suite (another platform, another commit): Δ per run and metric, checkpoint equality, a verdict under the expected file's tolerances (markdown)
+    Compare {
+        /// Results directory A (the reference), e.g. results/smoke
+        a: PathBuf,
+        /// Results directory B, of the same suite
+        b: PathBuf,
+        /// Expected file whose band tolerances judge the Δ (default: the one recorded in A)
         #[arg(long)]
         expected: Option<PathBuf>,
+    },
+    /// Write or update the bands of an expected file from reference runs (centre = mean over seeds, tolerance = max(floor, k x seed sd)); published bands, comments, claims and pins are kept
+    Calibrate {
+        /// Results directory of the reference runs, e.g. results/smoke
+        results: PathBuf,
+        /// Expected file to write (default: the one recorded when the suite ran; created when missing)
+        #[arg(long)]
+        expected: Option<PathBuf>,
+        /// Metric of the bands
+        #[arg(long, default_value = "top1_final", value_parser = ["top1_final", "top1_best"])]
+        metric: String,
+        /// Tolerance = max(floor, k x the seeds' sample sd)
+        #[arg(long, default_value_t = 2.0)]
+        k: f64,
+        /// Smallest tolerance, in accuracy points
+        #[arg(long, default_value_t = 0.5)]
+        floor: f64,
     },
     /// List the runs a suite would do, with their resolved settings
     Plan {
@@ -232,27 +280,118 @@ fn dispatch(cli: Cli) -> Result<u8> {
             Ok(verdict_code(v.passed()))
         }
         Cmd::Report {
-            results: dir,
+            results: dirs,
             format,
+            layout,
+            metric,
+            which,
             expected,
+            float,
+            caption,
+            label,
+            plot,
         } => {
-            let loaded = results::load(&dir)?;
-            let exp = match expected {
-                Some(p) => Expected::load(&p)?,
-                None if PathBuf::from(&loaded.meta.expected_file).exists() => {
-                    Expected::load(&PathBuf::from(&loaded.meta.expected_file))?
-                }
-                None => Expected::none(&loaded.meta.suite),
+            use ddgsd_bench::report::{Layout, MetricKind, Options, Which};
+            let opts = Options {
+                layout: Layout::parse(&layout).expect("clap checked"),
+                metric: MetricKind::parse(&metric).expect("clap checked"),
+                which: Which::parse(&which).expect("clap checked"),
             };
-            let v = ddgsd_bench::check::judge(
-                &loaded.records,
-                &exp,
-                &loaded.meta.archs,
-                &loaded.meta.arms,
+            if opts.layout == Layout::Ablation && dirs.len() > 1 {
+                return Err(InputError::new(
+                    &dirs[1],
+                    None,
+                    "the ablation layout renders one results directory; use --layout paper for several",
+                )
+                .into());
+            }
+            if !expected.is_empty() && expected.len() != dirs.len() {
+                return Err(InputError::new(
+                    &expected[0],
+                    None,
+                    format!(
+                        "--expected given {} times for {} results directories (give it once per directory, or not at all)",
+                        expected.len(),
+                        dirs.len()
+                    ),
+                )
+                .into());
+            }
+            let inputs = dirs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| report::Input::load(d, expected.get(i).map(PathBuf::as_path)))
+                .collect::<Result<Vec<_>>>()?;
+            let judged: Vec<_> = inputs.iter().map(|i| i.judged()).collect();
+            let r = report::build(&judged, &opts);
+            let out = if format == "latex" {
+                let latex = report::Latex {
+                    float: float || caption.is_some() || label.is_some(),
+                    caption,
+                    label,
+                };
+                report::Exporter::render(&latex, &r, &judged)?
+            } else {
+                let exporter = report::exporter(&format).expect("clap checked");
+                exporter.render(&r, &judged)?
+            };
+            if let Some(folder) = plot {
+                for i in &inputs {
+                    for f in ddgsd_bench::plot::write_curves(&i.loaded, &folder)? {
+                        eprintln!("ddgsd-bench: wrote {}", f.display());
+                    }
+                }
+            }
+            print!("{out}");
+            Ok(0)
+        }
+        Cmd::Compare { a, b, expected } => {
+            let la = results::load(&a)?;
+            let lb = results::load(&b)?;
+            let exp = runner::load_expected(expected.as_deref(), &la.meta.expected_file)?;
+            let c = ddgsd_bench::compare::compare(&la, &lb, &exp)?;
+            print!("{}", ddgsd_bench::compare::markdown(&c));
+            Ok(verdict_code(c.passed()))
+        }
+        Cmd::Calibrate {
+            results: dir,
+            expected,
+            metric,
+            k,
+            floor,
+        } => {
+            use ddgsd_bench::calibrate::{calibrate, today, Rule};
+            let loaded = results::load(&dir)?;
+            if loaded.records.is_empty() {
+                return Err(
+                    InputError::new(&dir, None, "no finished runs to calibrate from").into(),
+                );
+            }
+            let path = expected.unwrap_or_else(|| PathBuf::from(&loaded.meta.expected_file));
+            let rule = Rule {
+                metric: if metric == "top1_best" {
+                    ddgsd_bench::expected::Metric::Top1Best
+                } else {
+                    ddgsd_bench::expected::Metric::Top1Final
+                },
+                k,
+                floor,
+            };
+            let plats: std::collections::BTreeSet<&str> =
+                loaded.records.iter().map(|r| r.platform.as_str()).collect();
+            let note = format!(
+                " on {}, {}",
+                plats.into_iter().collect::<Vec<_>>().join(", "),
+                today()
             );
-            let exporter = report::exporter(&format)
-                .ok_or_else(|| InputError::new(&dir, None, format!("unknown format `{format}`")))?;
-            print!("{}", exporter.render(&v)?);
+            let o = calibrate(&path, &loaded.meta.suite, &loaded.records, &rule, &note)?;
+            eprintln!(
+                "ddgsd-bench: {}: {} bands added, {} updated, {} published bands kept; review the diff before merging",
+                path.display(),
+                o.added,
+                o.updated,
+                o.kept_published
+            );
             Ok(0)
         }
         Cmd::Plan { suite: file, json } => {

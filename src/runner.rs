@@ -8,7 +8,6 @@ use crate::error::InputError;
 use crate::expected::Expected;
 use crate::platform;
 use crate::record::{Record, RECORD_FILE};
-use crate::report::{Exporter, Markdown};
 use crate::results::{self, Loaded};
 use crate::suite::ResolvedSuite;
 use crate::train::{self, Outcome, Tick};
@@ -89,12 +88,14 @@ pub fn judge_and_write(loaded: &Loaded, expected: &Expected) -> Result<(Verdict,
         &loaded.meta.archs,
         &loaded.meta.arms,
     );
-    let md = Markdown.render(&v)?;
+    let md = crate::report::check_markdown(&crate::report::Judged {
+        loaded,
+        expected,
+        verdict: &v,
+    })?;
     atomic::write(&loaded.dir.join("table.md"), md.as_bytes())?;
-    atomic::write(
-        &loaded.dir.join("verdict.json"),
-        crate::report::Json.render(&v)?.as_bytes(),
-    )?;
+    let json = serde_json::to_string_pretty(&crate::report::verdict_json(&v)?)? + "\n";
+    atomic::write(&loaded.dir.join("verdict.json"), json.as_bytes())?;
     Ok((v, md))
 }
 

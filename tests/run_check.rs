@@ -189,14 +189,19 @@ fn run_checks_and_reports_in_every_format() {
     assert_eq!(code(&csv), 0);
     let csv = stdout(&csv);
     assert!(
-        csv.starts_with("arch,arm,n,mean,sd,delta_vs_baseline,band,seeds\n"),
+        csv.starts_with("layout,arch,arm,column,metric,which,n,mean,sd,published,"),
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 3);
     let json = p.run(&["report", "results/f", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["passed"], true);
-    assert_eq!(v["cells"].as_array().unwrap().len(), 2);
+    assert_eq!(v["verdicts"][0]["passed"], true);
+    assert_eq!(v["verdicts"][0]["cells"].as_array().unwrap().len(), 2);
+    assert_eq!(v["report"]["rows"][0]["cells"].as_array().unwrap().len(), 2);
+    let tex = p.run(&["report", "results/f", "--format", "latex"]);
+    assert_eq!(code(&tex), 0);
+    assert!(stdout(&tex).contains("\\toprule"), "{}", stdout(&tex));
     let plan = p.run(&["plan", "suites/f.toml"]);
     assert_eq!(code(&plan), 0);
     assert!(stdout(&plan).contains("resnet8w4__two_branch_kl__s3"));
@@ -292,7 +297,7 @@ fn report_without_an_expected_file_checks_nothing() {
     let j = p.run(&["report", "results/n", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
     assert_eq!(
-        (v["checked"].as_bool(), v["passed"].as_bool()),
+        (v["verdicts"][0]["checked"].as_bool(), v["passed"].as_bool()),
         (Some(false), Some(false))
     );
     // `check` needs an expected file: exit 2, not a silent pass.
