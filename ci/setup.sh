@@ -46,6 +46,15 @@ if [ "${1:-}" = "--test" ]; then
   fi
 fi
 
+# libjpeg-turbo (decoding ImageNet JPEGs as Pillow does) is built from the
+# source bundled in turbojpeg-sys with CMake; a fresh machine may have none,
+# so the venv gets one from PyPI. Without NASM it builds without SIMD (same bits).
+if ! command -v cmake >/dev/null 2>&1 && [ ! -x .venv/bin/cmake ]; then
+  say "installing cmake into .venv (to build libjpeg-turbo)"
+  .venv/bin/pip install --quiet --disable-pip-version-check cmake
+fi
+if [ -x .venv/bin/cmake ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
+
 SITE=$(.venv/bin/python -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('torch').origin))")
 if [ "$(readlink .libtorch 2>/dev/null || true)" != "$SITE" ]; then
   ln -sfn "$SITE" .libtorch

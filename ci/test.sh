@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh --test
+# cmake from the venv, in case a test build has to rebuild libjpeg-turbo.
+if [ -x .venv/bin/cmake ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
 unset LIBTORCH_USE_PYTORCH
 export RUST_BACKTRACE=0
 if [ $# -gt 0 ]; then

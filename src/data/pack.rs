@@ -21,7 +21,7 @@
 //! Its `fingerprint` is the ImageNet manifest fingerprint (see
 //! [`super::imagenet`]) over the stored bytes; `source_fingerprint` is the
 //! folder's. They are equal when nothing was re-encoded.
-use super::imagenet::{self, decode, resample, sha256_hex, Manifest, Progress, Scan};
+use super::imagenet::{self, decode, resized_crop_view, sha256_hex, Manifest, Progress, Scan};
 use crate::error::InputError;
 use anyhow::{Context, Result};
 use rayon::prelude::*;
@@ -280,11 +280,7 @@ fn pack_one(scan: &Scan, path: &str, opts: &PackOptions) -> Result<Option<Packed
     match opts.short_side {
         Some(s) if img.w.min(img.h) > s as usize => {
             let (oh, ow) = imagenet::short_side_size(img.h, img.w, s as usize);
-            let f = resample(&img, (0, 0, img.h, img.w), oh, ow, (0, 0, oh, ow));
-            let px: Vec<u8> = f
-                .iter()
-                .map(|v| v.round().clamp(0.0, 255.0) as u8)
-                .collect();
+            let px = resized_crop_view(&img, (0, 0, img.h, img.w), oh, ow);
             let stored = encode_jpeg(&px, ow, oh, opts.quality)
                 .with_context(|| format!("{}: re-encoding", p.display()))?;
             Ok(Some(Packed {
