@@ -227,7 +227,7 @@ pub(super) fn check_folder(scan: &Scan) -> Result<Checked> {
                 Ok(_) => Ok(Some(sha256_hex(&bytes))),
                 Err(why) => {
                     eprintln!(
-                        "ddgsd-bench: skipping {}: not a decodable JPEG ({why})",
+                        "ddgsd-bench: skipping {}: not a decodable image ({why})",
                         p.display()
                     );
                     Ok(None)

@@ -30,7 +30,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 pub const MAGIC: &[u8; 8] = b"DDGSDPK1";
-const INDEX_ENTRY: usize = 16;
+pub(super) const INDEX_ENTRY: usize = 16;
 
 /// The pack's JSON header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +59,7 @@ pub struct Header {
     pub paths_len: u64,
 }
 
-const FORMAT: &str = "ddgsd-bench imagenet pack";
+pub(super) const FORMAT: &str = "ddgsd-bench imagenet pack";
 
 /// Whether `path` starts with the pack magic.
 pub fn is_pack(path: &Path) -> bool {
@@ -80,7 +80,7 @@ pub struct Pack {
     paths: Vec<String>,
 }
 
-fn bad(file: &Path, msg: impl Into<String>) -> anyhow::Error {
+pub(super) fn bad(file: &Path, msg: impl Into<String>) -> anyhow::Error {
     InputError::new(file, None, msg).into()
 }
 
@@ -257,22 +257,30 @@ pub fn encode_jpeg(px: &[u8], w: usize, h: usize, quality: u8) -> Result<Vec<u8>
 }
 
 /// What one source image became.
-struct Packed {
-    source_sha: String,
-    stored: Vec<u8>,
-    reencoded: bool,
+pub(super) struct Packed {
+    pub(super) source_sha: String,
+    pub(super) stored: Vec<u8>,
+    pub(super) reencoded: bool,
 }
 
 fn pack_one(scan: &Scan, path: &str, opts: &PackOptions) -> Result<Option<Packed>> {
     let p = scan.root.join(path);
     let bytes = std::fs::read(&p).map_err(|e| bad(&p, format!("cannot read: {e}")))?;
+    pack_bytes(bytes, &p.display().to_string(), opts)
+}
+
+/// Checks that `bytes` (the file shown as `shown`) decode, and re-encodes
+/// them when `opts` asks; `None` (reported on stderr) when they do not
+/// decode.
+pub(super) fn pack_bytes(
+    bytes: Vec<u8>,
+    shown: &str,
+    opts: &PackOptions,
+) -> Result<Option<Packed>> {
     let img = match decode(&bytes) {
         Ok(img) => img,
         Err(why) => {
-            eprintln!(
-                "ddgsd-bench: skipping {}: not a decodable JPEG ({why})",
-                p.display()
-            );
+            eprintln!("ddgsd-bench: skipping {shown}: not a decodable image ({why})");
             return Ok(None);
         }
     };
@@ -282,7 +290,7 @@ fn pack_one(scan: &Scan, path: &str, opts: &PackOptions) -> Result<Option<Packed
             let (oh, ow) = imagenet::short_side_size(img.h, img.w, s as usize);
             let px = resized_crop_view(&img, (0, 0, img.h, img.w), oh, ow);
             let stored = encode_jpeg(&px, ow, oh, opts.quality)
-                .with_context(|| format!("{}: re-encoding", p.display()))?;
+                .with_context(|| format!("{shown}: re-encoding"))?;
             Ok(Some(Packed {
                 source_sha,
                 stored,
