@@ -78,7 +78,7 @@ fn decode_jpeg(bytes: &[u8]) -> Result<Rgb, String> {
         get(tj::TJPARAM_TJPARAM_JPEGHEIGHT),
     );
     if w <= 0 || ht <= 0 {
-        return Err(format!("bad image size {w}x{ht}"));
+        return Err(format!("no valid JPEG frame header (size {w}x{ht})"));
     }
     if get(tj::TJPARAM_TJPARAM_PRECISION) != 8 {
         return Err("not an 8-bit JPEG (Pillow opens only those)".into());

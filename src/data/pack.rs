@@ -7,8 +7,9 @@
 //! 0       8 bytes   magic "DDGSDPK1"
 //! 8       u64       offset of the header (JSON)
 //! 16      u64       length of the header
-//! 24      ...       image blobs (JPEG files), in manifest order
-//! index   16 bytes per image, train then val: u64 offset, u32 length, u32 label
+//! 24      ...       image blobs (the files), in manifest order (from a folder) or
+//!                   in archive order (from the official tars)
+//! index   16 bytes per image, in manifest order: u64 offset, u32 length, u32 label
 //! paths   the relative paths, '\n'-separated, same order
 //! header  JSON: see [`Header`]
 //! ```
