@@ -91,6 +91,23 @@ fn official_archives_pack_like_their_imagefolder() {
         text(&o.stdout)
     );
 
+    // The devkit with an uncompressed meta.mat (scipy's default) reads the same.
+    std::fs::copy(
+        t.path().join("devkit_uncompressed_mat.tar.gz"),
+        arch.join(DEVKIT),
+    )
+    .unwrap();
+    let d = t.path().join("d.pack");
+    let o = run(&[
+        "data",
+        "pack",
+        arch.to_str().unwrap(),
+        "--to",
+        d.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(Pack::open(&d).unwrap().header(), ha);
+
     // An archive under its official name at its official size must have
     // the published MD5; nothing is written when it does not.
     let (_, size, md5) = OFFICIAL.iter().find(|(n, _, _)| *n == DEVKIT).unwrap();

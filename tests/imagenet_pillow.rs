@@ -1,6 +1,7 @@
 //! Pixels against the real thing: Pillow and torchvision (in `.venv`)
 //! generate JPEGs (4:2:0, 4:2:2 at odd sizes, 4:4:4, progressive, greyscale,
-//! CMYK, EXIF-rotated, noise, upscaled), PNGs (some named `.JPEG`) and a
+//! CMYK, EXIF-rotated, noise, upscaled), PNGs (RGB, RGBA, palette with and
+//! without transparency, grey, 16-bit grey, LA, 1-bit; some named `.JPEG`) and a
 //! truncated JPEG, and write what torchvision makes of each
 //! (`tests/python/pillow_views.py`). Decoding, the evaluation view
 //! (`Resize(256)` + `CenterCrop(224)`), `resized_crop` boxes and the

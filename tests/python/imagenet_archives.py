@@ -7,6 +7,7 @@ usage: imagenet_archives.py OUT_DIR
 OUT_DIR/archives/ILSVRC2012_img_train.tar       a tar of <wnid>.tar (not in sorted order)
 OUT_DIR/archives/ILSVRC2012_img_val.tar         flat, members shuffled
 OUT_DIR/archives/ILSVRC2012_devkit_t12.tar.gz   data/meta.mat (scipy.io.savemat) + ground truth
+OUT_DIR/devkit_uncompressed_mat.tar.gz   the same devkit, meta.mat not compressed
 OUT_DIR/tree/{train,val}/<wnid>/<file>
 """
 import io
@@ -74,12 +75,14 @@ for k, (i, w, c) in enumerate(synsets):
     children = np.array([[1.0, 2.0, 3.0]]) if c else np.zeros((1, 0))
     arr[k, 0] = (np.array([[float(i)]]), w, "words of " + w, "gloss", np.array([[float(c)]]), children,
                  np.array([[0.0]]), np.array([[float(len(train.get(w, {})))]]))
-mat = io.BytesIO()
-scipy.io.savemat(mat, {"synsets": arr}, do_compression=True)  # as MATLAB writes it
 gt = "".join("%d\n" % id_of[w] for w in truth).encode()
-with open(os.path.join(arch, "ILSVRC2012_devkit_t12.tar.gz"), "wb") as f:
-    f.write(tar_bytes([("ILSVRC2012_devkit_t12/data/meta.mat", mat.getvalue()),
-                       ("ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt", gt)], gz=True))
+for compress, path in [(True, os.path.join(arch, "ILSVRC2012_devkit_t12.tar.gz")),
+                       (False, os.path.join(out, "devkit_uncompressed_mat.tar.gz"))]:
+    mat = io.BytesIO()
+    scipy.io.savemat(mat, {"synsets": arr}, do_compression=compress)  # MATLAB compresses
+    with open(path, "wb") as f:
+        f.write(tar_bytes([("ILSVRC2012_devkit_t12/data/meta.mat", mat.getvalue()),
+                           ("ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt", gt)], gz=True))
 
 for w, files in train.items():
     os.makedirs(os.path.join(tree, "train", w), exist_ok=True)

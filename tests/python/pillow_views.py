@@ -71,7 +71,13 @@ cases = {
     "png_rgba.JPEG": png(Image.merge("RGBA", natural(270, 240).split() + (natural(270, 240).convert("L"),))),
     "png_palette.png": png(natural(260, 250).quantize(64)),
     "png_grey.JPEG": png(natural(250, 270).convert("L")),
+    "png_grey16.png": png(Image.fromarray(rng.integers(0, 65536, (61, 47), dtype=np.uint16))),
+    "png_la.png": png(natural(40, 52).convert("LA")),
+    "png_1bit.png": png(natural(45, 38).convert("1")),
 }
+b = io.BytesIO()
+natural(50, 40).convert("RGBA").quantize(16).save(b, "PNG", transparency=0)
+cases["png_palette_transparent.png"] = b.getvalue()
 full = jpeg(natural(300, 300), quality=90)
 cases["truncated.JPEG"] = full[: len(full) // 2]
 
