@@ -136,3 +136,18 @@ fn official_archives_pack_like_their_imagefolder() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains(DEVKIT), "{}", text(&o.stderr));
 }
+
+#[test]
+fn records_name_the_decoder_and_archive_folders_are_pointed_to_pack() {
+    let o = run(&["env"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let env: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(env["image_decoder"], ddgsd_bench::data::decode::DECODER);
+    assert!(ddgsd_bench::data::decode::DECODER.contains("libjpeg-turbo"));
+    // verify/hash on a folder of archives: pack them first.
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join(OFFICIAL[0].0), b"").unwrap();
+    let o = run(&["data", "verify", t.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("data pack"), "{}", text(&o.stderr));
+}

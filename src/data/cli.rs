@@ -164,6 +164,17 @@ pub fn detect(path: &Path, dataset: Option<&str>) -> Result<Kind> {
     {
         return Ok(Kind::Imagenet);
     }
+    if imagenet_archives::is_archive_dir(path) {
+        return Err(InputError::new(
+            path,
+            None,
+            format!(
+                "holds the official ImageNet archives; pack them first: `ddgsd-bench data pack {} --to imagenet.pack`",
+                path.display()
+            ),
+        )
+        .into());
+    }
     Ok(Kind::Cifar(None))
 }
 
