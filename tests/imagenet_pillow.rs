@@ -5,7 +5,8 @@
 //! truncated JPEG, and write what torchvision makes of each
 //! (`tests/python/pillow_views.py`). Decoding, the evaluation view
 //! (`Resize(256)` + `CenterCrop(224)`), `resized_crop` boxes and the
-//! normalised test batch must be bit-identical; the truncated file is
+//! normalised test batch must be bit-identical; a JPEG with a libjpeg
+//! warning (extraneous bytes) is decoded, and the truncated file is
 //! refused as Pillow refuses it. Without the venv: "SKIP: ..." and pass.
 use ddgsd_bench::data::imagenet::{decode, eval_view, resized_crop_view, Imagenet, Transform};
 use ddgsd_bench::data::Dataset;

@@ -80,6 +80,8 @@ natural(50, 40).convert("RGBA").quantize(16).save(b, "PNG", transparency=0)
 cases["png_palette_transparent.png"] = b.getvalue()
 full = jpeg(natural(300, 300), quality=90)
 cases["truncated.JPEG"] = full[: len(full) // 2]
+# libjpeg warns ("Corrupt JPEG data: 3 extraneous bytes before marker 0xd9"); Pillow decodes it.
+cases["extraneous_bytes.JPEG"] = full[:-2] + b"\x00\x01\x02" + full[-2:]
 
 evaluate = T.Compose([T.Resize(256), T.CenterCrop(224)])
 normalise = T.Compose([T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
