@@ -19,13 +19,18 @@
 //!   high byte (Pillow's `RGB;16B`), 16-bit grey clipped to 255 (Pillow's
 //!   `I;16` -> `RGB`).
 //!
-//! Anything else is undecodable (the caller skips and lists it). EXIF
+//! Images over [`MAX_PIXELS`] are refused, as Pillow refuses them. Anything
+//! else is undecodable (the caller skips and lists it). EXIF
 //! orientation is ignored, as torchvision ignores it.
 use super::image_ops::Rgb;
 use turbojpeg_sys as tj;
 
 /// What decodes images (recorded in `env.image_decoder` of every record).
 pub const DECODER: &str = "libjpeg-turbo 3.1.0 (turbojpeg-sys, islow IDCT, fancy upsampling) + image/png; Pillow-compatible convert(\"RGB\")";
+
+/// Pillow refuses images with more pixels than this (twice its
+/// `MAX_IMAGE_PIXELS`: a `DecompressionBombError`), so they are skipped.
+pub const MAX_PIXELS: usize = 2 * 89_478_485;
 
 /// Decodes a JPEG or PNG file's bytes to RGB.
 pub fn decode(bytes: &[u8]) -> Result<Rgb, String> {
@@ -84,6 +89,11 @@ fn decode_jpeg(bytes: &[u8]) -> Result<Rgb, String> {
         return Err("not an 8-bit JPEG (Pillow opens only those)".into());
     }
     let (w, ht) = (w as usize, ht as usize);
+    if w * ht > MAX_PIXELS {
+        return Err(format!(
+            "{w}x{ht} pixels: more than Pillow opens ({MAX_PIXELS})"
+        ));
+    }
     let cs = get(tj::TJPARAM_TJPARAM_COLORSPACE) as u32;
     let (format, channels) = match cs {
         tj::TJCS_TJCS_CMYK | tj::TJCS_TJCS_YCCK => (tj::TJPF_TJPF_CMYK as std::ffi::c_int, 4),
@@ -136,8 +146,8 @@ fn decode_png(bytes: &[u8]) -> Result<Rgb, String> {
     let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
         .map_err(|e| e.to_string())?;
     let (w, h) = (img.width() as usize, img.height() as usize);
-    if w == 0 || h == 0 {
-        return Err(format!("bad image size {w}x{h}"));
+    if w == 0 || h == 0 || w * h > MAX_PIXELS {
+        return Err(format!("{w}x{h} pixels: not an image Pillow opens"));
     }
     let hi = |v: u16| (v >> 8) as u8;
     let clip = |v: u16| v.min(255) as u8;
@@ -207,5 +217,12 @@ mod tests {
             .unwrap();
         assert!(decode(&jpg).is_ok());
         assert!(decode(&jpg[..jpg.len() / 2]).is_err());
+        // A header announcing 65000 x 65000 pixels is refused before any
+        // allocation (Pillow: DecompressionBombError).
+        let sof = jpg.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
+        let mut bomb = jpg.clone();
+        bomb[sof + 5..sof + 9].copy_from_slice(&[0xfd, 0xe8, 0xfd, 0xe8]);
+        let e = decode(&bomb).err().expect("refused");
+        assert!(e.contains("more than Pillow opens"), "{e}");
     }
 }
