@@ -210,3 +210,41 @@ fn matrix(d: &[u8]) -> Result<(String, Value)> {
     };
     Ok((name, value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A MAT-file holding `x = 7` (1x1 double) written by hand, small
+    /// elements included, then damaged in ways that must be errors.
+    #[test]
+    fn reads_a_double_and_refuses_damage() {
+        let mut f = b"MATLAB 5.0 MAT-file, hand-made".to_vec();
+        f.resize(116, b' ');
+        f.extend([0u8; 8]);
+        f.extend([0x00, 0x01, b'I', b'M']);
+        let mut m = Vec::new();
+        m.extend(6u32.to_le_bytes()); // miUINT32 array flags
+        m.extend(8u32.to_le_bytes());
+        m.extend([6u8, 0, 0, 0, 0, 0, 0, 0]); // mxDOUBLE_CLASS
+        m.extend(5u32.to_le_bytes()); // miINT32 dims 1x1
+        m.extend(8u32.to_le_bytes());
+        m.extend(1i32.to_le_bytes());
+        m.extend(1i32.to_le_bytes());
+        m.extend((1u32 << 16 | 1).to_le_bytes()); // small miINT8 name "x"
+        m.extend([b'x', 0, 0, 0]);
+        m.extend(9u32.to_le_bytes()); // miDOUBLE
+        m.extend(8u32.to_le_bytes());
+        m.extend(7.0f64.to_le_bytes());
+        f.extend(14u32.to_le_bytes());
+        f.extend((m.len() as u32).to_le_bytes());
+        f.extend(&m);
+        let vars = read(&f).unwrap();
+        assert_eq!(vars["x"].num(), Some(7.0));
+        assert!(read(&f[..f.len() - 4]).is_err(), "truncated");
+        assert!(read(b"not a mat file").is_err());
+        let mut be = f.clone();
+        be[126..128].copy_from_slice(b"MI");
+        assert!(read(&be).is_err(), "big-endian");
+    }
+}
