@@ -4,7 +4,7 @@
 #   .libtorch    a stable link to <venv>/lib/python3.X/site-packages/torch
 #   target/release/ddgsd-bench
 # With --test, also the Python packages the tests compare against
-# (torchvision matching torch 2.11.0, numpy, safetensors).
+# (torchvision matching torch 2.11.0, numpy, safetensors, scipy).
 # Needs: Rust (cargo), Python 3 with pip and venv, a C++ compiler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,13 +38,22 @@ if ! have_torch; then
   .venv/bin/pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
 fi
 if [ "${1:-}" = "--test" ]; then
-  if ! .venv/bin/python -c "import torchvision, numpy, safetensors" >/dev/null 2>&1; then
-    say "installing test packages (torchvision==$TORCHVISION_VERSION numpy safetensors)"
+  if ! .venv/bin/python -c "import torchvision, numpy, safetensors, scipy.io" >/dev/null 2>&1; then
+    say "installing test packages (torchvision==$TORCHVISION_VERSION numpy safetensors scipy)"
     .venv/bin/pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" \
-      "torchvision==$TORCHVISION_VERSION" numpy safetensors \
+      "torchvision==$TORCHVISION_VERSION" numpy safetensors scipy \
       || say "warning: could not install the test packages; the tests that need them will say SKIP"
   fi
 fi
+
+# libjpeg-turbo (decoding ImageNet JPEGs as Pillow does) is built from the
+# source bundled in turbojpeg-sys with CMake; a fresh machine may have none,
+# so the venv gets one from PyPI. Without NASM it builds without SIMD (same bits).
+if ! command -v cmake >/dev/null 2>&1 && [ ! -x .venv/bin/cmake ]; then
+  say "installing cmake into .venv (to build libjpeg-turbo)"
+  .venv/bin/pip install --quiet --disable-pip-version-check cmake
+fi
+if [ -x .venv/bin/cmake ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
 
 SITE=$(.venv/bin/python -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('torch').origin))")
 if [ "$(readlink .libtorch 2>/dev/null || true)" != "$SITE" ]; then

@@ -12,6 +12,8 @@ if ! command -v pdflatex >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
       --no-install-recommends texlive-latex-base texlive-latex-recommended >/dev/null; } \
     || echo "ci/test.sh: warning: could not install pdflatex; the LaTeX test will say SKIP" >&2
 fi
+# cmake from the venv, in case a test build has to rebuild libjpeg-turbo.
+if [ -x .venv/bin/cmake ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
 unset LIBTORCH_USE_PYTORCH
 export RUST_BACKTRACE=0
 if [ $# -gt 0 ]; then

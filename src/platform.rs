@@ -30,6 +30,10 @@ pub struct EnvInfo {
     pub cublas_workspace_config: Option<String>,
     pub os: String,
     pub hostname: String,
+    /// How ImageNet files are decoded and resized
+    /// ([`crate::data::decode::DECODER`]); empty in older records.
+    #[serde(default)]
+    pub image_decoder: String,
 }
 
 impl EnvInfo {
@@ -194,6 +198,7 @@ pub fn collect(device: Device, rt: &RuntimeConfig) -> EnvInfo {
         hostname: std::fs::read_to_string("/etc/hostname")
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
+        image_decoder: crate::data::decode::DECODER.to_string(),
     }
 }
 
@@ -240,6 +245,7 @@ mod tests {
             cublas_workspace_config: None,
             os: "linux".into(),
             hostname: "a".into(),
+            image_decoder: String::new(),
         };
         assert_eq!(
             e.platform(),

@@ -2,7 +2,7 @@
 //! Every error is an [`InputError`] line (exit 2); success exits 0.
 use super::cifar::{self, Format, LoadOptions, Variant};
 use super::imagenet::{Imagenet, Transform};
-use super::{pack, Dataset};
+use super::{imagenet_archives, pack, Dataset};
 use crate::augment::Distortion;
 use crate::error::InputError;
 use anyhow::Result;
@@ -44,9 +44,9 @@ pub enum DataCmd {
         #[arg(long, value_parser = ["cifar10", "cifar100", "imagenet"])]
         dataset: Option<String>,
     },
-    /// Convert an ImageNet folder (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG) into one memory-mapped pack file
+    /// Convert ImageNet into one memory-mapped pack file: an ImageFolder tree (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG) or a folder holding the official archives (ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar, ILSVRC2012_devkit_t12.tar.gz), streamed without extracting
     Pack {
-        /// The ImageFolder root
+        /// The ImageFolder root, or the folder of the official archives
         src: PathBuf,
         /// The pack file to write (atomically)
         #[arg(long)]
@@ -105,14 +105,15 @@ pub fn run(cmd: DataCmd) -> Result<u8> {
             quality,
         } => {
             let t0 = Instant::now();
-            let h = pack::write(
-                &src,
-                &to,
-                pack::PackOptions {
-                    short_side,
-                    quality,
-                },
-            )?;
+            let opts = pack::PackOptions {
+                short_side,
+                quality,
+            };
+            let h = if imagenet_archives::is_archive_dir(&src) {
+                imagenet_archives::pack(&src, &to, opts)?
+            } else {
+                pack::write(&src, &to, opts)?
+            };
             let size = std::fs::metadata(&to).map(|m| m.len()).unwrap_or(0);
             println!(
                 "packed {} train + {} val images of {} classes into {} ({:.1} MiB, {} re-encoded, {} skipped) in {:.1}s",
@@ -162,6 +163,17 @@ pub fn detect(path: &Path, dataset: Option<&str>) -> Result<Kind> {
         || (path.join("train").is_dir() && path.join("val").is_dir())
     {
         return Ok(Kind::Imagenet);
+    }
+    if imagenet_archives::is_archive_dir(path) {
+        return Err(InputError::new(
+            path,
+            None,
+            format!(
+                "holds the official ImageNet archives; pack them first: `ddgsd-bench data pack {} --to imagenet.pack`",
+                path.display()
+            ),
+        )
+        .into());
     }
     Ok(Kind::Cifar(None))
 }
@@ -228,8 +240,14 @@ pub fn verify(path: &Path, dataset: Option<&str>) -> Result<String> {
             let info = d.info().clone();
             out.push_str("dataset:     imagenet\n");
             out.push_str(&format!("source:      {}\n", info.source));
+            let (tr, va, cl) = imagenet_archives::OFFICIAL_COUNTS;
+            let official = if (info.train_len, info.test_len, info.classes) == (tr, va, cl) {
+                "the official ILSVRC-2012 counts".to_string()
+            } else {
+                format!("NOT the official {tr} / {va} / {cl} classes: a subset or a test fixture")
+            };
             out.push_str(&format!(
-                "images:      {} train / {} val, {} classes\n",
+                "images:      {} train / {} val, {} classes ({official})\n",
                 info.train_len, info.test_len, info.classes
             ));
             out.push_str(&format!(

@@ -5,8 +5,9 @@
 //! rest lies in two files whose public names are re-exported here:
 //! - [`super::imagenet_scan`]: listing the folder (classes, labels, what is
 //!   an image), skipping corrupt images, and the fingerprint manifest;
-//! - [`super::image_ops`]: JPEG decoding and the transforms (resize, crop,
-//!   normalise) with their sizes in [`Transform`].
+//! - [`super::image_ops`]: the transforms (resize, crop, normalise) with
+//!   their sizes in [`Transform`], over [`super::decode`] (JPEG and PNG as
+//!   Pillow decodes them) and [`super::pil_resize`] (Pillow's resize).
 //!
 //! Training views and test samples are made as [`super::image_ops`]
 //! describes (docs/method.md §4); images are decoded, and batches built, in
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use tch::Tensor;
 
 pub use super::image_ops::{
-    decode, eval_view, resample, short_side_size, Rgb, Transform, MEAN, STD,
+    decode, eval_view, normalised, resized_crop_view, short_side_size, Rgb, Transform, MEAN, STD,
 };
 pub use super::imagenet_scan::{not_found, scan, sha256_hex, Entry, Manifest, Progress, Scan};
 
@@ -186,7 +187,7 @@ impl Imagenet {
             distortion,
         );
         let hwc = if distortion.crops() {
-            resample(
+            resized_crop_view(
                 &img,
                 (
                     b.top as usize,
@@ -196,7 +197,6 @@ impl Imagenet {
                 ),
                 s,
                 s,
-                (0, 0, s, s),
             )
         } else {
             let resize = (s * self.transform.resize)

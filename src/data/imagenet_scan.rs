@@ -87,7 +87,8 @@ pub fn not_found(root: &Path) -> anyhow::Error {
     input_err(
         root,
         "not found; ImageNet cannot be downloaded automatically: get ILSVRC-2012 from https://image-net.org/, \
-         arrange it as train/<wnid>/*.JPEG and val/<wnid>/*.JPEG, and optionally `ddgsd-bench data pack` it",
+         then `ddgsd-bench data pack DIR --to FILE` with the three official archives in DIR (or an ImageFolder tree \
+         train/<wnid>/*.JPEG, val/<wnid>/*.JPEG) and train from FILE",
     )
 }
 
@@ -227,7 +228,7 @@ pub(super) fn check_folder(scan: &Scan) -> Result<Checked> {
                 Ok(_) => Ok(Some(sha256_hex(&bytes))),
                 Err(why) => {
                     eprintln!(
-                        "ddgsd-bench: skipping {}: not a decodable JPEG ({why})",
+                        "ddgsd-bench: skipping {}: not a decodable image ({why})",
                         p.display()
                     );
                     Ok(None)

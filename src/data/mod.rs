@@ -11,12 +11,17 @@ pub mod cifar_locate;
 pub mod cifar_records;
 pub mod cifar_variant;
 pub mod cli;
+pub mod decode;
 pub mod fingerprint;
 pub mod image_ops;
 pub mod imagenet;
+pub mod imagenet_archives;
 pub mod imagenet_scan;
+pub mod matfile;
 pub mod pack;
+pub mod pack_writer;
 pub mod pickle;
+pub mod pil_resize;
 pub mod small;
 pub mod synthetic;
 

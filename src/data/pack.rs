@@ -7,8 +7,9 @@
 //! 0       8 bytes   magic "DDGSDPK1"
 //! 8       u64       offset of the header (JSON)
 //! 16      u64       length of the header
-//! 24      ...       image blobs (JPEG files), in manifest order
-//! index   16 bytes per image, train then val: u64 offset, u32 length, u32 label
+//! 24      ...       image blobs (the files), in manifest order (from a folder) or
+//!                   in archive order (from the official tars)
+//! index   16 bytes per image, in manifest order: u64 offset, u32 length, u32 label
 //! paths   the relative paths, '\n'-separated, same order
 //! header  JSON: see [`Header`]
 //! ```
@@ -21,7 +22,7 @@
 //! Its `fingerprint` is the ImageNet manifest fingerprint (see
 //! [`super::imagenet`]) over the stored bytes; `source_fingerprint` is the
 //! folder's. They are equal when nothing was re-encoded.
-use super::imagenet::{self, decode, resample, sha256_hex, Manifest, Progress, Scan};
+use super::imagenet::{self, decode, resized_crop_view, sha256_hex, Manifest, Progress, Scan};
 use crate::error::InputError;
 use anyhow::{Context, Result};
 use rayon::prelude::*;
@@ -30,7 +31,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 pub const MAGIC: &[u8; 8] = b"DDGSDPK1";
-const INDEX_ENTRY: usize = 16;
+pub(super) const INDEX_ENTRY: usize = 16;
 
 /// The pack's JSON header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +60,7 @@ pub struct Header {
     pub paths_len: u64,
 }
 
-const FORMAT: &str = "ddgsd-bench imagenet pack";
+pub(super) const FORMAT: &str = "ddgsd-bench imagenet pack";
 
 /// Whether `path` starts with the pack magic.
 pub fn is_pack(path: &Path) -> bool {
@@ -80,7 +81,7 @@ pub struct Pack {
     paths: Vec<String>,
 }
 
-fn bad(file: &Path, msg: impl Into<String>) -> anyhow::Error {
+pub(super) fn bad(file: &Path, msg: impl Into<String>) -> anyhow::Error {
     InputError::new(file, None, msg).into()
 }
 
@@ -257,22 +258,30 @@ pub fn encode_jpeg(px: &[u8], w: usize, h: usize, quality: u8) -> Result<Vec<u8>
 }
 
 /// What one source image became.
-struct Packed {
-    source_sha: String,
-    stored: Vec<u8>,
-    reencoded: bool,
+pub(super) struct Packed {
+    pub(super) source_sha: String,
+    pub(super) stored: Vec<u8>,
+    pub(super) reencoded: bool,
 }
 
 fn pack_one(scan: &Scan, path: &str, opts: &PackOptions) -> Result<Option<Packed>> {
     let p = scan.root.join(path);
     let bytes = std::fs::read(&p).map_err(|e| bad(&p, format!("cannot read: {e}")))?;
+    pack_bytes(bytes, &p.display().to_string(), opts)
+}
+
+/// Checks that `bytes` (the file shown as `shown`) decode, and re-encodes
+/// them when `opts` asks; `None` (reported on stderr) when they do not
+/// decode.
+pub(super) fn pack_bytes(
+    bytes: Vec<u8>,
+    shown: &str,
+    opts: &PackOptions,
+) -> Result<Option<Packed>> {
     let img = match decode(&bytes) {
         Ok(img) => img,
         Err(why) => {
-            eprintln!(
-                "ddgsd-bench: skipping {}: not a decodable JPEG ({why})",
-                p.display()
-            );
+            eprintln!("ddgsd-bench: skipping {shown}: not a decodable image ({why})");
             return Ok(None);
         }
     };
@@ -280,13 +289,9 @@ fn pack_one(scan: &Scan, path: &str, opts: &PackOptions) -> Result<Option<Packed
     match opts.short_side {
         Some(s) if img.w.min(img.h) > s as usize => {
             let (oh, ow) = imagenet::short_side_size(img.h, img.w, s as usize);
-            let f = resample(&img, (0, 0, img.h, img.w), oh, ow, (0, 0, oh, ow));
-            let px: Vec<u8> = f
-                .iter()
-                .map(|v| v.round().clamp(0.0, 255.0) as u8)
-                .collect();
+            let px = resized_crop_view(&img, (0, 0, img.h, img.w), oh, ow);
             let stored = encode_jpeg(&px, ow, oh, opts.quality)
-                .with_context(|| format!("{}: re-encoding", p.display()))?;
+                .with_context(|| format!("{shown}: re-encoding"))?;
             Ok(Some(Packed {
                 source_sha,
                 stored,
