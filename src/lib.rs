@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod expected;
+pub mod lease;
 pub mod loss;
 pub mod model;
 pub mod pin;
