@@ -183,7 +183,9 @@ fn create(run_dir: &Path, info: &LeaseInfo) -> Result<bool> {
         // NFS may report a failure for a link that was made: the link count says.
         Err(_) => {
             use std::os::unix::fs::MetadataExt;
-            std::fs::metadata(&tmp).map(|m| m.nlink() == 2).unwrap_or(false)
+            std::fs::metadata(&tmp)
+                .map(|m| m.nlink() == 2)
+                .unwrap_or(false)
         }
     };
     let _ = std::fs::remove_file(&tmp);

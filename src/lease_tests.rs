@@ -31,7 +31,10 @@ fn one_claim_wins_and_release_frees() {
     assert_eq!(on_disk.pid, std::process::id());
     drop(a);
     assert!(read(d.path()).unwrap().is_none(), "released on drop");
-    assert!(matches!(try_claim(d.path(), "b", T).unwrap(), Claim::Acquired(_)));
+    assert!(matches!(
+        try_claim(d.path(), "b", T).unwrap(),
+        Claim::Acquired(_)
+    ));
     // No temporary files left behind.
     let names: Vec<String> = std::fs::read_dir(d.path())
         .unwrap()
@@ -95,7 +98,10 @@ fn dead_pid_on_this_host_is_taken_over() {
     });
     let held = read(d.path()).unwrap().unwrap();
     assert!(stale_reason(&held, T).unwrap().contains("gone"));
-    assert!(matches!(try_claim(d.path(), "me", T).unwrap(), Claim::Acquired(_)));
+    assert!(matches!(
+        try_claim(d.path(), "me", T).unwrap(),
+        Claim::Acquired(_)
+    ));
     // A live pid on this host is not stale.
     lease_with(d.path(), |l| {
         l.host = hostname();
@@ -146,7 +152,11 @@ fn heartbeat_refreshes_and_detects_loss() {
     assert!(l.lost());
     assert_eq!(read(d.path()).unwrap().unwrap().token, "other");
     drop(l);
-    assert_eq!(read(d.path()).unwrap().unwrap().token, "other", "not ours to remove");
+    assert_eq!(
+        read(d.path()).unwrap().unwrap().token,
+        "other",
+        "not ours to remove"
+    );
 }
 
 #[test]
