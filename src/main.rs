@@ -95,7 +95,7 @@ enum Cmd {
         /// Extra sbatch option for both scripts, e.g. --sbatch-arg=--partition=gpu (repeatable)
         #[arg(long = "sbatch-arg", allow_hyphen_values = true)]
         sbatch_args: Vec<String>,
-        /// Expected file for the check job (default: the suite's)
+        /// Expected file for the check job (default: the suite's; it must exist)
         #[arg(long)]
         expected: Option<PathBuf>,
         /// Override runtime.threads in the workers
@@ -295,11 +295,14 @@ fn dispatch(cli: Cli) -> Result<u8> {
             submit,
         } => {
             let s = suite::load(&file, &Overrides::default())?;
+            // The check job's expected file must exist now, not after hours of training.
+            let expected = expected.unwrap_or_else(|| s.expected.clone());
+            runner::load_expected(Some(&expected), "")?.require_suite(&s.name, "this suite is")?;
             let o = slurm::SlurmOptions {
                 suite_file: file,
                 suite_name: s.name.clone(),
                 out,
-                expected,
+                expected: Some(expected),
                 array,
                 gpus_per_task,
                 cpus_per_task,

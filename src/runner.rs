@@ -223,6 +223,11 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
         if pending.is_empty() {
             break;
         }
+        // Runs seen held earlier in this pass may have finished since.
+        held.retain(|(id, _)| !dir.join(id).join(RECORD_FILE).exists());
+        if held.is_empty() {
+            continue;
+        }
         // Everything left is held by live workers.
         if !opts.wait {
             let who: Vec<String> = held
