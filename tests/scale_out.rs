@@ -91,7 +91,7 @@ fn two_processes_and_workers_train_each_run_once_with_the_straight_hashes() {
         "a run trained twice: {t:?}\n{log}"
     );
     assert!(
-        trainings(&stderr(&a)).len() >= 1 && trainings(&stderr(&b)).len() >= 1,
+        !trainings(&stderr(&a)).is_empty() && !trainings(&stderr(&b)).is_empty(),
         "both workers must have trained: {log}"
     );
     assert_eq!(hashes(&p, "shared", "t"), straight);
