@@ -121,6 +121,12 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
     platform::init(rt)?;
     let device = platform::select_device(rt)?;
     let env = platform::collect(device, rt);
+    // The data before anything is written (a missing dataset is an input error).
+    let dataset = if pending.is_empty() {
+        None
+    } else {
+        Some(open_dataset(suite)?)
+    };
     let dir = results::prepare(&opts.out, suite)?;
     install_signal_handlers();
     let total = mine.len();
@@ -133,7 +139,6 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
         env.threads,
         dir.display()
     );
-    let mut dataset: Option<std::sync::Arc<dyn data::Dataset>> = None;
     let mut progress = Progress::new(total);
     loop {
         let mut held = Vec::new();
@@ -164,14 +169,7 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
                 continue;
             }
             results::claim_run_dir(&run_dir, cfg)?;
-            let data = match &dataset {
-                Some(d) => d.clone(),
-                None => {
-                    let d = open_dataset(suite)?;
-                    dataset = Some(d.clone());
-                    d
-                }
-            };
+            let data = dataset.clone().expect("opened when runs are pending");
             let ctx = train::RunContext {
                 cfg,
                 data: data.as_ref(),
