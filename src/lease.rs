@@ -204,16 +204,19 @@ pub fn try_claim(run_dir: &Path, worker: &str, timeout: Duration) -> Result<Clai
         started: t,
         heartbeat: t,
     };
+    let mut taken_over = None;
     for _ in 0..4 {
         if create(run_dir, &info)? {
-            return Ok(Claim::Acquired(Lease::start(run_dir, info, timeout)));
+            let mut l = Lease::start(run_dir, info, timeout);
+            l.taken_over = taken_over;
+            return Ok(Claim::Acquired(l));
         }
         let Some(held) = read(run_dir)? else {
             continue; // released meanwhile: try again
         };
-        if stale_reason(&held, timeout).is_none() {
+        let Some(reason) = stale_reason(&held, timeout) else {
             return Ok(Claim::Held(held));
-        }
+        };
         // Take over: move the stale lease aside; one rename wins.
         let path = run_dir.join(LEASE_FILE);
         let aside = run_dir.join(format!(".lease-stale-{}", unique_suffix()));
@@ -229,6 +232,10 @@ pub fn try_claim(run_dir: &Path, worker: &str, timeout: Duration) -> Result<Clai
             }
             _ => {
                 let _ = std::fs::remove_file(&aside);
+                taken_over = Some(format!(
+                    "{} (pid {} on {}): {reason}",
+                    held.worker, held.pid, held.host
+                ));
             }
         }
     }
@@ -275,6 +282,8 @@ impl Shared {
 
 /// A held lease; its heartbeat thread stops and the file is removed on drop.
 pub struct Lease {
+    /// The stale lease this one replaced: its holder and why it was stale.
+    pub taken_over: Option<String>,
     shared: Arc<Shared>,
     stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -304,6 +313,7 @@ impl Lease {
             }
         });
         Lease {
+            taken_over: None,
             shared,
             stop,
             thread: Some(thread),

@@ -82,6 +82,7 @@ fn old_heartbeat_is_taken_over() {
     let Claim::Acquired(l) = try_claim(d.path(), "me", T).unwrap() else {
         panic!("a stale lease must be taken over")
     };
+    assert!(l.taken_over.as_deref().unwrap().contains("last heartbeat"));
     assert_eq!(read(d.path()).unwrap().unwrap().token, l.info().token);
 }
 

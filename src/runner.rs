@@ -168,6 +168,12 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
                 pending.remove(k); // finished between the look and the claim
                 continue;
             }
+            if let Some(from) = &lease.taken_over {
+                eprintln!(
+                    "ddgsd-bench: {}: taking the run over from {from}",
+                    cfg.run_id
+                );
+            }
             results::claim_run_dir(&run_dir, cfg)?;
             let data = dataset.clone().expect("opened when runs are pending");
             let ctx = train::RunContext {

@@ -220,6 +220,12 @@ fn live_leases_are_skipped_stale_ones_taken_over_and_resumed() {
     );
     let r = p.run(&["run", "suites/one.toml", "--no-check", "--out", "r"]);
     assert_eq!(code(&r), 0, "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("taking the run over from"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(stderr(&r).contains("is gone"), "{}", stderr(&r));
     assert_eq!(hashes(&p, "r", "one"), straight);
     assert_eq!(p.records("r", "one")[0]["timing"]["resumed"], true);
 
