@@ -6,8 +6,9 @@ use clap::{Parser, Subcommand};
 use ddgsd_bench::error::InputError;
 use ddgsd_bench::report;
 use ddgsd_bench::runner::{self, RunOptions, SuiteOutcome};
+use ddgsd_bench::suite::partition::Partition;
 use ddgsd_bench::suite::{self, resolve::Overrides, Plan};
-use ddgsd_bench::{checkpoint, results};
+use ddgsd_bench::{checkpoint, lease, results, slurm, workers};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,6 +55,57 @@ enum Cmd {
         /// (one per GPU, a Slurm array) write run directories that merge by copying
         #[arg(long)]
         partition: Option<String>,
+        /// Start one worker process per entry on this results directory, e.g.
+        /// cuda:0,cuda:1 or cpu,cpu (an entry may repeat); each sees only its GPU
+        /// (CUDA_VISIBLE_DEVICES), so set runtime.device to auto or cuda
+        #[arg(long, value_name = "LIST")]
+        workers: Option<String>,
+        /// When the runs left are held by other workers, wait for them (taking over
+        /// any whose lease goes stale) and check the suite, instead of stopping
+        #[arg(long)]
+        wait: bool,
+        /// Seconds without a heartbeat after which another worker's lease on a run is
+        /// stale and the run is taken over [env: DDGSD_LEASE_TIMEOUT; default 300]
+        #[arg(long, value_name = "SECS")]
+        lease_timeout: Option<f64>,
+        /// Name of this worker in its leases (set by --workers and the Slurm scripts)
+        #[arg(long, hide = true)]
+        worker_label: Option<String>,
+    },
+    /// Write Slurm batch scripts for a suite (a job array of workers and a check job after it), and submit them with --submit
+    Slurm {
+        /// Suite file (TOML)
+        suite: PathBuf,
+        /// Parent of the results directory, on storage every node shares
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Tasks in the array (workers; claims balance uneven runs)
+        #[arg(long)]
+        array: u32,
+        /// GPUs per task (more than one: a worker per GPU in each task)
+        #[arg(long)]
+        gpus_per_task: Option<u32>,
+        /// CPUs per task
+        #[arg(long)]
+        cpus_per_task: Option<u32>,
+        /// Time limit per task (sbatch --time); a worker gets SIGTERM 2 minutes before and checkpoints
+        #[arg(long)]
+        time: Option<String>,
+        /// Extra sbatch option for both scripts, e.g. --sbatch-arg=--partition=gpu (repeatable)
+        #[arg(long = "sbatch-arg", allow_hyphen_values = true)]
+        sbatch_args: Vec<String>,
+        /// Expected file for the check job (default: the suite's; it must exist)
+        #[arg(long)]
+        expected: Option<PathBuf>,
+        /// Override runtime.threads in the workers
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Lease timeout of the workers in seconds (see `run --lease-timeout`)
+        #[arg(long, value_name = "SECS")]
+        lease_timeout: Option<f64>,
+        /// Call sbatch for both scripts and print the job ids
+        #[arg(long)]
+        submit: bool,
     },
     /// Re-check a results directory against its expected file, without training
     Check {
@@ -130,6 +182,9 @@ enum Cmd {
         /// Print the resolved config of every run as JSON instead
         #[arg(long)]
         json: bool,
+        /// Only worker M's share of N (hash:M/N), as `run --partition` would train it
+        #[arg(long)]
+        partition: Option<String>,
     },
     /// Write the checkpoint hashes of a finished suite into its expected file, under this platform
     Pin {
@@ -244,23 +299,83 @@ fn dispatch(cli: Cli) -> Result<u8> {
             resume: _,
             no_check,
             partition,
+            workers,
+            wait,
+            lease_timeout,
+            worker_label,
         } => {
-            let s = suite::load(&file, &Overrides { threads, device })?;
-            let partition = partition
-                .as_deref()
-                .map(ddgsd_bench::suite::partition::Partition::parse)
-                .transpose()?;
+            let ov = Overrides { threads, device };
+            let s = suite::load(&file, &ov)?;
+            let partition = partition.as_deref().map(Partition::parse).transpose()?;
             let opts = RunOptions {
                 out,
                 expected,
                 check: !no_check && partition.is_none(),
                 partition,
+                wait,
+                lease_timeout: lease::timeout(lease_timeout)?,
+                worker: worker_label.unwrap_or_else(|| format!("pid {}", std::process::id())),
             };
-            match runner::run_suite(&s, &opts)? {
+            let outcome = match workers {
+                Some(list) => {
+                    let entries = workers::parse_list(&list)?;
+                    workers::run_suite(&s, &opts, &entries, &ov)?
+                }
+                None => runner::run_suite(&s, &opts)?,
+            };
+            match outcome {
                 SuiteOutcome::Done(Some(v)) => Ok(verdict_code(v.passed())),
                 SuiteOutcome::Done(None) => Ok(0),
                 SuiteOutcome::Interrupted => Ok(130),
             }
+        }
+        Cmd::Slurm {
+            suite: file,
+            out,
+            array,
+            gpus_per_task,
+            cpus_per_task,
+            time,
+            sbatch_args,
+            expected,
+            threads,
+            lease_timeout,
+            submit,
+        } => {
+            let s = suite::load(&file, &Overrides::default())?;
+            // The check job's expected file must exist now, not after hours of training.
+            let expected = expected.unwrap_or_else(|| s.expected.clone());
+            runner::load_expected(Some(&expected), "")?.require_suite(&s.name, "this suite is")?;
+            let o = slurm::SlurmOptions {
+                suite_file: file,
+                suite_name: s.name.clone(),
+                out,
+                expected: Some(expected),
+                array,
+                gpus_per_task,
+                cpus_per_task,
+                time,
+                sbatch_args,
+                threads,
+                lease_timeout,
+            };
+            let scripts = slurm::write(&o)?;
+            println!("{}", scripts.worker.display());
+            println!("{}", scripts.check.display());
+            if submit {
+                let (a, c) = slurm::submit(&scripts)?;
+                println!("array job {a} ({array} workers), check job {c} (after the array)");
+                println!("watch:  squeue -j {a},{c}");
+                println!("logs:   tail -f {}/worker-{a}_*.out", scripts.dir.display());
+                println!("result: sacct -j {c} --format=JobID,State,ExitCode  (exit code 0 pass, 1 out of band, 2 input); {}/check-{c}.out has the table", scripts.dir.display());
+            } else {
+                println!(
+                    "submit: a=$(sbatch --parsable {}) && sbatch --dependency=afterany:$a {}",
+                    scripts.worker.display(),
+                    scripts.check.display()
+                );
+            }
+            Ok(0)
         }
         Cmd::Check {
             results: dir,
@@ -394,12 +509,22 @@ fn dispatch(cli: Cli) -> Result<u8> {
             );
             Ok(0)
         }
-        Cmd::Plan { suite: file, json } => {
+        Cmd::Plan {
+            suite: file,
+            json,
+            partition,
+        } => {
             let s = suite::load(&file, &Overrides::default())?;
+            let part = partition.as_deref().map(Partition::parse).transpose()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&s.runs)?);
+                let runs: Vec<_> = s
+                    .runs
+                    .iter()
+                    .filter(|r| part.is_none_or(|p| p.contains(&r.run_id)))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&runs)?);
             } else {
-                print!("{}", Plan::new(&s).describe());
+                print!("{}", Plan::new(&s).describe(part));
             }
             Ok(0)
         }

@@ -6,16 +6,17 @@ use crate::check::{self, Verdict};
 use crate::data;
 use crate::error::InputError;
 use crate::expected::Expected;
+use crate::lease::{self, Claim};
 use crate::platform;
+use crate::progress::Progress;
 use crate::record::{Record, RECORD_FILE};
 use crate::results::{self, Loaded};
 use crate::suite::ResolvedSuite;
 use crate::train::{self, Outcome, Tick};
 use anyhow::{bail, Result};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Set by SIGINT/SIGTERM: runs stop at the next step after a checkpoint.
 pub static STOP: AtomicBool = AtomicBool::new(false);
@@ -42,6 +43,13 @@ pub struct RunOptions {
     pub check: bool,
     /// Only this worker's share of the runs (`--partition hash:M/N`).
     pub partition: Option<crate::suite::partition::Partition>,
+    /// When the runs left are held by other workers: wait for them (and
+    /// take over any whose lease goes stale) instead of stopping.
+    pub wait: bool,
+    /// A lease whose heartbeat is older than this is stale.
+    pub lease_timeout: Duration,
+    /// Names this worker in its leases (e.g. its device).
+    pub worker: String,
 }
 
 /// What `run` ended with.
@@ -50,17 +58,6 @@ pub enum SuiteOutcome {
     Done(Option<Box<Verdict>>),
     /// Stopped by a signal after checkpointing.
     Interrupted,
-}
-
-fn fmt_secs(s: f64) -> String {
-    let s = s.max(0.0).round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
 }
 
 /// Loads the expected file of a results directory or an explicit one.
@@ -101,21 +98,11 @@ pub fn judge_and_write(loaded: &Loaded, expected: &Expected) -> Result<(Verdict,
 
 pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcome> {
     // Expected file first: a missing one is an input error before hours of training.
-    let expected = if opts.check {
-        Some(load_expected(
-            opts.expected.as_deref(),
-            &suite.expected.display().to_string(),
-        )?)
-    } else {
-        None
-    };
-    if let Some(e) = &expected {
-        e.require_suite(&suite.name, "this suite is")?;
-    }
+    let expected = expected_for(suite, opts)?;
     // Read-only checks first: nothing is written before the input is known good.
     results::check_suite_dir(&opts.out, suite)?;
     let dir = opts.out.join(&suite.name);
-    let mut todo = Vec::new();
+    let mut pending = Vec::new();
     let mine: Vec<&crate::suite::RunConfig> = suite
         .runs
         .iter()
@@ -129,104 +116,86 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
             Record::load(&rec)?;
             continue;
         }
-        todo.push(cfg);
+        pending.push(cfg);
     }
     let rt = &suite.runs[0].runtime;
     platform::init(rt)?;
     let device = platform::select_device(rt)?;
     let env = platform::collect(device, rt);
-    let dataset = if todo.is_empty() {
+    // The data before anything is written (a missing dataset is an input error).
+    let dataset = if pending.is_empty() {
         None
     } else {
-        let t0 = Instant::now();
-        let d = data::open(&suite.dataset)?;
-        eprintln!(
-            "ddgsd-bench: dataset {} ({} train / {} test, fingerprint {}) ready in {:.1}s",
-            d.info().name,
-            d.info().train_len,
-            d.info().test_len,
-            &d.info().fingerprint[..16],
-            t0.elapsed().as_secs_f64()
-        );
-        Some(d)
+        Some(open_dataset(suite)?)
     };
     let dir = results::prepare(&opts.out, suite)?;
-    for cfg in &todo {
-        results::claim_run_dir(&dir.join(&cfg.run_id), cfg)?;
-    }
     install_signal_handlers();
     let total = mine.len();
-    let done_before = total - todo.len();
     eprintln!(
-        "ddgsd-bench: suite `{}`: {total} runs, {done_before} already finished; device {} ({}), {} threads; results in {}",
+        "ddgsd-bench: suite `{}`: {total} runs, {} already finished; device {} ({}), {} threads; results in {}",
         suite.name,
+        total - pending.len(),
         env.device,
         env.device_name,
         env.threads,
         dir.display()
     );
-    if let Some(dataset) = dataset {
-        // Work units for the ETA: image-views over the whole plan.
-        let n = dataset.info().train_len as f64;
-        let units =
-            |c: &crate::suite::RunConfig| n * f64::from(c.train.epochs) * f64::from(c.arm.views);
-        let total_units: f64 = todo.iter().map(|c| units(c)).sum();
-        let mut done_units = 0.0;
-        let start = Instant::now();
-        let tty = std::io::stderr().is_terminal();
-        for (k, cfg) in todo.iter().enumerate() {
-            let i = done_before + k + 1;
+    let mut progress = Progress::new(total);
+    loop {
+        let mut held = Vec::new();
+        let mut k = 0;
+        while k < pending.len() {
+            let cfg = pending[k];
             let run_dir = dir.join(&cfg.run_id);
+            if run_dir.join(RECORD_FILE).exists() {
+                pending.remove(k); // finished by another worker
+                continue;
+            }
+            if STOP.load(Ordering::SeqCst) {
+                eprintln!("\nddgsd-bench: interrupted. {}", resume_hint(suite, opts));
+                return Ok(SuiteOutcome::Interrupted);
+            }
+            std::fs::create_dir_all(&run_dir)
+                .map_err(|e| InputError::new(&run_dir, None, format!("cannot create: {e}")))?;
+            let lease = match lease::try_claim(&run_dir, &opts.worker, opts.lease_timeout)? {
+                Claim::Held(h) => {
+                    held.push((cfg.run_id.clone(), h));
+                    k += 1;
+                    continue;
+                }
+                Claim::Acquired(l) => l,
+            };
+            if run_dir.join(RECORD_FILE).exists() {
+                pending.remove(k); // finished between the look and the claim
+                continue;
+            }
+            if let Some(from) = &lease.taken_over {
+                eprintln!(
+                    "ddgsd-bench: {}: taking the run over from {from}",
+                    cfg.run_id
+                );
+            }
+            results::claim_run_dir(&run_dir, cfg)?;
+            let data = dataset.clone().expect("opened when runs are pending");
             let ctx = train::RunContext {
                 cfg,
-                data: dataset.as_ref(),
+                data: data.as_ref(),
                 dir: &run_dir,
                 device,
                 env: &env,
                 stop: &STOP,
             };
-            let run_units = units(cfg);
-            let mut last_print = Instant::now();
+            let i = mine
+                .iter()
+                .position(|c| c.run_id == cfg.run_id)
+                .unwrap_or(0)
+                + 1;
+            let units = progress.units(cfg, data.info().train_len, &pending);
             let mut on_tick = |t: Tick| {
-                let frac =
-                    (f64::from(t.epoch) + t.step as f64 / t.steps as f64) / f64::from(t.epochs);
-                let done = done_units + frac * run_units;
-                let el = start.elapsed().as_secs_f64();
-                let eta = if done > 0.0 {
-                    el / done * (total_units - done)
-                } else {
-                    f64::NAN
-                };
-                if let Some(log) = t.epoch_log {
-                    eprintln!(
-                        "{}[run {i}/{total}] {} epoch {}/{} loss {:.4} (ce {:.4} kl {:.4} mmd {:.4}) train {:.1}% test top1 {:.2}% top5 {:.2}% | {:.1}s | ETA {}",
-                        if tty { "\r\x1b[2K" } else { "" },
-                        cfg.run_id,
-                        log.epoch,
-                        t.epochs,
-                        log.loss,
-                        log.ce,
-                        log.kl,
-                        log.mmd,
-                        log.train_top1,
-                        log.test_top1,
-                        log.test_top5,
-                        log.seconds,
-                        fmt_secs(eta)
-                    );
-                } else if tty && last_print.elapsed().as_millis() > 200 {
-                    last_print = Instant::now();
-                    eprint!(
-                        "\r\x1b[2K[run {i}/{total}] {} epoch {}/{} step {}/{} loss {:.4} | ETA {}",
-                        cfg.run_id,
-                        t.epoch + 1,
-                        t.epochs,
-                        t.step,
-                        t.steps,
-                        t.loss,
-                        fmt_secs(eta)
-                    );
+                if t.epoch_log.is_some() {
+                    lease.heartbeat(); // every epoch end, just before its checkpoint
                 }
+                progress.tick(i, cfg, units, &t);
             };
             match train::run(&ctx, &mut on_tick)? {
                 Outcome::Finished(r) => {
@@ -241,25 +210,100 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
                     );
                 }
                 Outcome::Stopped { epoch, step } => {
+                    drop(lease); // released: any worker may resume it now
                     eprintln!(
-                        "\nddgsd-bench: interrupted; {} checkpointed at epoch {} step {}. Resume with: ddgsd-bench run {} --out {}",
+                        "\nddgsd-bench: interrupted; {} checkpointed at epoch {} step {}. {}",
                         cfg.run_id,
                         epoch + 1,
                         step,
-                        suite.file.display(),
-                        opts.out.display()
+                        resume_hint(suite, opts)
                     );
                     return Ok(SuiteOutcome::Interrupted);
                 }
             }
-            done_units += run_units;
+            progress.finished(units);
+            drop(lease);
+            pending.remove(k);
         }
+        if pending.is_empty() {
+            break;
+        }
+        // Runs seen held earlier in this pass may have finished since.
+        held.retain(|(id, _)| !dir.join(id).join(RECORD_FILE).exists());
+        if held.is_empty() {
+            continue;
+        }
+        // Everything left is held by live workers.
+        if !opts.wait {
+            let who: Vec<String> = held
+                .iter()
+                .map(|(id, h)| format!("{id} ({} pid {} on {})", h.worker, h.pid, h.host))
+                .collect();
+            eprintln!(
+                "ddgsd-bench: nothing left to claim; {} runs are still held by other workers: {}. Stopping without a verdict: the worker that finishes the last run checks the suite (or wait for them with --wait, or run `ddgsd-bench check {}` later)",
+                held.len(),
+                who.join(", "),
+                dir.display()
+            );
+            return Ok(SuiteOutcome::Done(None));
+        }
+        let poll =
+            (opts.lease_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
+        let until = Instant::now() + poll;
+        while Instant::now() < until && !STOP.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    conclude(suite, opts, expected)
+}
+
+/// The expected file of a run with checking on (checked before any training).
+pub fn expected_for(suite: &ResolvedSuite, opts: &RunOptions) -> Result<Option<Expected>> {
+    if !opts.check {
+        return Ok(None);
+    }
+    let e = load_expected(
+        opts.expected.as_deref(),
+        &suite.expected.display().to_string(),
+    )?;
+    e.require_suite(&suite.name, "this suite is")?;
+    Ok(Some(e))
+}
+
+/// After this worker's share: runs still unfinished (held by other
+/// workers) end without a verdict; a partition says how to merge; else the
+/// suite is checked and its table written.
+pub fn conclude(
+    suite: &ResolvedSuite,
+    opts: &RunOptions,
+    expected: Option<Expected>,
+) -> Result<SuiteOutcome> {
+    let dir = opts.out.join(&suite.name);
+    let mine: Vec<&crate::suite::RunConfig> = suite
+        .runs
+        .iter()
+        .filter(|c| opts.partition.is_none_or(|p| p.contains(&c.run_id)))
+        .collect();
+    let open: Vec<&str> = mine
+        .iter()
+        .filter(|c| !dir.join(&c.run_id).join(RECORD_FILE).exists())
+        .map(|c| c.run_id.as_str())
+        .collect();
+    if !open.is_empty() {
+        eprintln!(
+            "ddgsd-bench: {} runs are not finished (held by other workers): {}. Stopping without a verdict: the worker that finishes the last run checks the suite (or use --wait, or `ddgsd-bench check {}` later)",
+            open.len(),
+            open.join(", "),
+            dir.display()
+        );
+        return Ok(SuiteOutcome::Done(None));
     }
     if let Some(p) = opts.partition {
         eprintln!(
-            "ddgsd-bench: partition {}/{}: {total} of the suite's {} runs done; merge the results directories and run `ddgsd-bench check {}`",
+            "ddgsd-bench: partition {}/{}: {} of the suite's {} runs done; merge the results directories and run `ddgsd-bench check {}`",
             p.m,
             p.n,
+            mine.len(),
             suite.runs.len(),
             dir.display()
         );
@@ -272,4 +316,30 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
     let (v, md) = judge_and_write(&loaded, &expected)?;
     print!("{md}");
     Ok(SuiteOutcome::Done(Some(Box::new(v))))
+}
+
+fn open_dataset(suite: &ResolvedSuite) -> Result<std::sync::Arc<dyn data::Dataset>> {
+    let t0 = Instant::now();
+    let d = data::open(&suite.dataset)?;
+    eprintln!(
+        "ddgsd-bench: dataset {} ({} train / {} test, fingerprint {}) ready in {:.1}s",
+        d.info().name,
+        d.info().train_len,
+        d.info().test_len,
+        &d.info().fingerprint[..16],
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(d)
+}
+
+/// The command that resumes this worker.
+fn resume_hint(suite: &ResolvedSuite, opts: &RunOptions) -> String {
+    format!(
+        "Resume with: ddgsd-bench run {} --out {}{}",
+        suite.file.display(),
+        opts.out.display(),
+        opts.partition
+            .map(|p| format!(" --partition hash:{}/{}", p.m, p.n))
+            .unwrap_or_default()
+    )
 }

@@ -16,8 +16,9 @@ impl<'a> Plan<'a> {
         &self.suite.runs
     }
 
-    /// One line per run, for `ddgsd-bench plan`.
-    pub fn describe(&self) -> String {
+    /// One line per run, for `ddgsd-bench plan` (with a partition: only
+    /// that worker's share, numbered as in the whole plan).
+    pub fn describe(&self, part: Option<super::partition::Partition>) -> String {
         let mut out = format!(
             "suite `{}`: {} runs ({} architectures x {} arms x {} seeds) on {}\n",
             self.suite.name,
@@ -27,7 +28,20 @@ impl<'a> Plan<'a> {
             self.suite.seeds.len(),
             self.suite.dataset.describe()
         );
+        let mine = |r: &RunConfig| part.is_none_or(|p| p.contains(&r.run_id));
+        if let Some(p) = part {
+            out.push_str(&format!(
+                "partition hash:{}/{}: {} of the {} runs\n",
+                p.m,
+                p.n,
+                self.suite.runs.iter().filter(|r| mine(r)).count(),
+                self.suite.runs.len()
+            ));
+        }
         for (i, r) in self.suite.runs.iter().enumerate() {
+            if !mine(r) {
+                continue;
+            }
             let views = r.arm.views;
             out.push_str(&format!(
                 "{:>4}  {:<40} views {}  epochs {:>4}  batch {:>4}  lambda {}  mu {}  T {}{}\n",

@@ -1,0 +1,94 @@
+//! Progress of one worker on stderr: a line per epoch, a live step line on a
+//! terminal, and an ETA over the runs this worker has left.
+use crate::suite::RunConfig;
+use crate::train::Tick;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+pub fn fmt_secs(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+pub struct Progress {
+    total: usize,
+    start: Instant,
+    done_units: f64,
+    last_print: Instant,
+    tty: bool,
+    /// Work units (image-views) of the runs left when the current one started.
+    left_units: f64,
+}
+
+impl Progress {
+    pub fn new(total: usize) -> Self {
+        Progress {
+            total,
+            start: Instant::now(),
+            done_units: 0.0,
+            last_print: Instant::now(),
+            tty: std::io::stderr().is_terminal(),
+            left_units: 0.0,
+        }
+    }
+
+    /// Units of `cfg`; remembers the units of everything `pending` (for the ETA).
+    pub fn units(&mut self, cfg: &RunConfig, train_len: usize, pending: &[&RunConfig]) -> f64 {
+        let n = train_len as f64;
+        let u = |c: &RunConfig| n * f64::from(c.train.epochs) * f64::from(c.arm.views);
+        self.left_units = pending.iter().map(|c| u(c)).sum();
+        u(cfg)
+    }
+
+    pub fn finished(&mut self, units: f64) {
+        self.done_units += units;
+    }
+
+    pub fn tick(&mut self, i: usize, cfg: &RunConfig, run_units: f64, t: &Tick) {
+        let total = self.total;
+        let frac = (f64::from(t.epoch) + t.step as f64 / t.steps as f64) / f64::from(t.epochs);
+        let done = self.done_units + frac * run_units;
+        let el = self.start.elapsed().as_secs_f64();
+        let eta = if done > 0.0 {
+            el / done * (self.left_units - frac * run_units).max(0.0)
+        } else {
+            f64::NAN
+        };
+        if let Some(log) = t.epoch_log {
+            eprintln!(
+                "{}[run {i}/{total}] {} epoch {}/{} loss {:.4} (ce {:.4} kl {:.4} mmd {:.4}) train {:.1}% test top1 {:.2}% top5 {:.2}% | {:.1}s | ETA {}",
+                if self.tty { "\r\x1b[2K" } else { "" },
+                cfg.run_id,
+                log.epoch,
+                t.epochs,
+                log.loss,
+                log.ce,
+                log.kl,
+                log.mmd,
+                log.train_top1,
+                log.test_top1,
+                log.test_top5,
+                log.seconds,
+                fmt_secs(eta)
+            );
+        } else if self.tty && self.last_print.elapsed().as_millis() > 200 {
+            self.last_print = Instant::now();
+            eprint!(
+                "\r\x1b[2K[run {i}/{total}] {} epoch {}/{} step {}/{} loss {:.4} | ETA {}",
+                cfg.run_id,
+                t.epoch + 1,
+                t.epochs,
+                t.step,
+                t.steps,
+                t.loss,
+                fmt_secs(eta)
+            );
+        }
+    }
+}

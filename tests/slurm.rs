@@ -1,0 +1,256 @@
+//! `ddgsd-bench slurm --submit` on a real Slurm: a one-node cluster started
+//! by ci/slurm-cluster.sh (installing slurm-wlm and munge with apt-get when
+//! missing). A suite runs as an array of 2 workers; one task is requeued
+//! mid-run; every run is trained exactly once, the hashes equal a straight
+//! local run, and the check job's exit code is the verdict. Prints
+//! `SKIP: <reason>` where the cluster cannot be had (not root, no apt).
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ci/slurm-cluster.sh")
+}
+
+/// Stops the daemons this test started (by the pids the script recorded), also on failure.
+struct Cluster {
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("slurm.conf")
+    }
+    fn log_tail(&self) -> String {
+        let mut s = String::new();
+        for f in ["slurmctld.log", "slurmd.log"] {
+            let t = std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+            let lines: Vec<&str> = t.lines().collect();
+            s += &format!(
+                "--- {f}\n{}\n",
+                lines[lines.len().saturating_sub(15)..].join("\n")
+            );
+        }
+        s
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn slurm_cmd(c: &Cluster, prog: &str, args: &[&str]) -> String {
+    let o = Command::new(prog)
+        .args(args)
+        .env("SLURM_CONF", c.conf())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `scontrol show job -o ID` as key=value pairs (the first array element's line).
+fn job_field(c: &Cluster, id: &str, key: &str) -> Option<String> {
+    let out = slurm_cmd(c, "scontrol", &["show", "job", "-o", id]);
+    out.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_string))
+}
+
+fn start_cluster() -> Result<Cluster, String> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("not root: cannot install or start Slurm".into());
+    }
+    let t0 = Instant::now();
+    let inst = Command::new("bash")
+        .arg(script())
+        .arg("install")
+        .output()
+        .map_err(|e| format!("bash: {e}"))?;
+    if !inst.status.success() {
+        let e = String::from_utf8_lossy(&inst.stderr);
+        return Err(format!(
+            "cannot install slurm-wlm munge: {}",
+            e.lines().last().unwrap_or("")
+        ));
+    }
+    eprintln!("slurm packages ready in {:.1}s", t0.elapsed().as_secs_f64());
+    let c = Cluster {
+        dir: tempfile::Builder::new().prefix("slurm-").tempdir().unwrap(),
+    };
+    let t0 = Instant::now();
+    let st = Command::new("bash")
+        .arg(script())
+        .arg("start")
+        .arg(c.dir.path())
+        .output()
+        .unwrap();
+    // Root with the packages installed: a cluster that does not start is a failure.
+    assert!(
+        st.status.success(),
+        "ci/slurm-cluster.sh start failed: {}\n{}",
+        String::from_utf8_lossy(&st.stderr),
+        c.log_tail()
+    );
+    eprintln!("slurm cluster up in {:.1}s", t0.elapsed().as_secs_f64());
+    Ok(c)
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn array_of_two_workers_with_a_requeue_matches_a_straight_run() {
+    let cluster = match start_cluster() {
+        Ok(c) => c,
+        Err(reason) => {
+            println!("SKIP: {reason}");
+            return;
+        }
+    };
+    let t_test = Instant::now();
+    let p = Project::new();
+    p.write(
+        "suites/t.toml",
+        &tiny_suite("t", &["baseline"], &[0, 1], 8, ""),
+    );
+    let a = p.run(&["run", "suites/t.toml", "--no-check", "--out", "straight"]);
+    assert_eq!(code(&a), 0, "{}", stderr(&a));
+    let straight = p.records("straight", "t");
+    expected_from(&p, "t", &straight, 50.0, "");
+
+    let o = p
+        .cmd(&[
+            "slurm",
+            "suites/t.toml",
+            "--out",
+            "res",
+            "--array",
+            "2",
+            "--cpus-per-task",
+            "1",
+            "--submit",
+        ])
+        .env("SLURM_CONF", cluster.conf())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}{}", stderr(&o), cluster.log_tail());
+    let text = stdout(&o);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("array job"))
+        .expect(&text);
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (array, check) = (words[2].to_string(), words[7].to_string());
+
+    // Requeue the task that holds the first run to checkpoint, mid-run.
+    let dir = p.path().join("res/t");
+    let runs = ["resnet8w4__baseline__s0", "resnet8w4__baseline__s1"];
+    let mut requeued = None;
+    wait_for("a checkpoint", Duration::from_secs(180), || {
+        requeued = runs.iter().find(|r| {
+            dir.join(r).join("checkpoint/state.json").exists()
+                && dir.join(r).join("lease.json").exists()
+        });
+        requeued.is_some()
+    });
+    let run = *requeued.unwrap();
+    let lease: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(run).join("lease.json")).unwrap()).unwrap();
+    let task = lease["slurm_task"]
+        .as_str()
+        .expect("the lease names its Slurm task")
+        .to_string();
+    assert!(task.starts_with(&format!("{array}_")), "{task}");
+    let rq = Command::new("scontrol")
+        .args(["requeue", &task])
+        .env("SLURM_CONF", cluster.conf())
+        .output()
+        .unwrap();
+    assert!(
+        rq.status.success(),
+        "scontrol requeue {task}: {}",
+        String::from_utf8_lossy(&rq.stderr)
+    );
+    assert!(
+        !dir.join(run).join("record.json").exists(),
+        "the run ended before the requeue; make it longer"
+    );
+    // Slurm holds a requeued job back for a while (its begin time is pushed
+    // out); make it eligible now so the test does not idle.
+    wait_for(
+        "the requeued task to be pending",
+        Duration::from_secs(60),
+        || job_field(&cluster, &task, "JobState").as_deref() == Some("PENDING"),
+    );
+    eprintln!(
+        "requeued {task}: eligible at {:?}",
+        job_field(&cluster, &task, "EligibleTime")
+    );
+    let up = Command::new("scontrol")
+        .args(["update", &format!("JobId={task}"), "StartTime=now"])
+        .env("SLURM_CONF", cluster.conf())
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    wait_for("the check job", Duration::from_secs(300), || {
+        matches!(
+            job_field(&cluster, &check, "JobState").as_deref(),
+            Some("COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL")
+        )
+    });
+    let exit = job_field(&cluster, &check, "ExitCode").unwrap();
+    let logs: String = std::fs::read_dir(dir.join("slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "out"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let check_out = std::fs::read_to_string(dir.join(format!("slurm/check-{check}.out"))).unwrap();
+    assert_eq!(
+        exit, "0:0",
+        "the verdict is PASS, so the check job exits 0\n{check_out}\n{logs}"
+    );
+    assert!(check_out.contains("Verdict: PASS"), "{check_out}");
+    assert!(
+        logs.contains("restart 1"),
+        "the requeued task ran again:\n{logs}"
+    );
+    // Every run trained to the end exactly once, with the straight run's hash.
+    for r in &straight {
+        let id = r["run_id"].as_str().unwrap();
+        assert_eq!(
+            logs.matches(&format!("{id} done:")).count(),
+            1,
+            "{id}\n{logs}"
+        );
+        let rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(id).join("record.json")).unwrap())
+                .unwrap();
+        assert_eq!(rec["checkpoint_sha256"], r["checkpoint_sha256"], "{id}");
+        if id == run {
+            assert_eq!(
+                rec["timing"]["resumed"], true,
+                "{id} resumed from its checkpoint"
+            );
+        }
+    }
+    assert!(!Path::new(&dir.join(run).join("lease.json")).exists());
+    eprintln!("slurm test body: {:.1}s", t_test.elapsed().as_secs_f64());
+}
