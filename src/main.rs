@@ -296,6 +296,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 precision: ddgsd_bench::suite::resolve::Precision::Fp32,
                 deterministic: !nondeterministic,
                 checkpoint_every: 1,
+                data: Default::default(),
             };
             ddgsd_bench::platform::init(&rt)?;
             let dev = ddgsd_bench::platform::select_device(&rt)?;

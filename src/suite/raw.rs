@@ -136,4 +136,6 @@ pub struct RawRuntime {
     pub precision: Option<String>,
     pub deterministic: Option<bool>,
     pub checkpoint_every: Option<u32>,
+    /// `host` | `device` (default).
+    pub data: Option<String>,
 }

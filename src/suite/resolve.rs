@@ -15,8 +15,8 @@ use anyhow::Result;
 use std::path::Path;
 
 pub use super::config::{
-    effective_train, run_id, Overrides, Precision, ResolvedSuite, RunConfig, RuntimeConfig,
-    TrainConfig, DEFAULT_THREADS,
+    effective_train, run_id, DataPlacement, Overrides, Precision, ResolvedSuite, RunConfig,
+    RuntimeConfig, TrainConfig, DEFAULT_THREADS,
 };
 
 /// Reads, parses and resolves a suite file.
@@ -184,6 +184,17 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             )
         }
     };
+    let data = match r.data.as_deref().unwrap_or("device") {
+        "host" => DataPlacement::Host,
+        "device" => DataPlacement::Device,
+        other => {
+            return field_err(
+                file,
+                "runtime.data",
+                format!("expected host or device, got `{other}`"),
+            )
+        }
+    };
     let runtime = RuntimeConfig {
         device,
         threads,
@@ -195,6 +206,7 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             "runtime.checkpoint_every",
             r.checkpoint_every.unwrap_or(1),
         )?,
+        data,
     };
 
     // Loss defaults, then arms.
