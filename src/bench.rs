@@ -133,7 +133,7 @@ fn gpu_process_mib() -> Option<f64> {
     })
 }
 
-fn bench_one(arch: &str, opts: &BenchOptions, device: Device) -> Result<BenchRow> {
+pub fn bench_one(arch: &str, opts: &BenchOptions, device: Device) -> Result<BenchRow> {
     let info = model::lookup(arch)?;
     let (classes, side) = if info.input == "imagenet" {
         (1000, 224)

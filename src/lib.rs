@@ -10,6 +10,7 @@
 pub mod atomic;
 pub mod augment;
 pub mod bench;
+pub mod bench_loop;
 pub mod check;
 pub mod checkpoint;
 pub mod data;

@@ -136,9 +136,21 @@ enum Cmd {
         /// auto, cpu, cuda, cuda:N
         #[arg(long, default_value = "auto")]
         device: String,
-        /// libtorch intra-op threads (default: libtorch's choice)
+        /// libtorch intra-op threads (default: libtorch's choice; 2 with --loop)
         #[arg(long)]
         threads: Option<usize>,
+        /// Time the whole training loop of `run` (data on the device included) next to the step alone, on one architecture (default resnet20, 100 classes, synthetic data)
+        #[arg(long = "loop")]
+        full_loop: bool,
+        /// Also run bench/ddgsd_pytorch.py (a PyTorch loop written like the public implementations) on the same workload and print the ratios (implies --loop)
+        #[arg(long)]
+        pytorch: bool,
+        /// Python for --pytorch (default: $DDGSD_PYTHON, else the .venv/bin/python of the repository above the binary)
+        #[arg(long)]
+        python: Option<std::path::PathBuf>,
+        /// DataLoader workers of the PyTorch loop
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
     },
 }
 
@@ -323,7 +335,29 @@ fn dispatch(cli: Cli) -> Result<u8> {
             warmup,
             device,
             threads,
+            full_loop,
+            pytorch,
+            python,
+            workers,
         } => {
+            if full_loop || pytorch {
+                if archs.len() > 1 {
+                    anyhow::bail!("bench --loop: one --arch at a time, got {}", archs.len());
+                }
+                let o = ddgsd_bench::bench_loop::LoopOptions {
+                    arch: archs.first().cloned().unwrap_or_else(|| "resnet20".into()),
+                    batch,
+                    steps,
+                    warmup,
+                    device,
+                    threads: threads.unwrap_or(2),
+                    pytorch,
+                    python,
+                    workers,
+                };
+                print!("{}", ddgsd_bench::bench_loop::run(&o)?);
+                return Ok(0);
+            }
             let opts = ddgsd_bench::bench::BenchOptions {
                 archs,
                 batch,
