@@ -4,6 +4,8 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/core/Tensor.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/version.h>
 #include <cstring>
@@ -82,6 +84,42 @@ long ddgsd_cudnn_version() {
   } catch (...) {
     return 0;
   }
+}
+
+// bf16 autocast on the CPU (cuda = 0) or CUDA (cuda = 1) for the calling
+// thread only (autocast state is thread-local in libtorch): convolutions and
+// matmuls run in bf16, weights stay fp32. The cast cache is off, so no bf16
+// copy of a weight outlives the forward that made it.
+int ddgsd_set_autocast(int cuda, int on) {
+  try {
+    auto dt = cuda != 0 ? at::kCUDA : at::kCPU;
+    at::autocast::set_autocast_cache_enabled(false);
+    at::autocast::set_autocast_dtype(dt, at::kBFloat16);
+    at::autocast::set_autocast_enabled(dt, on != 0);
+    return 0;
+  } catch (...) {
+    return 1;
+  }
+}
+
+int ddgsd_autocast_enabled(int cuda) {
+  return at::autocast::is_autocast_enabled(cuda != 0 ? at::kCUDA : at::kCPU) ? 1 : 0;
+}
+
+// A channels_last copy of a 4-D tensor (a new handle, as tch's C API makes
+// them), or null on error.
+void *ddgsd_channels_last(void *t) {
+  try {
+    auto *x = static_cast<at::Tensor *>(t);
+    return new at::Tensor(x->contiguous(at::MemoryFormat::ChannelsLast));
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+int ddgsd_is_channels_last(void *t) {
+  auto *x = static_cast<at::Tensor *>(t);
+  return x->is_contiguous(at::MemoryFormat::ChannelsLast) ? 1 : 0;
 }
 
 int ddgsd_get_num_threads() { return at::get_num_threads(); }

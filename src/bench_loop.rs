@@ -17,6 +17,7 @@
 use crate::bench::{self, BenchOptions};
 use crate::data;
 use crate::platform;
+use crate::suite::config::{MemoryFormat, Precision};
 use crate::suite::{self, config::Overrides};
 use crate::train::{self, RunContext, Tick};
 use anyhow::{bail, Context, Result};
@@ -40,6 +41,21 @@ pub struct LoopOptions {
     pub python: Option<PathBuf>,
     /// DataLoader workers of the PyTorch loop.
     pub workers: usize,
+    pub precision: Precision,
+    pub memory_format: MemoryFormat,
+}
+
+fn names(o: &LoopOptions) -> (&'static str, &'static str) {
+    (
+        match o.precision {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        },
+        match o.memory_format {
+            MemoryFormat::Contiguous => "contiguous",
+            MemoryFormat::ChannelsLast => "channels_last",
+        },
+    )
 }
 
 /// One row of the table.
@@ -74,12 +90,16 @@ device = "{device}"
 threads = {threads}
 data = "device"
 checkpoint_every = 2
+precision = "{precision}"
+memory_format = "{memory_format}"
 "#,
         arch = o.arch,
         train = o.batch as usize * o.steps,
         batch = o.batch,
         device = o.device,
         threads = o.threads,
+        precision = names(o).0,
+        memory_format = names(o).1,
     )
 }
 
@@ -175,6 +195,14 @@ pub fn pytorch_figure(o: &LoopOptions, python: &Path, script: &Path, mode: &str)
         .args(["--warmup", &o.warmup.max(1).to_string()])
         .args(["--threads", &o.threads.to_string(), "--device", &dev])
         .args(["--workers", &o.workers.to_string()])
+        .args(match o.precision {
+            Precision::Bf16 => &["--bf16"][..],
+            Precision::Fp32 => &[][..],
+        })
+        .args(match o.memory_format {
+            MemoryFormat::ChannelsLast => &["--channels-last"][..],
+            MemoryFormat::Contiguous => &[][..],
+        })
         .output()
         .with_context(|| format!("bench --pytorch: cannot start {}", python.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -276,6 +304,8 @@ pub fn run(o: &LoopOptions) -> Result<String> {
         warmup: o.warmup,
         device: o.device.clone(),
         threads: Some(o.threads),
+        precision: o.precision,
+        memory_format: o.memory_format,
     };
     let row = bench::bench_one(&o.arch, &bo, platform::select_device(&suite_rt(o))?)?;
     let mut figs = vec![
@@ -293,8 +323,14 @@ pub fn run(o: &LoopOptions) -> Result<String> {
         }
     }
     let title = format!(
-        "DDGSD arm, {}, 100 classes, synthetic 32x32, batch {} images x 2 views, {} timed steps, device {}, {} threads, fp32",
-        o.arch, o.batch, o.steps, o.device, o.threads
+        "DDGSD arm, {}, 100 classes, synthetic 32x32, batch {} images x 2 views, {} timed steps, device {}, {} threads, {}, {}",
+        o.arch,
+        o.batch,
+        o.steps,
+        o.device,
+        o.threads,
+        names(o).0,
+        names(o).1
     );
     Ok(table(&title, &figs))
 }
@@ -304,10 +340,11 @@ fn suite_rt(o: &LoopOptions) -> suite::config::RuntimeConfig {
         device: o.device.clone(),
         threads: o.threads,
         threads_overridden: false,
-        precision: suite::config::Precision::Fp32,
+        precision: o.precision,
         deterministic: true,
         checkpoint_every: 1,
         data: Default::default(),
+        memory_format: Default::default(),
     }
 }
 

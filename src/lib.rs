@@ -15,6 +15,7 @@ pub mod check;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod exec;
 pub mod expected;
 pub mod feed;
 pub mod loss;

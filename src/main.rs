@@ -151,6 +151,12 @@ enum Cmd {
         /// DataLoader workers of the PyTorch loop
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// fp32, or bf16 autocast (convolutions and matmuls)
+        #[arg(long, default_value = "fp32", value_parser = ["fp32", "bf16"])]
+        precision: String,
+        /// contiguous or channels_last (weights and inputs)
+        #[arg(long = "memory-format", default_value = "contiguous", value_parser = ["contiguous", "channels_last"])]
+        memory_format: String,
     },
 }
 
@@ -309,6 +315,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 deterministic: !nondeterministic,
                 checkpoint_every: 1,
                 data: Default::default(),
+                memory_format: Default::default(),
             };
             ddgsd_bench::platform::init(&rt)?;
             let dev = ddgsd_bench::platform::select_device(&rt)?;
@@ -339,7 +346,20 @@ fn dispatch(cli: Cli) -> Result<u8> {
             pytorch,
             python,
             workers,
+            precision,
+            memory_format,
         } => {
+            use ddgsd_bench::suite::config::{MemoryFormat, Precision};
+            let precision = if precision == "bf16" {
+                Precision::Bf16
+            } else {
+                Precision::Fp32
+            };
+            let memory_format = if memory_format == "channels_last" {
+                MemoryFormat::ChannelsLast
+            } else {
+                MemoryFormat::Contiguous
+            };
             if full_loop || pytorch {
                 if archs.len() > 1 {
                     anyhow::bail!("bench --loop: one --arch at a time, got {}", archs.len());
@@ -354,6 +374,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
                     pytorch,
                     python,
                     workers,
+                    precision,
+                    memory_format,
                 };
                 print!("{}", ddgsd_bench::bench_loop::run(&o)?);
                 return Ok(0);
@@ -365,6 +387,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 warmup,
                 device,
                 threads,
+                precision,
+                memory_format,
             };
             print!("{}", ddgsd_bench::bench::run(&opts)?);
             Ok(0)

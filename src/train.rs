@@ -8,6 +8,7 @@ use crate::atomic;
 use crate::checkpoint;
 use crate::data::device_batch::DeviceImages;
 use crate::data::Dataset;
+use crate::exec::Exec;
 use crate::feed::{prepare, Prepared};
 use crate::loss;
 use crate::model;
@@ -109,6 +110,8 @@ struct Trainer<'a> {
     images: Option<DeviceImages>,
     /// Loss terms and correct counts since the last read-back.
     dev_acc: DeviceAccum,
+    /// Precision and memory format of the forward.
+    exec: Exec,
 }
 
 impl<'a> Trainer<'a> {
@@ -119,6 +122,9 @@ impl<'a> Trainer<'a> {
         let classes = ctx.data.info().classes as i64;
         let net = model::build(&cfg.arch, &vs.root(), classes)?;
         vs.set_device(ctx.device);
+        let rt = &cfg.runtime;
+        let exec = Exec::new(ctx.device, rt.precision, rt.memory_format);
+        exec.prepare(&vs)?;
         let t = &cfg.train;
         let opt = Sgd::new(&vs, t.momentum, t.nesterov, t.weight_decay);
         let cfg_hash = config_sha256(cfg);
@@ -136,6 +142,7 @@ impl<'a> Trainer<'a> {
             st,
             images,
             dev_acc,
+            exec,
         })
     }
 
@@ -202,7 +209,8 @@ impl<'a> Trainer<'a> {
             while start < n {
                 let (x, y) = data.test_batch(start, bs)?;
                 let (x, y) = (x.to_device(self.ctx.device), y.to_device(self.ctx.device));
-                let (logits, _) = self.net.forward(&x, false);
+                let x = self.exec.input(x)?;
+                let (logits, _) = self.exec.forward(|| self.net.forward(&x, false))?;
                 let top = logits.topk(k, -1, true, true).1;
                 let h = top.eq_tensor(&y.unsqueeze(1));
                 let both =
@@ -223,13 +231,21 @@ impl<'a> Trainer<'a> {
         let (views, y, len) = batch.into_inputs(self.ctx.device, self.images.as_ref());
         let n = len as i64;
         tch::manual_seed(step_seed(cfg.seed, self.st.global_step));
+        let (ex, net) = (&self.exec, &self.net);
+        // The forward under the run's precision; logits and features in fp32
+        // for the loss (a no-op in fp32).
+        let fwd = |x: &Tensor| -> Result<(Tensor, Tensor)> {
+            let x = ex.input(x.shallow_clone())?;
+            let (z, h) = ex.forward(|| net.forward(&x, true))?;
+            Ok((z.to_kind(Kind::Float), h.to_kind(Kind::Float)))
+        };
         let (parts, logits_a) = if arm.views == 1 {
-            let (z, _) = self.net.forward(&views[0], true);
+            let (z, _) = fwd(&views[0])?;
             (loss::single_view(&z, &y, &arm.loss), z)
         } else {
             let (za, zb, ha, hb) = match arm.forward {
                 Forward::Joint => {
-                    let (z, h) = self.net.forward(&Tensor::cat(&views, 0), true);
+                    let (z, h) = fwd(&Tensor::cat(&views, 0))?;
                     (
                         z.narrow(0, 0, n),
                         z.narrow(0, n, n),
@@ -238,8 +254,8 @@ impl<'a> Trainer<'a> {
                     )
                 }
                 Forward::Separate => {
-                    let (za, ha) = self.net.forward(&views[0], true);
-                    let (zb, hb) = self.net.forward(&views[1], true);
+                    let (za, ha) = fwd(&views[0])?;
+                    let (zb, hb) = fwd(&views[1])?;
                     (za, zb, ha, hb)
                 }
             };

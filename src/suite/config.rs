@@ -31,6 +31,18 @@ pub struct TrainConfig {
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
     Fp32,
+    /// bf16 autocast for convolutions and matmuls; fp32 weights, loss,
+    /// optimizer and BN statistics.
+    Bf16,
+}
+
+/// Layout of the 4-D weights and of the inputs (`[runtime] memory_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryFormat {
+    #[default]
+    Contiguous,
+    ChannelsLast,
 }
 
 /// Where training batches are built (`[runtime] data`): on the host (a
@@ -62,6 +74,10 @@ pub struct RuntimeConfig {
     /// Where batches are built; not compared between runs (same bits).
     #[serde(default)]
     pub data: DataPlacement,
+    /// Compared between runs except at its default (configs written before
+    /// the field existed were contiguous).
+    #[serde(default)]
+    pub memory_format: MemoryFormat,
 }
 
 /// Everything one run depends on, besides the dataset's bytes and the platform.
@@ -95,6 +111,9 @@ pub fn without_location(mut v: serde_json::Value) -> serde_json::Value {
     }
     if let Some(r) = v.get_mut("runtime").and_then(|r| r.as_object_mut()) {
         r.remove("data");
+        if r.get("memory_format").and_then(|m| m.as_str()) == Some("contiguous") {
+            r.remove("memory_format");
+        }
     }
     v
 }

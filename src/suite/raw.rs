@@ -138,4 +138,6 @@ pub struct RawRuntime {
     pub checkpoint_every: Option<u32>,
     /// `host` | `device` (default).
     pub data: Option<String>,
+    /// `contiguous` (default) | `channels_last`.
+    pub memory_format: Option<String>,
 }
