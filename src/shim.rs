@@ -15,6 +15,48 @@ extern "C" {
     fn ddgsd_autocast_enabled(cuda: c_int) -> c_int;
     fn ddgsd_channels_last(t: *mut std::ffi::c_void) -> *mut std::ffi::c_void;
     fn ddgsd_is_channels_last(t: *mut std::ffi::c_void) -> c_int;
+    fn ddgsd_sgd_step(
+        params: *mut *mut std::ffi::c_void,
+        bufs: *mut *mut std::ffi::c_void,
+        n: usize,
+        lr: f64,
+        m: f64,
+        wd: f64,
+        nesterov: c_int,
+    ) -> c_int;
+}
+
+/// One SGD update of `params` (with their momentum `bufs`, same order) as
+/// foreach ops; parameters without a gradient are skipped.
+pub fn sgd_step(
+    params: &[&tch::Tensor],
+    bufs: &[&tch::Tensor],
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+    nesterov: bool,
+) -> Result<(), String> {
+    assert_eq!(params.len(), bufs.len());
+    let ptr = |t: &&tch::Tensor| t.as_ptr() as *mut std::ffi::c_void;
+    let mut p: Vec<_> = params.iter().map(ptr).collect();
+    let mut b: Vec<_> = bufs.iter().map(ptr).collect();
+    // SAFETY: valid tensor handles for the duration of the call; the shim
+    // updates them in place and catches C++ exceptions.
+    let rc = unsafe {
+        ddgsd_sgd_step(
+            p.as_mut_ptr(),
+            b.as_mut_ptr(),
+            p.len(),
+            lr,
+            momentum,
+            weight_decay,
+            c_int::from(nesterov),
+        )
+    };
+    if rc != 0 {
+        return Err("libtorch failed in the SGD update".into());
+    }
+    Ok(())
 }
 
 /// Turns bf16 autocast on or off for the calling thread on the CPU or on
