@@ -7,6 +7,10 @@
 #   3. kill -9 mid-run on CUDA, resume: the straight run's hash
 #   4. the same suite with determinism off: flags recorded off, hash compared
 #   5. throughput: `ddgsd-bench bench` on CUDA (figures, no threshold)
+#   6. the speed targets: `bench --loop --pytorch` on a DDGSD ResNet-18 CIFAR-100
+#      workload in bf16 + channels_last and in fp32 + contiguous (deterministic):
+#      epoch time (2 x 50,000 images) <= 2 s in bf16, >= 1.5x the PyTorch loop,
+#      fp32 <= 3x the bf16 time (with DEVICE=cpu: a tiny workload, figures only)
 # torch's libraries: the binary's rpath covers .libtorch and /opt/torch/.venv;
 # set LD_LIBRARY_PATH for another location.
 set -uo pipefail
@@ -104,6 +108,40 @@ if "$BIN" bench --device "$DEVICE" $BENCH_ARGS > "$OUT/bench.txt" 2>&1; then
   result bench PASS "see below"; { echo; echo '```'; cat "$OUT/bench.txt"; echo '```'; } >> "$REPORT"
 else
   result bench FAIL "$(tail -1 "$OUT/bench.txt")"
+fi
+
+# 6. speed targets
+if [ "$DEVICE" = cpu ]; then LOOP_ARGS="--arch resnet8 --batch 8 --steps 2 --threads 1"; PYT=""
+else
+  LOOP_ARGS="--arch resnet18 --batch 128 --steps 50"; PYT=""
+  if [ -n "$PY" ] && "$PY" -c "import torch, torchvision, PIL" 2>/dev/null; then PYT="--pytorch --python $PY"
+  else echo "gpu-check: no python with torch and torchvision: the PyTorch loop is not measured" >&2; fi
+fi
+loop_ips() { # file -> our loop's source images/s
+  awk -F'|' '/^\| ddgsd-bench loop/ { gsub(/ /, "", $3); print $3 }' "$1"
+}
+ok_loops=1
+for mode in "bf16 channels_last" "fp32 contiguous"; do
+  set -- $mode
+  f="$OUT/loop-$1.txt"
+  # shellcheck disable=SC2086
+  if ! "$BIN" bench --loop --device "$DEVICE" $LOOP_ARGS $PYT --precision "$1" --memory-format "$2" > "$f" 2>&1; then
+    ok_loops=0; result "loop-$1" FAIL "$(tail -1 "$f")"
+  fi
+  { echo; echo '```'; cat "$f"; echo '```'; } >> "$REPORT"
+done
+if [ $ok_loops = 1 ]; then
+  b=$(loop_ips "$OUT/loop-bf16.txt"); f32=$(loop_ips "$OUT/loop-fp32.txt")
+  ratio=$(grep -o 'our loop / PyTorch loop [0-9.]*x' "$OUT/loop-bf16.txt" | grep -o '[0-9.]*x$' | tr -d x)
+  verdict=$(awk -v b="$b" -v f="$f32" -v r="${ratio:-}" -v cpu="$([ "$DEVICE" = cpu ] && echo 1 || echo 0)" 'BEGIN {
+    eb = 50000 / b; ef = 50000 / f
+    msg = sprintf("epoch of 2 x 50,000 images: bf16+channels_last %.2f s, fp32 %.2f s (%.2fx)", eb, ef, ef / eb)
+    if (r != "") msg = msg sprintf(", our loop / PyTorch loop (bf16) %.2fx", r)
+    ok = (eb <= 2 && ef <= 3 * eb && r != "" && r >= 1.5)
+    if (cpu) { print "PASS " msg " (tiny CPU workload: targets not applied)" }
+    else if (ok) { print "PASS " msg " (targets: <= 2 s, >= 1.5x, fp32 <= 3x)" }
+    else { print "FAIL " msg " (targets: <= 2 s, >= 1.5x, fp32 <= 3x)" } }')
+  result targets "${verdict%% *}" "${verdict#* }"
 fi
 
 echo >> "$REPORT"; echo "failures: $FAILS" >> "$REPORT"

@@ -17,9 +17,11 @@
 //! caching allocator holds (it does not give memory back between
 //! architectures, so later rows include earlier ones: bench one architecture
 //! per invocation for a clean number).
+use crate::exec::Exec;
 use crate::loss::{self, LossConfig};
 use crate::model::{self, ArchSpec};
 use crate::sgd::Sgd;
+use crate::suite::config::{MemoryFormat, Precision};
 use anyhow::{bail, Context, Result};
 use std::time::Instant;
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -39,6 +41,8 @@ pub struct BenchOptions {
     pub device: String,
     /// libtorch intra-op threads (default: libtorch's choice).
     pub threads: Option<usize>,
+    pub precision: Precision,
+    pub memory_format: MemoryFormat,
 }
 
 /// One row of the table.
@@ -133,7 +137,7 @@ fn gpu_process_mib() -> Option<f64> {
     })
 }
 
-fn bench_one(arch: &str, opts: &BenchOptions, device: Device) -> Result<BenchRow> {
+pub fn bench_one(arch: &str, opts: &BenchOptions, device: Device) -> Result<BenchRow> {
     let info = model::lookup(arch)?;
     let (classes, side) = if info.input == "imagenet" {
         (1000, 224)
@@ -151,15 +155,18 @@ fn bench_one(arch: &str, opts: &BenchOptions, device: Device) -> Result<BenchRow
         classes,
     )?;
     vs.set_device(device);
+    let exec = Exec::new(device, opts.precision, opts.memory_format);
+    exec.prepare(&vs)?;
     let params = model::parameter_count(&vs);
     let mut opt = Sgd::new(&vs, 0.9, true, 5e-4);
     let cfg = ddgsd_loss();
     let n = opt_batch(opts)?;
-    let x = Tensor::randn([2 * n, 3, side, side], (Kind::Float, device));
+    let x = exec.input(Tensor::randn([2 * n, 3, side, side], (Kind::Float, device)))?;
     let y = Tensor::randint(classes, [n], (Kind::Int64, device));
     let cpu_reset = device == Device::Cpu && reset_peak_rss();
     let mut step = || -> Result<()> {
-        let (z, h) = net.forward(&x, true);
+        let (z, h) = exec.forward(|| net.forward(&x, true))?;
+        let (z, h) = (z.to_kind(Kind::Float), h.to_kind(Kind::Float));
         let parts = loss::two_view(
             &z.narrow(0, 0, n),
             &z.narrow(0, n, n),
@@ -278,8 +285,8 @@ pub fn table(rows: &[BenchRow], device: &str, threads: i32, opts: &BenchOptions)
         .map(|i| cells.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = format!(
-        "device {device}, {threads} threads, batch {} images x 2 views, {} warm-up + {} timed steps (forward + backward + SGD, ddgsd loss)\n",
-        opts.batch, opts.warmup, opts.steps
+        "device {device}, {threads} threads, {:?} {:?}, batch {} images x 2 views, {} warm-up + {} timed steps (forward + backward + SGD, ddgsd loss)\n",
+        opts.precision, opts.memory_format, opts.batch, opts.warmup, opts.steps
     );
     for (j, r) in cells.iter().enumerate() {
         let line: Vec<String> = r
@@ -323,6 +330,8 @@ mod tests {
             warmup: 0,
             device: "cpu".into(),
             threads: None,
+            precision: Precision::Fp32,
+            memory_format: MemoryFormat::Contiguous,
         };
         let row = |a: &str, p| BenchRow {
             arch: a.into(),

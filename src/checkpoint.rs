@@ -90,7 +90,12 @@ pub fn file_sha256(path: &Path) -> Result<String> {
 /// Writes named tensors as .safetensors, atomically.
 pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     atomic::write_with(path, |tmp| {
-        let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        // Row-major bytes whatever the layout in memory (channels_last).
+        let owned: Vec<(&str, Tensor)> = tensors
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.contiguous()))
+            .collect();
+        let refs: Vec<(&str, &Tensor)> = owned.iter().map(|(n, t)| (*n, t)).collect();
         Tensor::write_safetensors(&refs, tmp)
             .with_context(|| format!("{}: cannot write safetensors", path.display()))
     })

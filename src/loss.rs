@@ -83,18 +83,32 @@ pub struct LossParts {
 }
 
 impl LossParts {
-    /// `[total, ce, kl, mmd, extra...]` as f64 (absent terms are 0), read
-    /// back from the device in a single copy instead of one sync per value.
-    pub fn read(&self, extra: &[&Tensor]) -> Vec<f64> {
-        let zero = || self.total.zeros_like();
+    /// `[total, ce, kl, mmd, extra...]` as one detached f32 tensor on the
+    /// device (absent terms are 0).
+    pub fn stacked(&self, extra: &[&Tensor]) -> Tensor {
+        let zero = || self.total.detach().zeros_like();
         let mut all = vec![
-            self.total.detach(),
-            self.ce.detach(),
-            self.kl.as_ref().map(Tensor::detach).unwrap_or_else(zero),
-            self.mmd.as_ref().map(Tensor::detach).unwrap_or_else(zero),
+            self.total.detach().to_kind(Kind::Float),
+            self.ce.detach().to_kind(Kind::Float),
+            self.kl
+                .as_ref()
+                .map(Tensor::detach)
+                .unwrap_or_else(zero)
+                .to_kind(Kind::Float),
+            self.mmd
+                .as_ref()
+                .map(Tensor::detach)
+                .unwrap_or_else(zero)
+                .to_kind(Kind::Float),
         ];
         all.extend(extra.iter().map(|t| t.detach().to_kind(Kind::Float)));
-        let v: Vec<f32> = Vec::try_from(Tensor::stack(&all, 0).to_device(tch::Device::Cpu))
+        Tensor::stack(&all, 0)
+    }
+
+    /// [`LossParts::stacked`] as f64, read back in a single copy instead of
+    /// one sync per value.
+    pub fn read(&self, extra: &[&Tensor]) -> Vec<f64> {
+        let v: Vec<f32> = Vec::try_from(self.stacked(extra).to_device(tch::Device::Cpu))
             .expect("scalar loss terms");
         v.into_iter().map(f64::from).collect()
     }

@@ -239,9 +239,27 @@ enum Cmd {
         /// auto, cpu, cuda, cuda:N
         #[arg(long, default_value = "auto")]
         device: String,
-        /// libtorch intra-op threads (default: libtorch's choice)
+        /// libtorch intra-op threads (default: libtorch's choice; 2 with --loop)
         #[arg(long)]
         threads: Option<usize>,
+        /// Time the whole training loop of `run` (data on the device included) next to the step alone, on one architecture (default resnet20, 100 classes, synthetic data)
+        #[arg(long = "loop")]
+        full_loop: bool,
+        /// Also run bench/ddgsd_pytorch.py (a PyTorch loop written like the public implementations) on the same workload and print the ratios (implies --loop)
+        #[arg(long)]
+        pytorch: bool,
+        /// Python for --pytorch (default: $DDGSD_PYTHON, else the .venv/bin/python of the repository above the binary)
+        #[arg(long)]
+        python: Option<std::path::PathBuf>,
+        /// DataLoader workers of the PyTorch loop
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// fp32, or bf16 autocast (convolutions and matmuls)
+        #[arg(long, default_value = "fp32", value_parser = ["fp32", "bf16"])]
+        precision: String,
+        /// contiguous or channels_last (weights and inputs)
+        #[arg(long = "memory-format", default_value = "contiguous", value_parser = ["contiguous", "channels_last"])]
+        memory_format: String,
     },
 }
 
@@ -560,6 +578,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 precision: ddgsd_bench::suite::resolve::Precision::Fp32,
                 deterministic: !nondeterministic,
                 checkpoint_every: 1,
+                data: Default::default(),
+                memory_format: Default::default(),
             };
             ddgsd_bench::platform::init(&rt)?;
             let dev = ddgsd_bench::platform::select_device(&rt)?;
@@ -586,7 +606,44 @@ fn dispatch(cli: Cli) -> Result<u8> {
             warmup,
             device,
             threads,
+            full_loop,
+            pytorch,
+            python,
+            workers,
+            precision,
+            memory_format,
         } => {
+            use ddgsd_bench::suite::config::{MemoryFormat, Precision};
+            let precision = if precision == "bf16" {
+                Precision::Bf16
+            } else {
+                Precision::Fp32
+            };
+            let memory_format = if memory_format == "channels_last" {
+                MemoryFormat::ChannelsLast
+            } else {
+                MemoryFormat::Contiguous
+            };
+            if full_loop || pytorch {
+                if archs.len() > 1 {
+                    anyhow::bail!("bench --loop: one --arch at a time, got {}", archs.len());
+                }
+                let o = ddgsd_bench::bench_loop::LoopOptions {
+                    arch: archs.first().cloned().unwrap_or_else(|| "resnet20".into()),
+                    batch,
+                    steps,
+                    warmup,
+                    device,
+                    threads: threads.unwrap_or(2),
+                    pytorch,
+                    python,
+                    workers,
+                    precision,
+                    memory_format,
+                };
+                print!("{}", ddgsd_bench::bench_loop::run(&o)?);
+                return Ok(0);
+            }
             let opts = ddgsd_bench::bench::BenchOptions {
                 archs,
                 batch,
@@ -594,6 +651,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 warmup,
                 device,
                 threads,
+                precision,
+                memory_format,
             };
             print!("{}", ddgsd_bench::bench::run(&opts)?);
             Ok(0)

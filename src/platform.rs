@@ -2,7 +2,7 @@
 //! libtorch determinism switches and the platform fingerprint that keys
 //! checkpoint pins in expected files.
 use crate::shim;
-use crate::suite::resolve::RuntimeConfig;
+use crate::suite::resolve::{MemoryFormat, RuntimeConfig};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::Device;
@@ -26,6 +26,9 @@ pub struct EnvInfo {
     pub interop_threads: usize,
     pub threads_overridden: bool,
     pub precision: String,
+    /// `contiguous` or `channels_last` (absent in records made before it).
+    #[serde(default = "contiguous")]
+    pub memory_format: String,
     pub determinism: shim::DeterminismFlags,
     pub cublas_workspace_config: Option<String>,
     pub os: String,
@@ -59,6 +62,9 @@ impl EnvInfo {
             parts.push(slug(&self.cpu_capability));
         }
         parts.push(self.precision.clone());
+        if self.memory_format != "contiguous" {
+            parts.push(self.memory_format.clone());
+        }
         if !self.determinism.deterministic_algorithms {
             // Bits of such a run are not reproducible: never compared to pins.
             parts.push("nondeterministic".into());
@@ -66,6 +72,10 @@ impl EnvInfo {
         parts.push(format!("t{}", self.threads));
         parts.join("/")
     }
+}
+
+fn contiguous() -> String {
+    "contiguous".into()
 }
 
 fn slug(s: &str) -> String {
@@ -192,6 +202,10 @@ pub fn collect(device: Device, rt: &RuntimeConfig) -> EnvInfo {
         interop_threads: interop as usize,
         threads_overridden: rt.threads_overridden,
         precision: format!("{:?}", rt.precision).to_lowercase(),
+        memory_format: match rt.memory_format {
+            MemoryFormat::Contiguous => "contiguous".into(),
+            MemoryFormat::ChannelsLast => "channels_last".into(),
+        },
         determinism: shim::flags(),
         cublas_workspace_config: std::env::var("CUBLAS_WORKSPACE_CONFIG").ok(),
         os: format!("{} {}", std::env::consts::OS, os_release()),
@@ -234,6 +248,7 @@ mod tests {
             interop_threads: 1,
             threads_overridden: false,
             precision: "fp32".into(),
+            memory_format: "contiguous".into(),
             determinism: shim::DeterminismFlags {
                 deterministic_algorithms: true,
                 warn_only: false,

@@ -46,8 +46,26 @@ impl Sgd {
         }
     }
 
-    /// One update with learning rate `lr`.
+    /// One update with learning rate `lr`: foreach ops through the shim
+    /// (a few multi-tensor calls per step instead of several per parameter),
+    /// the same elementwise operations as [`Sgd::step_per_parameter`].
     pub fn step(&mut self, lr: f64) {
+        let (ps, bs): (Vec<&Tensor>, Vec<&Tensor>) =
+            self.params.values().map(|(p, b)| (p, b)).unzip();
+        crate::shim::sgd_step(
+            &ps,
+            &bs,
+            lr,
+            self.momentum,
+            self.weight_decay,
+            self.nesterov,
+        )
+        .expect("SGD update");
+    }
+
+    /// The same update, one op per parameter (the reference the foreach
+    /// version is tested against, bit for bit).
+    pub fn step_per_parameter(&mut self, lr: f64) {
         let (m, wd, nesterov) = (self.momentum, self.weight_decay, self.nesterov);
         tch::no_grad(|| {
             for (p, buf) in self.params.values_mut() {
@@ -139,6 +157,69 @@ mod tests {
         let got: Vec<f32> = Vec::try_from(&w).unwrap();
         for i in 0..2 {
             assert!((f64::from(got[i]) - p[i]).abs() < 1e-5, "{got:?} vs {p:?}");
+        }
+    }
+
+    #[test]
+    fn the_foreach_update_equals_the_per_parameter_update_bit_for_bit() {
+        for (m, nesterov, wd) in [
+            (0.9, true, 5e-4),
+            (0.9, false, 1e-4),
+            (0.0, false, 5e-4),
+            (0.9, true, 0.0),
+        ] {
+            tch::manual_seed(3);
+            let make = || {
+                let vs = VarStore::new(Device::Cpu);
+                let a = vs.root().var(
+                    "a",
+                    &[7, 3, 3, 3],
+                    nn::Init::Randn {
+                        mean: 0.0,
+                        stdev: 1.0,
+                    },
+                );
+                let b = vs.root().var(
+                    "b",
+                    &[10],
+                    nn::Init::Randn {
+                        mean: 0.0,
+                        stdev: 1.0,
+                    },
+                );
+                let _unused = vs.root().var("c", &[4], nn::Init::Const(1.0));
+                (vs, a, b)
+            };
+            let (vs1, a1, b1) = make();
+            let (vs2, a2, b2) = make();
+            tch::no_grad(|| {
+                let mut a2 = a2.shallow_clone();
+                let mut b2 = b2.shallow_clone();
+                a2.copy_(&a1);
+                b2.copy_(&b1);
+            });
+            let mut o1 = Sgd::new(&vs1, m, nesterov, wd);
+            let mut o2 = Sgd::new(&vs2, m, nesterov, wd);
+            let x = Tensor::randn([7, 3, 3, 3], (Kind::Float, Device::Cpu));
+            for step in 0..4 {
+                for (o, a, b) in [(&mut o1, &a1, &b1), (&mut o2, &a2, &b2)] {
+                    o.zero_grad();
+                    ((a * &x).sum(Kind::Float) * (b * b).sum(Kind::Float)).backward();
+                }
+                o1.step(0.1);
+                o2.step_per_parameter(0.1);
+                for (n, t) in vs1.variables() {
+                    let u = &vs2.variables()[&n];
+                    assert!(
+                        t.equal(u),
+                        "{n} differs after step {step} (m {m}, nesterov {nesterov}, wd {wd})"
+                    );
+                }
+                let (s1, s2) = (o1.state(), o2.state());
+                for ((n, t), (_, u)) in s1.iter().zip(&s2) {
+                    assert!(t.equal(u), "{n} differs after step {step}");
+                }
+            }
         }
     }
 

@@ -5,9 +5,11 @@
 //! are pure functions of (seed, epoch, index, view), so a checkpoint needs
 //! only the weights, the momentum buffers and a position (epoch, step).
 use crate::atomic;
-use crate::augment::Distortion;
 use crate::checkpoint;
+use crate::data::device_batch::DeviceImages;
 use crate::data::Dataset;
+use crate::exec::Exec;
+use crate::feed::{prepare, Prepared};
 use crate::loss;
 use crate::model;
 use crate::platform::EnvInfo;
@@ -16,8 +18,10 @@ use crate::record::{
 };
 use crate::run_state;
 use crate::sgd::Sgd;
+use crate::step_accum::DeviceAccum;
 use crate::stream::epoch_permutation;
 use crate::suite::arms::Forward;
+use crate::suite::resolve::DataPlacement;
 use crate::suite::RunConfig;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -86,36 +90,14 @@ pub struct RunContext<'a> {
     pub stop: &'a AtomicBool,
 }
 
-/// One step's inputs on the CPU: a tensor per view, and the labels.
-pub struct Batch {
-    pub views: Vec<Tensor>,
-    pub labels: Tensor,
-    pub len: usize,
-}
-
-/// The views and labels of the training samples `idx` in `epoch`: a pure
-/// function of its arguments, so it can be built ahead, on another thread.
-pub fn make_batch(cfg: &RunConfig, data: &dyn Dataset, idx: &[usize], epoch: u32) -> Result<Batch> {
-    let arm = &cfg.arm;
-    let views = (0..arm.views)
-        .map(|v| {
-            let d = arm
-                .distortions
-                .get(v as usize)
-                .copied()
-                .unwrap_or(Distortion::CropFlip);
-            data.train_batch(idx, cfg.seed, u64::from(epoch), v, d)
-        })
-        .collect::<Result<_>>()?;
-    Ok(Batch {
-        views,
-        labels: data.train_labels(idx),
-        len: idx.len(),
-    })
-}
+pub use crate::feed::{make_batch, Batch};
 
 /// Batches built ahead of the training step (a bounded queue).
 const PREFETCH: usize = 2;
+
+/// The device-side totals are read back every this many steps (progress),
+/// at the end of each epoch and before every checkpoint.
+pub const READ_BACK_EVERY: usize = 32;
 
 struct Trainer<'a> {
     ctx: &'a RunContext<'a>,
@@ -123,6 +105,13 @@ struct Trainer<'a> {
     net: Box<dyn model::Network>,
     opt: Sgd,
     st: TrainState,
+    /// The training split on the device (`data = "device"`), when the
+    /// dataset has a device path.
+    images: Option<DeviceImages>,
+    /// Loss terms and correct counts since the last read-back.
+    dev_acc: DeviceAccum,
+    /// Precision and memory format of the forward.
+    exec: Exec,
 }
 
 impl<'a> Trainer<'a> {
@@ -133,16 +122,27 @@ impl<'a> Trainer<'a> {
         let classes = ctx.data.info().classes as i64;
         let net = model::build(&cfg.arch, &vs.root(), classes)?;
         vs.set_device(ctx.device);
+        let rt = &cfg.runtime;
+        let exec = Exec::new(ctx.device, rt.precision, rt.memory_format);
+        exec.prepare(&vs)?;
         let t = &cfg.train;
         let opt = Sgd::new(&vs, t.momentum, t.nesterov, t.weight_decay);
         let cfg_hash = config_sha256(cfg);
         let st = TrainState::fresh(&cfg.run_id, &cfg_hash, &ctx.data.info().fingerprint);
+        let images = match cfg.runtime.data {
+            DataPlacement::Device => ctx.data.device_images(ctx.device)?,
+            DataPlacement::Host => None,
+        };
+        let dev_acc = DeviceAccum::new(&st.acc, ctx.device);
         Ok(Trainer {
             ctx,
             vs,
             net,
             opt,
             st,
+            images,
+            dev_acc,
+            exec,
         })
     }
 
@@ -160,6 +160,35 @@ impl<'a> Trainer<'a> {
         })
     }
 
+    /// Reads the device-side totals back into the state; fails, naming the
+    /// epoch and step, when a loss since the last read-back was not finite.
+    fn read_back(&mut self, steps_per_epoch: usize) -> Result<()> {
+        let r = self.dev_acc.read();
+        if let Some((g, v)) = r.non_finite {
+            let s = steps_per_epoch.max(1) as u64;
+            bail!(
+                "run {}: epoch {} step {}: loss is {} (ce {}, kl {}, mmd {}); lower train.lr or check the data",
+                self.ctx.cfg.run_id,
+                g / s + 1,
+                g % s + 1,
+                v[0],
+                v[1],
+                v[2],
+                v[3]
+            );
+        }
+        let a = &mut self.st.acc;
+        (a.loss, a.ce, a.kl, a.mmd, a.correct) = (r.loss, r.ce, r.kl, r.mmd, r.correct);
+        Ok(())
+    }
+
+    /// Points the device-side totals at the host's (a new epoch, a resume).
+    fn reset_device_acc(&mut self) {
+        self.dev_acc = DeviceAccum::new(&self.st.acc, self.ctx.device);
+    }
+
+    /// Writes a checkpoint; callers read back first, so a checkpoint never
+    /// holds weights updated from a non-finite loss.
     fn save_checkpoint(&mut self) -> Result<()> {
         run_state::save(
             &self.ctx.dir.join(CHECKPOINT_DIR),
@@ -174,39 +203,49 @@ impl<'a> Trainer<'a> {
         let n = data.info().test_len;
         let bs = self.ctx.cfg.train.eval_batch_size;
         let k = 5.min(data.info().classes as i64);
-        let (mut c1, mut c5) = (0i64, 0i64);
+        let hits = Tensor::zeros([2], (Kind::Int64, self.ctx.device));
         tch::no_grad(|| -> Result<()> {
             let mut start = 0;
             while start < n {
                 let (x, y) = data.test_batch(start, bs)?;
                 let (x, y) = (x.to_device(self.ctx.device), y.to_device(self.ctx.device));
-                let (logits, _) = self.net.forward(&x, false);
+                let x = self.exec.input(x)?;
+                let (logits, _) = self.exec.forward(|| self.net.forward(&x, false))?;
                 let top = logits.topk(k, -1, true, true).1;
-                let hits = top.eq_tensor(&y.unsqueeze(1));
-                c1 += i64::try_from(hits.narrow(1, 0, 1).sum(Kind::Int64))?;
-                c5 += i64::try_from(hits.sum(Kind::Int64))?;
+                let h = top.eq_tensor(&y.unsqueeze(1));
+                let both =
+                    Tensor::stack(&[h.narrow(1, 0, 1).sum(Kind::Int64), h.sum(Kind::Int64)], 0);
+                let _ = hits.shallow_clone().g_add_(&both);
                 start += bs;
             }
             Ok(())
         })?;
+        let v: Vec<i64> = Vec::try_from(hits.to_device(Device::Cpu))?;
+        let (c1, c5) = (v[0], v[1]);
         Ok((100.0 * c1 as f64 / n as f64, 100.0 * c5 as f64 / n as f64))
     }
 
-    fn step(&mut self, batch: Batch, epoch: u32, lr: f64, step: usize) -> Result<()> {
+    fn step(&mut self, batch: Prepared, lr: f64) -> Result<()> {
         let cfg = self.ctx.cfg;
         let arm = &cfg.arm;
-        let dev = self.ctx.device;
-        let views: Vec<Tensor> = batch.views.iter().map(|t| t.to_device(dev)).collect();
-        let y = batch.labels.to_device(dev);
-        let n = batch.len as i64;
+        let (views, y, len) = batch.into_inputs(self.ctx.device, self.images.as_ref());
+        let n = len as i64;
         tch::manual_seed(step_seed(cfg.seed, self.st.global_step));
+        let (ex, net) = (&self.exec, &self.net);
+        // The forward under the run's precision; logits and features in fp32
+        // for the loss (a no-op in fp32).
+        let fwd = |x: &Tensor| -> Result<(Tensor, Tensor)> {
+            let x = ex.input(x.shallow_clone())?;
+            let (z, h) = ex.forward(|| net.forward(&x, true))?;
+            Ok((z.to_kind(Kind::Float), h.to_kind(Kind::Float)))
+        };
         let (parts, logits_a) = if arm.views == 1 {
-            let (z, _) = self.net.forward(&views[0], true);
+            let (z, _) = fwd(&views[0])?;
             (loss::single_view(&z, &y, &arm.loss), z)
         } else {
             let (za, zb, ha, hb) = match arm.forward {
                 Forward::Joint => {
-                    let (z, h) = self.net.forward(&Tensor::cat(&views, 0), true);
+                    let (z, h) = fwd(&Tensor::cat(&views, 0))?;
                     (
                         z.narrow(0, 0, n),
                         z.narrow(0, n, n),
@@ -215,8 +254,8 @@ impl<'a> Trainer<'a> {
                     )
                 }
                 Forward::Separate => {
-                    let (za, ha) = self.net.forward(&views[0], true);
-                    let (zb, hb) = self.net.forward(&views[1], true);
+                    let (za, ha) = fwd(&views[0])?;
+                    let (zb, hb) = fwd(&views[1])?;
                     (za, zb, ha, hb)
                 }
             };
@@ -227,33 +266,16 @@ impl<'a> Trainer<'a> {
             .argmax(-1, false)
             .eq_tensor(&y)
             .sum(Kind::Int64);
-        // Every value this step logs, in one device-to-host copy.
-        let v = parts.read(&[&hits]);
-        let (total, ce, kl, mmd, correct) = (v[0], v[1], v[2], v[3], v[4] as u64);
-        if !total.is_finite() {
-            bail!(
-                "run {}: epoch {} step {}: loss is {} (ce {}, kl {}, mmd {}); lower train.lr or check the data",
-                cfg.run_id,
-                epoch + 1,
-                step + 1,
-                total,
-                ce,
-                kl,
-                mmd
-            );
-        }
+        // Logged values stay on the device (no per-step sync); a non-finite
+        // loss is caught at the next read-back, before any checkpoint.
+        self.dev_acc.add(&parts, &hits, self.st.global_step);
         self.opt.zero_grad();
         parts.total.backward();
         self.opt.step(lr);
         let a = &mut self.st.acc;
-        a.loss += total;
-        a.ce += ce;
-        a.kl += kl;
-        a.mmd += mmd;
         a.steps += 1;
-        a.correct += correct;
-        a.seen += batch.len as u64;
-        self.st.images_trained += batch.len as u64 * u64::from(arm.views);
+        a.seen += len as u64;
+        self.st.images_trained += len as u64 * u64::from(arm.views);
         Ok(())
     }
 }
@@ -275,13 +297,15 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
         // A producer thread builds the next batches (distortions, decoding)
         // while this one trains; the queue is bounded and the order fixed.
         let first = tr.st.step_in_epoch;
+        tr.reset_device_acc();
+        let device_pad = tr.images.as_ref().map(DeviceImages::pad);
         let stopped = std::thread::scope(|scope| -> Result<Option<Outcome>> {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch>>(PREFETCH);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Prepared>>(PREFETCH);
             let (perm, data) = (&perm, ctx.data);
             scope.spawn(move || {
                 for step in first..steps {
                     let idx = &perm[step * t.batch_size..((step + 1) * t.batch_size).min(n)];
-                    if tx.send(make_batch(cfg, data, idx, epoch)).is_err() {
+                    if tx.send(prepare(cfg, data, idx, epoch, device_pad)).is_err() {
                         break; // the trainer stopped
                     }
                 }
@@ -289,6 +313,7 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
             while tr.st.step_in_epoch < steps {
                 let step = tr.st.step_in_epoch;
                 if ctx.stop.load(Ordering::SeqCst) {
+                    tr.read_back(steps)?;
                     tr.st.wall_seconds = wall_before + wall.elapsed().as_secs_f64();
                     tr.save_checkpoint()?;
                     return Ok(Some(Outcome::Stopped { epoch, step }));
@@ -296,9 +321,16 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
                 let t0 = Instant::now();
                 let batch = rx.recv().context("the batch producer thread died")??;
                 lr = t.schedule.lr(epoch, step, steps);
-                tr.step(batch, epoch, lr, step)?;
+                tr.step(batch, lr)?;
                 tr.st.step_in_epoch += 1;
                 tr.st.global_step += 1;
+                let done = tr.st.step_in_epoch;
+                if done == steps || (done - first) % READ_BACK_EVERY == 0 {
+                    tr.read_back(steps)?;
+                } else {
+                    tr.st.acc.seconds += t0.elapsed().as_secs_f64();
+                    continue;
+                }
                 tr.st.acc.seconds += t0.elapsed().as_secs_f64();
                 let avg = tr.st.acc.loss / tr.st.acc.steps as f64;
                 on_tick(Tick {

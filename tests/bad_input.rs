@@ -230,6 +230,67 @@ fn a_nan_loss_stops_the_run_with_exit_2() {
         .exists());
 }
 
+/// The loss first goes non-finite in epoch 2 (lr 0.01 for the warm-up
+/// epoch, then 1e30): the error names epoch 2 step 2 on both batch paths,
+/// and the only checkpoint is the one written after epoch 1, before it.
+#[test]
+fn a_late_nan_loss_names_its_epoch_and_step_and_writes_no_checkpoint_after_it() {
+    for data in ["host", "device"] {
+        let p = Project::new();
+        p.write(
+            "suites/n.toml",
+            &tiny_suite("n", &["ddgsd"], &[0], 3, &format!("data = \"{data}\"")).replace(
+                "lr = 0.05",
+                "lr = 1e30\nwarmup_epochs = 1\nwarmup_lr = 0.01",
+            ),
+        );
+        let o = p.run(&["run", "suites/n.toml", "--no-check"]);
+        assert_eq!(code(&o), 2, "{data}: {}", stderr(&o));
+        let e = error_line(&o);
+        assert!(
+            e.contains("run resnet8w4__ddgsd__s0: epoch 2 step 2: loss is")
+                && (e.contains("NaN") || e.contains("inf")),
+            "{data}: {e}"
+        );
+        let ck = p.path().join("results/n/resnet8w4__ddgsd__s0/checkpoint");
+        let st: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(ck.join("state.json")).unwrap()).unwrap();
+        assert_eq!(
+            (st["epoch"].as_u64(), st["step_in_epoch"].as_u64()),
+            (Some(1), Some(0)),
+            "{data}"
+        );
+        let models = std::fs::read_dir(&ck)
+            .unwrap()
+            .filter(|f| {
+                let n = f.as_ref().unwrap().file_name();
+                n.to_string_lossy().starts_with("model-")
+            })
+            .count();
+        assert_eq!(models, 1, "{data}: only the epoch-1 checkpoint exists");
+        assert!(!p
+            .path()
+            .join("results/n/resnet8w4__ddgsd__s0/record.json")
+            .exists());
+    }
+}
+
+#[test]
+fn an_unknown_runtime_data_value_is_refused() {
+    let p = Project::new();
+    p.write(
+        "suites/d.toml",
+        &tiny_suite("d", &["baseline"], &[0], 1, "data = \"gpu\""),
+    );
+    let o = p.run(&["run", "suites/d.toml", "--no-check"]);
+    assert_eq!(code(&o), 2);
+    let e = error_line(&o);
+    assert!(
+        e.contains("runtime.data") && e.contains("host or device"),
+        "{e}"
+    );
+}
+
 #[test]
 fn missing_data_says_where_to_get_it_and_writes_nothing() {
     let p = Project::new();

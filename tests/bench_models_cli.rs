@@ -127,3 +127,97 @@ fn models_lists_every_architecture_with_its_parameter_count() {
         "{stdout}"
     );
 }
+
+/// `bench --pytorch`: our step and loop and the PyTorch script's step and
+/// loop on one tiny workload, in one table with the ratios.
+#[test]
+fn bench_pytorch_prints_both_figures_and_the_ratios() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let py = std::env::var_os("DDGSD_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    let has_torch = Command::new(&py)
+        .args(["-c", "import torch, torchvision"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !has_torch {
+        println!(
+            "SKIP: {} with torch and torchvision not found (bash ci/setup.sh makes it)",
+            py.display()
+        );
+        return;
+    }
+    let out = bin()
+        .args([
+            "bench",
+            "--pytorch",
+            "--arch",
+            "resnet8",
+            "--batch",
+            "4",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+            "--python",
+        ])
+        .arg(&py)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "| ddgsd-bench step",
+        "| ddgsd-bench loop",
+        "| PyTorch step",
+        "| PyTorch loop (DataLoader, 1 workers",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no row {row}:\n{stdout}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        for v in &cells[2..5] {
+            assert!(
+                v.parse::<f64>().map(|x| x > 0.0).unwrap_or(false),
+                "not a positive number: {v} in {line}"
+            );
+        }
+    }
+    for r in [
+        "our loop / PyTorch loop",
+        "our step / PyTorch step",
+        "our loop / our step",
+    ] {
+        assert!(stdout.contains(r), "no ratio {r}:\n{stdout}");
+    }
+    // A python without the script's packages is a one-line error, exit 2.
+    let o = bin()
+        .args([
+            "bench",
+            "--pytorch",
+            "--arch",
+            "resnet8",
+            "--batch",
+            "2",
+            "--steps",
+            "1",
+        ])
+        .args(["--device", "cpu", "--python", "/bin/false"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bench --pytorch: /bin/false"), "{err}");
+}

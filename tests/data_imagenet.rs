@@ -234,11 +234,12 @@ fn folder_read_fingerprinted_batched_and_packed() {
         "4",
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stdout).contains("images/s decoded+augmented"),
-        "{}",
-        text(&o.stdout)
-    );
+    let out = text(&o.stdout);
+    assert!(out.contains("images/s decoded+augmented"), "{out}");
+    // One line per thread count, from 1 up to every core.
+    assert!(out.contains("of 4, 1 threads)"), "{out}");
+    let cores = std::thread::available_parallelism().map_or(1, |p| p.get());
+    assert!(out.contains(&format!("of 4, {cores} threads)")), "{out}");
 }
 
 fn refused(args: &[&str], needle: &str) {

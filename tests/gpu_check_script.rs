@@ -39,7 +39,14 @@ fn gpu_check_script_runs_on_the_cpu() {
         .unwrap();
     let report = std::fs::read_to_string(out.join("gpu-report.md")).unwrap_or_default();
     assert_eq!(code(&o), 0, "{report}\n{}", stderr(&o));
-    for check in ["env", "twice", "resume", "nondeterministic", "bench"] {
+    for check in [
+        "env",
+        "twice",
+        "resume",
+        "nondeterministic",
+        "bench",
+        "targets",
+    ] {
         assert!(
             report.contains(&format!("**PASS** {check}:")),
             "{check} did not pass:\n{report}"

@@ -5,7 +5,7 @@ use super::imagenet::{Imagenet, Transform};
 use super::{imagenet_archives, pack, Dataset};
 use crate::augment::Distortion;
 use crate::error::InputError;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use md5::{Digest, Md5};
 use std::io::{Read, Write};
@@ -275,7 +275,9 @@ pub fn verify(path: &Path, dataset: Option<&str>) -> Result<String> {
     Ok(out)
 }
 
-/// Times `batches` training batches (one view each, crop + flip).
+/// Times `batches` training batches (one view each, crop + flip) at 1, 2,
+/// 4, ... and every available thread, one line each, so the scaling of the
+/// decoding pool is visible.
 pub fn bench(
     path: &Path,
     dataset: Option<&str>,
@@ -289,18 +291,31 @@ pub fn bench(
     let bs = batch_size.clamp(1, n);
     let idx = |b: usize| -> Vec<usize> { (0..bs).map(|k| (b * bs + k) * 7919 % n).collect() };
     let _ = d.train_batch(&idx(0), 0, 0, 0, Distortion::CropFlip)?;
-    let t = Instant::now();
-    for b in 1..=batches {
-        let _ = d.train_batch(&idx(b), 0, 0, 0, Distortion::CropFlip)?;
+    let max = std::thread::available_parallelism().map_or(1, |p| p.get());
+    let mut counts: Vec<usize> = std::iter::successors(Some(1usize), |&k| Some(k * 2))
+        .take_while(|&k| k < max)
+        .collect();
+    counts.push(max);
+    let mut out = format!("{}: opened in {open_s:.2}s\n", d.info().source);
+    for threads in counts {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .context("cannot start the decoding threads")?;
+        let s = pool.install(|| -> Result<f64> {
+            let t = Instant::now();
+            for b in 1..=batches {
+                let _ = d.train_batch(&idx(b), 0, 0, 0, Distortion::CropFlip)?;
+            }
+            Ok(t.elapsed().as_secs_f64().max(1e-9))
+        })?;
+        let images = batches * bs;
+        out.push_str(&format!(
+            "{images} training views ({batches} batches of {bs}, {threads} threads) in {s:.2}s: {:.0} images/s decoded+augmented\n",
+            images as f64 / s
+        ));
     }
-    let s = t.elapsed().as_secs_f64().max(1e-9);
-    let images = batches * bs;
-    Ok(format!(
-        "{}: opened in {open_s:.2}s; {images} training views ({batches} batches of {bs}, {} threads) in {s:.2}s: {:.0} images/s decoded+augmented\n",
-        d.info().source,
-        rayon::current_num_threads(),
-        images as f64 / s
-    ))
+    Ok(out)
 }
 
 fn check_md5_arg(md5: &str) -> Result<String> {

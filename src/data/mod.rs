@@ -12,6 +12,7 @@ pub mod cifar_records;
 pub mod cifar_variant;
 pub mod cli;
 pub mod decode;
+pub mod device_batch;
 pub mod fingerprint;
 pub mod image_ops;
 pub mod imagenet;
@@ -70,6 +71,13 @@ pub trait Dataset: Send + Sync {
 
     /// Test samples `start..start+len`, evaluation transform only.
     fn test_batch(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)>;
+
+    /// The training split uploaded to `device`, for datasets whose views can
+    /// be built there ([`device_batch`]); `None` when only the host path
+    /// exists (the default).
+    fn device_images(&self, _device: tch::Device) -> Result<Option<device_batch::DeviceImages>> {
+        Ok(None)
+    }
 }
 
 /// A resolved dataset choice, as stored in every run's config.

@@ -2,6 +2,7 @@
 //! N x 3 x H x W planar, the layout of the CIFAR files. A training view is
 //! zero-pad, crop and flip (docs/method.md §4), then per-channel normalisation,
 //! written straight into the batch buffer (no per-sample copies).
+use super::device_batch::DeviceImages;
 use super::{Dataset, DatasetInfo};
 use crate::augment::{pad_crop, Distortion};
 use anyhow::{ensure, Result};
@@ -132,6 +133,11 @@ impl Dataset for SmallImages {
             .map(|&i| i64::from(self.train.labels[i]))
             .collect();
         Tensor::from_slice(&l)
+    }
+
+    fn device_images(&self, device: tch::Device) -> Result<Option<DeviceImages>> {
+        let t = &self.train;
+        DeviceImages::upload(&t.pixels, &t.labels, &self.lut, self.side, self.pad, device).map(Some)
     }
 
     fn test_batch(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {

@@ -31,6 +31,32 @@ pub struct TrainConfig {
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
     Fp32,
+    /// bf16 autocast for convolutions and matmuls; fp32 weights, loss,
+    /// optimizer and BN statistics.
+    Bf16,
+}
+
+/// Layout of the 4-D weights and of the inputs (`[runtime] memory_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryFormat {
+    #[default]
+    Contiguous,
+    ChannelsLast,
+}
+
+/// Where training batches are built (`[runtime] data`): on the host (a
+/// producer thread crops, flips and normalises into f32 batches that are
+/// copied up) or on the training device (the u8 split uploaded once; see
+/// `data::device_batch`). Both give the same bits; datasets without a device
+/// path (ImageNet) use the host path either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataPlacement {
+    /// Configs written before the field existed were trained this way.
+    #[default]
+    Host,
+    Device,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +71,13 @@ pub struct RuntimeConfig {
     pub deterministic: bool,
     /// Checkpoint every this many epochs (and always at the end).
     pub checkpoint_every: u32,
+    /// Where batches are built; not compared between runs (same bits).
+    #[serde(default)]
+    pub data: DataPlacement,
+    /// Compared between runs except at its default (configs written before
+    /// the field existed were contiguous).
+    #[serde(default)]
+    pub memory_format: MemoryFormat,
 }
 
 /// Everything one run depends on, besides the dataset's bytes and the platform.
@@ -70,10 +103,17 @@ impl RunConfig {
     }
 }
 
-/// Removes `dataset.path` from a config stored as JSON.
+/// Removes `dataset.path` from a config stored as JSON, and
+/// `runtime.data` (the host and device batch paths give the same bits).
 pub fn without_location(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(d) = v.get_mut("dataset").and_then(|d| d.as_object_mut()) {
         d.remove("path");
+    }
+    if let Some(r) = v.get_mut("runtime").and_then(|r| r.as_object_mut()) {
+        r.remove("data");
+        if r.get("memory_format").and_then(|m| m.as_str()) == Some("contiguous") {
+            r.remove("memory_format");
+        }
     }
     v
 }

@@ -136,4 +136,8 @@ pub struct RawRuntime {
     pub precision: Option<String>,
     pub deterministic: Option<bool>,
     pub checkpoint_every: Option<u32>,
+    /// `host` | `device` (default).
+    pub data: Option<String>,
+    /// `contiguous` (default) | `channels_last`.
+    pub memory_format: Option<String>,
 }

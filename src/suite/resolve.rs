@@ -15,8 +15,8 @@ use anyhow::Result;
 use std::path::Path;
 
 pub use super::config::{
-    effective_train, run_id, Overrides, Precision, ResolvedSuite, RunConfig, RuntimeConfig,
-    TrainConfig, DEFAULT_THREADS,
+    effective_train, run_id, DataPlacement, MemoryFormat, Overrides, Precision, ResolvedSuite,
+    RunConfig, RuntimeConfig, TrainConfig, DEFAULT_THREADS,
 };
 
 /// Reads, parses and resolves a suite file.
@@ -176,11 +176,34 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
     }
     let precision = match r.precision.as_deref().unwrap_or("fp32") {
         "fp32" => Precision::Fp32,
+        "bf16" => Precision::Bf16,
         other => {
             return field_err(
                 file,
                 "runtime.precision",
-                format!("expected fp32 (the only precision implemented), got `{other}`"),
+                format!("expected fp32 or bf16, got `{other}`"),
+            )
+        }
+    };
+    let memory_format = match r.memory_format.as_deref().unwrap_or("contiguous") {
+        "contiguous" => MemoryFormat::Contiguous,
+        "channels_last" => MemoryFormat::ChannelsLast,
+        other => {
+            return field_err(
+                file,
+                "runtime.memory_format",
+                format!("expected contiguous or channels_last, got `{other}`"),
+            )
+        }
+    };
+    let data = match r.data.as_deref().unwrap_or("device") {
+        "host" => DataPlacement::Host,
+        "device" => DataPlacement::Device,
+        other => {
+            return field_err(
+                file,
+                "runtime.data",
+                format!("expected host or device, got `{other}`"),
             )
         }
     };
@@ -195,6 +218,8 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             "runtime.checkpoint_every",
             r.checkpoint_every.unwrap_or(1),
         )?,
+        data,
+        memory_format,
     };
 
     // Loss defaults, then arms.

@@ -1,0 +1,384 @@
+//! `ddgsd-bench bench --loop [--pytorch]`: the side-by-side benchmark of the
+//! whole training loop.
+//!
+//! Four figures on one workload (the `ddgsd` arm, one architecture, 100
+//! classes, synthetic 32x32 data, `--batch` images x 2 views per step):
+//! - our step alone (`bench`'s step: forward + backward + SGD on fixed tensors);
+//! - our loop: `train::run` itself (batch building with `[runtime] data =
+//!   "device"`, the step, the read-backs) over `--steps` steps, timed from the
+//!   end of a first, untimed epoch of the same length to the last read-back of
+//!   the second (evaluation and checkpoints fall outside);
+//! - with `--pytorch`, `bench/ddgsd_pytorch.py` (a loop written the way the
+//!   public implementations are) in `step` and `loop` modes, run with the
+//!   repository's venv python (`--python`, or `DDGSD_PYTHON`, or the
+//!   `.venv/bin/python` of the repository above the binary).
+//!
+//! Images/s count source images (one per sample; each is forwarded twice).
+use crate::bench::{self, BenchOptions};
+use crate::data;
+use crate::platform;
+use crate::suite::config::{MemoryFormat, Precision};
+use crate::suite::{self, config::Overrides};
+use crate::train::{self, RunContext, Tick};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+/// What `bench --loop` measures.
+#[derive(Debug, Clone)]
+pub struct LoopOptions {
+    pub arch: String,
+    pub batch: i64,
+    /// Timed steps (the untimed first epoch has as many).
+    pub steps: usize,
+    /// Untimed warm-up steps of the step-only figures.
+    pub warmup: usize,
+    pub device: String,
+    pub threads: usize,
+    /// Also run the PyTorch script.
+    pub pytorch: bool,
+    pub python: Option<PathBuf>,
+    /// DataLoader workers of the PyTorch loop.
+    pub workers: usize,
+    pub precision: Precision,
+    pub memory_format: MemoryFormat,
+}
+
+fn names(o: &LoopOptions) -> (&'static str, &'static str) {
+    (
+        match o.precision {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        },
+        match o.memory_format {
+            MemoryFormat::Contiguous => "contiguous",
+            MemoryFormat::ChannelsLast => "channels_last",
+        },
+    )
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    pub what: String,
+    /// Source images per second.
+    pub images_per_second: f64,
+    pub ms_per_step: f64,
+}
+
+fn suite_text(o: &LoopOptions) -> String {
+    format!(
+        r#"name = "bench_loop"
+seeds = [0]
+architectures = ["{arch}"]
+arms = ["ddgsd"]
+
+[dataset]
+name = "synthetic"
+classes = 100
+train = {train}
+test = 100
+
+[train]
+epochs = 2
+batch_size = {batch}
+milestones = []
+
+[runtime]
+device = "{device}"
+threads = {threads}
+data = "device"
+checkpoint_every = 2
+precision = "{precision}"
+memory_format = "{memory_format}"
+"#,
+        arch = o.arch,
+        train = o.batch as usize * o.steps,
+        batch = o.batch,
+        device = o.device,
+        threads = o.threads,
+        precision = names(o).0,
+        memory_format = names(o).1,
+    )
+}
+
+/// Our training loop: the second epoch of a two-epoch run, in `dir`.
+pub fn loop_figure(o: &LoopOptions, dir: &Path) -> Result<Figure> {
+    let file = dir.join("bench_loop.toml");
+    std::fs::write(&file, suite_text(o)).with_context(|| format!("writing {}", file.display()))?;
+    let s = suite::load(&file, &Overrides::default())?;
+    let cfg = &s.runs[0];
+    platform::init(&cfg.runtime)?;
+    let device = platform::select_device(&cfg.runtime)?;
+    let env = platform::collect(device, &cfg.runtime);
+    let data = data::open(&s.dataset)?;
+    let stop = AtomicBool::new(false);
+    let ctx = RunContext {
+        cfg,
+        data: data.as_ref(),
+        dir: &dir.join("run"),
+        device,
+        env: &env,
+        stop: &stop,
+    };
+    std::fs::create_dir_all(ctx.dir)?;
+    let (mut start, mut end) = (None, None);
+    let mut on_tick = |t: Tick| {
+        if t.epoch == 0 && t.epoch_log.is_some() {
+            start = Some(Instant::now());
+        } else if t.epoch == 1 && t.step == t.steps && t.epoch_log.is_none() {
+            end = Some(Instant::now());
+        }
+    };
+    train::run(&ctx, &mut on_tick)?;
+    let (Some(a), Some(b)) = (start, end) else {
+        bail!("the benchmark run did not report its second epoch");
+    };
+    let secs = (b - a).as_secs_f64();
+    Ok(Figure {
+        what: "ddgsd-bench loop (`run`: data on the device, step, read-backs)".into(),
+        images_per_second: (o.batch as usize * o.steps) as f64 / secs,
+        ms_per_step: 1000.0 * secs / o.steps as f64,
+    })
+}
+
+/// The python and the script: `--python`, `DDGSD_PYTHON`, or the venv of
+/// the repository above the binary (or the current directory).
+pub fn find_python(explicit: Option<&Path>) -> Result<(PathBuf, PathBuf)> {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.extend(cwd.ancestors().map(Path::to_path_buf));
+    }
+    let root = roots
+        .iter()
+        .find(|r| r.join("bench/ddgsd_pytorch.py").is_file())
+        .context("bench --pytorch: bench/ddgsd_pytorch.py not found above the binary or the current directory")?;
+    let python = match explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("DDGSD_PYTHON").map(PathBuf::from))
+    {
+        Some(p) => p,
+        None => {
+            let p = root.join(".venv/bin/python");
+            if !p.exists() {
+                bail!(
+                    "bench --pytorch: {} not found; pass --python or set DDGSD_PYTHON to a python with torch and torchvision",
+                    p.display()
+                );
+            }
+            p
+        }
+    };
+    Ok((python, root.join("bench/ddgsd_pytorch.py")))
+}
+
+/// One figure of the PyTorch script (`mode` = `step` or `loop`).
+pub fn pytorch_figure(o: &LoopOptions, python: &Path, script: &Path, mode: &str) -> Result<Figure> {
+    let dev = match o.device.as_str() {
+        "auto" if tch::Cuda::is_available() => "cuda".to_string(),
+        "auto" => "cpu".to_string(),
+        d => d.to_string(),
+    };
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args(["--mode", mode, "--arch", &o.arch, "--classes", "100"])
+        .args([
+            "--batch",
+            &o.batch.to_string(),
+            "--steps",
+            &o.steps.to_string(),
+        ])
+        .args(["--warmup", &o.warmup.max(1).to_string()])
+        .args(["--threads", &o.threads.to_string(), "--device", &dev])
+        .args(["--workers", &o.workers.to_string()])
+        .args(match o.precision {
+            Precision::Bf16 => &["--bf16"][..],
+            Precision::Fp32 => &[][..],
+        })
+        .args(match o.memory_format {
+            MemoryFormat::ChannelsLast => &["--channels-last"][..],
+            MemoryFormat::Contiguous => &[][..],
+        })
+        .output()
+        .with_context(|| format!("bench --pytorch: cannot start {}", python.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or("");
+    let v: serde_json::Value = match (out.status.success(), serde_json::from_str(line)) {
+        (true, Ok(v)) => v,
+        _ => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            bail!(
+                "bench --pytorch: {} {} --mode {mode} failed: {}",
+                python.display(),
+                script.display(),
+                err.lines().last().unwrap_or(line)
+            );
+        }
+    };
+    let num = |k: &str| {
+        v[k].as_f64()
+            .with_context(|| format!("bench --pytorch: no `{k}` in {line}"))
+    };
+    let what = if mode == "loop" {
+        format!(
+            "PyTorch loop (DataLoader, {} workers, torchvision transforms)",
+            o.workers
+        )
+    } else {
+        "PyTorch step (forward + backward + SGD)".into()
+    };
+    Ok(Figure {
+        what,
+        images_per_second: num("images_per_second")?,
+        ms_per_step: num("ms_per_step")?,
+    })
+}
+
+/// The markdown table and the ratios (`ours / theirs`) that exist.
+pub fn table(title: &str, figs: &[Figure]) -> String {
+    let mut s =
+        format!("{title}\n\n| | source images/s | views/s | ms/step |\n|---|---:|---:|---:|\n");
+    for f in figs {
+        s.push_str(&format!(
+            "| {} | {:.1} | {:.1} | {:.1} |\n",
+            f.what,
+            f.images_per_second,
+            2.0 * f.images_per_second,
+            f.ms_per_step
+        ));
+    }
+    let get = |p: &str| {
+        figs.iter()
+            .find(|f| f.what.starts_with(p))
+            .map(|f| f.images_per_second)
+    };
+    let pairs = [
+        (
+            "our loop / PyTorch loop",
+            "ddgsd-bench loop",
+            "PyTorch loop",
+        ),
+        (
+            "our step / PyTorch step",
+            "ddgsd-bench step",
+            "PyTorch step",
+        ),
+        (
+            "our loop / our step",
+            "ddgsd-bench loop",
+            "ddgsd-bench step",
+        ),
+    ];
+    let ratios: Vec<String> = pairs
+        .iter()
+        .filter_map(|(name, a, b)| Some(format!("{name} {:.2}x", get(a)? / get(b)?)))
+        .collect();
+    if !ratios.is_empty() {
+        s.push_str(&format!("\nRatios: {}.\n", ratios.join("; ")));
+    }
+    s
+}
+
+/// Runs the figures (progress on stderr) and returns the table.
+pub fn run(o: &LoopOptions) -> Result<String> {
+    if o.batch < 1 || o.steps == 0 || o.threads == 0 {
+        bail!("bench --loop: --batch, --steps and --threads must be at least 1");
+    }
+    let pyt = if o.pytorch {
+        Some(find_python(o.python.as_deref())?)
+    } else {
+        None
+    };
+    let tmp = tempfile::tempdir().context("bench --loop: cannot make a temporary directory")?;
+    eprintln!("bench: our loop ({} + {} steps)", o.steps, o.steps);
+    let ours_loop = loop_figure(o, tmp.path())?;
+    eprintln!("bench: our step ({} warm-up + {} steps)", o.warmup, o.steps);
+    let bo = BenchOptions {
+        archs: vec![o.arch.clone()],
+        batch: o.batch,
+        steps: o.steps,
+        warmup: o.warmup,
+        device: o.device.clone(),
+        threads: Some(o.threads),
+        precision: o.precision,
+        memory_format: o.memory_format,
+    };
+    let row = bench::bench_one(&o.arch, &bo, platform::select_device(&suite_rt(o))?)?;
+    let mut figs = vec![
+        Figure {
+            what: "ddgsd-bench step (forward + backward + SGD)".into(),
+            images_per_second: row.images_per_second / 2.0,
+            ms_per_step: row.ms_per_step,
+        },
+        ours_loop,
+    ];
+    if let Some((py, script)) = &pyt {
+        for mode in ["step", "loop"] {
+            eprintln!("bench: PyTorch {mode} ({})", py.display());
+            figs.push(pytorch_figure(o, py, script, mode)?);
+        }
+    }
+    let title = format!(
+        "DDGSD arm, {}, 100 classes, synthetic 32x32, batch {} images x 2 views, {} timed steps, device {}, {} threads, {}, {}",
+        o.arch,
+        o.batch,
+        o.steps,
+        o.device,
+        o.threads,
+        names(o).0,
+        names(o).1
+    );
+    Ok(table(&title, &figs))
+}
+
+fn suite_rt(o: &LoopOptions) -> suite::config::RuntimeConfig {
+    suite::config::RuntimeConfig {
+        device: o.device.clone(),
+        threads: o.threads,
+        threads_overridden: false,
+        precision: o.precision,
+        deterministic: true,
+        checkpoint_every: 1,
+        data: Default::default(),
+        memory_format: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fig(what: &str, ips: f64) -> Figure {
+        Figure {
+            what: what.into(),
+            images_per_second: ips,
+            ms_per_step: 128.0 / ips * 1000.0,
+        }
+    }
+
+    #[test]
+    fn table_prints_every_figure_and_the_ratios_that_exist() {
+        let t = table(
+            "title",
+            &[
+                fig("ddgsd-bench step (x)", 300.0),
+                fig("ddgsd-bench loop (x)", 294.0),
+                fig("PyTorch step", 290.0),
+                fig("PyTorch loop (x)", 280.0),
+            ],
+        );
+        assert!(
+            t.contains("| ddgsd-bench loop (x) | 294.0 | 588.0 |"),
+            "{t}"
+        );
+        assert!(t.contains("our loop / PyTorch loop 1.05x"), "{t}");
+        assert!(t.contains("our step / PyTorch step 1.03x"), "{t}");
+        assert!(t.contains("our loop / our step 0.98x"), "{t}");
+        let t = table("title", &[fig("ddgsd-bench step (x)", 300.0)]);
+        assert!(!t.contains("Ratios"), "{t}");
+    }
+}
