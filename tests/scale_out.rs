@@ -129,7 +129,7 @@ fn ctrl_c_stops_every_worker_with_a_checkpoint_and_resumes_to_the_same_hashes() 
     let p = Project::new();
     p.write(
         "suites/long.toml",
-        &tiny_suite("long", &["baseline"], &[0, 1], 3, ""),
+        &tiny_suite("long", &["baseline"], &[0, 1], 6, ""),
     );
     let a = p.run(&["run", "suites/long.toml", "--no-check", "--out", "straight"]);
     assert_eq!(code(&a), 0, "{}", stderr(&a));
@@ -169,8 +169,15 @@ fn ctrl_c_stops_every_worker_with_a_checkpoint_and_resumes_to_the_same_hashes() 
         log.contains("Resume with: ddgsd-bench run suites/long.toml --out w --workers cpu,cpu"),
         "{log}"
     );
-    assert_eq!(log.matches("checkpointed at epoch").count(), 2, "{log}");
-    assert!(p.records("w", "long").is_empty(), "stopped before the end");
+    // On a loaded machine one worker may finish its run before the Ctrl-C
+    // lands; every run still unfinished must have been checkpointed.
+    let finished = p.records("w", "long").len();
+    assert!(finished < 2, "stopped before the end: {log}");
+    assert_eq!(
+        log.matches("checkpointed at epoch").count() + finished,
+        2,
+        "{log}"
+    );
     no_leases_left(&dir);
     let r = p.run(&[
         "run",
@@ -183,10 +190,12 @@ fn ctrl_c_stops_every_worker_with_a_checkpoint_and_resumes_to_the_same_hashes() 
     ]);
     assert_eq!(code(&r), 0, "{}", stderr(&r));
     assert_eq!(hashes(&p, "w", "long"), straight);
-    assert!(p
+    let resumed = p
         .records("w", "long")
         .iter()
-        .all(|r| r["timing"]["resumed"] == true));
+        .filter(|r| r["timing"]["resumed"] == true)
+        .count();
+    assert_eq!(resumed, 2 - finished);
 }
 
 #[test]
