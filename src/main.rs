@@ -388,7 +388,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 println!("result: sacct -j {c} --format=JobID,State,ExitCode  (exit code 0 pass, 1 out of band, 2 input); {}/check-{c}.out has the table", scripts.dir.display());
             } else {
                 println!(
-                    "submit: a=$(sbatch --parsable {}) && sbatch --dependency=afterany:$a {}",
+                    "submit: a=$(sbatch --parsable {}) && sbatch --dependency=afterany:$a {} $a",
                     scripts.worker.display(),
                     scripts.check.display()
                 );

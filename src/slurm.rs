@@ -125,6 +125,12 @@ pub fn render(o: &SlurmOptions, exe: &Path, cwd: &Path) -> Result<(String, Strin
     ];
     c.extend(o.sbatch_args.iter().map(|a| format!("#SBATCH {a}")));
     c.push("set -eu".into());
+    // A requeued (preempted) task ends before it pends again, which already
+    // satisfies afterany: so wait until no task of the array (its job id is
+    // the first argument, given by `--submit`) is left in the queue.
+    c.push("if [ -n \"${1:-}\" ]; then".into());
+    c.push("  while squeue -h -j \"$1\" -o %i 2>/dev/null | grep -q .; do sleep 5; done".into());
+    c.push("fi".into());
     let mut check = vec![q(exe), "check".into(), q(&abs(&o.out).join(&o.suite_name))];
     if let Some(e) = &o.expected {
         check.push(format!("--expected {}", q(&abs(e))));
@@ -157,11 +163,12 @@ pub fn write(o: &SlurmOptions) -> Result<Scripts> {
 }
 
 /// `sbatch --parsable` one script; returns the job id.
-pub fn sbatch(script: &Path, extra: &[String]) -> Result<String> {
+pub fn sbatch(script: &Path, extra: &[String], script_args: &[String]) -> Result<String> {
     let out = Command::new("sbatch")
         .arg("--parsable")
         .args(extra)
         .arg(script)
+        .args(script_args)
         .output()
         .map_err(|e| anyhow::anyhow!("sbatch: cannot run it ({e}); is Slurm installed here?"))?;
     if !out.status.success() {
@@ -186,8 +193,12 @@ pub fn sbatch(script: &Path, extra: &[String]) -> Result<String> {
 
 /// Submits the array, then the check job after it; returns both job ids.
 pub fn submit(s: &Scripts) -> Result<(String, String)> {
-    let array = sbatch(&s.worker, &[])?;
-    let check = sbatch(&s.check, &[format!("--dependency=afterany:{array}")])?;
+    let array = sbatch(&s.worker, &[], &[])?;
+    let check = sbatch(
+        &s.check,
+        &[format!("--dependency=afterany:{array}")],
+        std::slice::from_ref(&array),
+    )?;
     Ok((array, check))
 }
 
@@ -228,6 +239,10 @@ mod tests {
         assert!(w.contains("exec '/bin/ddgsd bench' run /s/suite.toml --out /r --no-check"));
         assert!(!w.contains("--workers"));
         assert!(c.contains("exec '/bin/ddgsd bench' check /r/t\n"), "{c}");
+        assert!(
+            c.contains("squeue -h -j \"$1\""),
+            "waits for requeued tasks: {c}"
+        );
         assert!(c.contains("#SBATCH --partition=gpu"));
         let mut o = opts();
         o.gpus_per_task = Some(2);
