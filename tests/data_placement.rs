@@ -37,15 +37,7 @@ fn host_and_device_batches_give_the_same_run() {
         assert_eq!(h["config"]["runtime"]["data"], "host");
         assert_eq!(d["config"]["runtime"]["data"], "device");
         assert_eq!(h["checkpoint_sha256"], d["checkpoint_sha256"], "{run}");
-        for k in [
-            "loss",
-            "ce",
-            "kl",
-            "mmd",
-            "train_top1",
-            "test_top1",
-            "test_top5",
-        ] {
+        for k in HISTORY_VALUES {
             for e in 0..2 {
                 assert_eq!(
                     h["history"][e][k], d["history"][e][k],

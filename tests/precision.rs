@@ -37,15 +37,7 @@ fn bf16_is_deterministic_across_processes_and_differs_from_fp32() {
     let b = run(&p, "b", "precision = \"bf16\"");
     let f = run(&p, "f", "");
     assert_eq!(a["checkpoint_sha256"], b["checkpoint_sha256"]);
-    for k in [
-        "loss",
-        "ce",
-        "kl",
-        "mmd",
-        "train_top1",
-        "test_top1",
-        "test_top5",
-    ] {
+    for k in HISTORY_VALUES {
         assert_eq!(a["history"][0][k], b["history"][0][k], "{k}");
     }
     assert_ne!(

@@ -4,6 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The logged values of one epoch of a record's `history` (besides `lr`).
+pub const HISTORY_VALUES: [&str; 7] = [
+    "loss",
+    "ce",
+    "kl",
+    "mmd",
+    "train_top1",
+    "test_top1",
+    "test_top5",
+];
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ddgsd-bench"))
 }
