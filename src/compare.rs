@@ -66,7 +66,7 @@ fn mean(records: &[Record], arch: &str, arm: &str, m: Metric) -> Option<f64> {
         .filter(|r| r.arch == arch && r.arm == arm)
         .map(|r| m.of(&r.metrics))
         .collect();
-    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+    (!xs.is_empty()).then(|| crate::stats::mean_sd(&xs).0)
 }
 
 pub fn compare(a: &Loaded, b: &Loaded, expected: &Expected) -> Result<Comparison> {

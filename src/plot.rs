@@ -53,7 +53,7 @@ fn band(runs: &[&Record], len: usize, f: impl Fn(&crate::record::EpochLog) -> f6
     };
     for e in 0..len {
         let xs: Vec<f64> = runs.iter().map(|r| f(&r.history[e])).collect();
-        b.mean.push(xs.iter().sum::<f64>() / xs.len() as f64);
+        b.mean.push(crate::stats::mean_sd(&xs).0);
         b.min.push(xs.iter().cloned().fold(f64::INFINITY, f64::min));
         b.max
             .push(xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max));

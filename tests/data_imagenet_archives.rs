@@ -22,6 +22,17 @@ fn run(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `data pack SRC --to DST`.
+fn pack(src: &Path, dst: &Path) -> Output {
+    run(&[
+        "data",
+        "pack",
+        src.to_str().unwrap(),
+        "--to",
+        dst.to_str().unwrap(),
+    ])
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -52,13 +63,7 @@ fn official_archives_pack_like_their_imagefolder() {
     let (arch, tree) = (t.path().join("archives"), t.path().join("tree"));
     let (a, b) = (t.path().join("a.pack"), t.path().join("b.pack"));
     for (src, dst) in [(&arch, &a), (&tree, &b)] {
-        let o = run(&[
-            "data",
-            "pack",
-            src.to_str().unwrap(),
-            "--to",
-            dst.to_str().unwrap(),
-        ]);
+        let o = pack(src, dst);
         assert!(o.status.success(), "{}", text(&o.stderr));
         assert!(
             text(&o.stderr).contains("n01484850_corrupt.JPEG"),
@@ -98,13 +103,7 @@ fn official_archives_pack_like_their_imagefolder() {
     )
     .unwrap();
     let d = t.path().join("d.pack");
-    let o = run(&[
-        "data",
-        "pack",
-        arch.to_str().unwrap(),
-        "--to",
-        d.to_str().unwrap(),
-    ]);
+    let o = pack(&arch, &d);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(Pack::open(&d).unwrap().header(), ha);
 
@@ -113,26 +112,14 @@ fn official_archives_pack_like_their_imagefolder() {
     let (_, size, md5) = OFFICIAL.iter().find(|(n, _, _)| *n == DEVKIT).unwrap();
     std::fs::write(arch.join(DEVKIT), vec![0u8; *size as usize]).unwrap();
     let c = t.path().join("c.pack");
-    let o = run(&[
-        "data",
-        "pack",
-        arch.to_str().unwrap(),
-        "--to",
-        c.to_str().unwrap(),
-    ]);
+    let o = pack(&arch, &c);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     let err = text(&o.stderr);
     assert!(err.contains(DEVKIT) && err.contains(md5), "{err}");
     assert!(!c.exists());
     // A missing archive is named.
     std::fs::remove_file(arch.join(DEVKIT)).unwrap();
-    let o = run(&[
-        "data",
-        "pack",
-        arch.to_str().unwrap(),
-        "--to",
-        c.to_str().unwrap(),
-    ]);
+    let o = pack(&arch, &c);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains(DEVKIT), "{}", text(&o.stderr));
 }
