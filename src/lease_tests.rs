@@ -166,3 +166,16 @@ fn timeout_from_flag_and_env() {
     assert!(timeout(Some(0.5)).is_err());
     assert!(timeout(Some(f64::NAN)).is_err());
 }
+
+#[test]
+fn timestamps_survive_the_json_round_trip_exactly() {
+    // The lease written is compared field for field with the one read back;
+    // serde_json parses floats exactly only with its `float_roundtrip`
+    // feature (without it, 1796096212.2133133 came back one ulp off in CI).
+    let mut t = 1_796_096_212.213_313_3_f64;
+    for _ in 0..10_000 {
+        let back: f64 = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(back.to_bits(), t.to_bits(), "{t} came back as {back}");
+        t += 0.000_123_457_1;
+    }
+}
