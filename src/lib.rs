@@ -20,6 +20,7 @@ pub mod error;
 pub mod exec;
 pub mod expected;
 pub mod feed;
+pub mod heap;
 pub mod lease;
 pub mod loss;
 pub mod model;

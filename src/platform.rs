@@ -37,6 +37,10 @@ pub struct EnvInfo {
     /// ([`crate::data::decode::DECODER`]); empty in older records.
     #[serde(default)]
     pub image_decoder: String,
+    /// How the C heap under libtorch's CPU tensors is set up
+    /// ([`crate::heap`]); empty in older records.
+    #[serde(default)]
+    pub heap: String,
 }
 
 impl EnvInfo {
@@ -213,6 +217,7 @@ pub fn collect(device: Device, rt: &RuntimeConfig) -> EnvInfo {
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
         image_decoder: crate::data::decode::DECODER.to_string(),
+        heap: crate::heap::describe(),
     }
 }
 
@@ -261,6 +266,7 @@ mod tests {
             os: "linux".into(),
             hostname: "a".into(),
             image_decoder: String::new(),
+            heap: String::new(),
         };
         assert_eq!(
             e.platform(),

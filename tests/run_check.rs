@@ -11,7 +11,13 @@ fn two_processes_give_identical_checkpoints_and_check_passes() {
     );
     let a = p.run(&["run", "suites/t.toml", "--no-check", "--out", "ra"]);
     assert_eq!(code(&a), 0, "{}", stderr(&a));
-    let b = p.run(&["run", "suites/t.toml", "--no-check", "--out", "rb"]);
+    // The second process keeps glibc's heap as the environment sets it: the
+    // heap settings (src/heap.rs) must not change a bit.
+    let b = p
+        .cmd(&["run", "suites/t.toml", "--no-check", "--out", "rb"])
+        .env("MALLOC_TOP_PAD_", "1048576")
+        .output()
+        .unwrap();
     assert_eq!(code(&b), 0, "{}", stderr(&b));
     let ra = p.records("ra", "t");
     let rb = p.records("rb", "t");
@@ -59,6 +65,14 @@ fn two_processes_give_identical_checkpoints_and_check_passes() {
         assert!(!r["metrics"][k].is_null(), "metrics miss {k}");
     }
     assert_eq!(r["env"]["threads"], 2);
+    assert_eq!(
+        r["env"]["heap"], "glibc, mmap threshold 32 MiB, trim threshold 2 GiB",
+        "the binary tunes the heap before libtorch allocates"
+    );
+    assert_eq!(
+        rb[0]["env"]["heap"],
+        "glibc, left as the environment sets it (MALLOC_TOP_PAD_)"
+    );
     assert_eq!(r["env"]["determinism"]["deterministic_algorithms"], true);
     assert_eq!(r["dataset"]["fingerprint"].as_str().unwrap().len(), 64);
     // `hash` recomputes the checkpoint hash from the file.

@@ -98,12 +98,12 @@ impl Network for DenseNetBc {
         let mut x = xs.apply(&self.conv1);
         for (b, layers) in self.blocks.iter().enumerate() {
             for l in layers {
-                let out = x.apply_t(&l.bn1, train).relu().apply(&l.conv1);
-                let out = out.apply_t(&l.bn2, train).relu().apply(&l.conv2);
+                let out = x.apply_t(&l.bn1, train).relu_().apply(&l.conv1);
+                let out = out.apply_t(&l.bn2, train).relu_().apply(&l.conv2);
                 x = Tensor::cat(&[&x, &out], 1);
             }
             if let Some(t) = self.trans.get(b) {
-                x = x.apply_t(&t.bn, train).relu().apply(&t.conv).avg_pool2d(
+                x = x.apply_t(&t.bn, train).relu_().apply(&t.conv).avg_pool2d(
                     [2, 2],
                     [2, 2],
                     [0, 0],
@@ -113,7 +113,7 @@ impl Network for DenseNetBc {
                 );
             }
         }
-        let feats = global_pool(&x.apply_t(&self.bn, train).relu());
+        let feats = global_pool(&x.apply_t(&self.bn, train).relu_());
         let logits = feats.apply(&self.fc);
         (logits, feats)
     }

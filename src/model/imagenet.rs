@@ -82,23 +82,23 @@ impl Network for AlexNet {
     fn forward(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
         let pool = |t: Tensor| t.max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false);
         let c = &self.convs;
-        let mut x = pool(xs.apply(&c[0]).relu());
-        x = pool(x.apply(&c[1]).relu());
+        let mut x = pool(xs.apply(&c[0]).relu_());
+        x = pool(x.apply(&c[1]).relu_());
         x = x
             .apply(&c[2])
-            .relu()
+            .relu_()
             .apply(&c[3])
-            .relu()
+            .relu_()
             .apply(&c[4])
-            .relu();
+            .relu_();
         x = pool(x);
         let s = x.size();
         if s[2] != 6 || s[3] != 6 {
             x = x.adaptive_avg_pool2d([6, 6]);
         }
         let x = x.flatten(1, -1);
-        let x = x.dropout(0.5, train).apply(&self.fc1).relu();
-        let feats = x.dropout(0.5, train).apply(&self.fc2).relu();
+        let x = x.dropout(0.5, train).apply(&self.fc1).relu_();
+        let feats = x.dropout(0.5, train).apply(&self.fc2).relu_();
         let logits = feats.apply(&self.fc3);
         (logits, feats)
     }

@@ -183,17 +183,17 @@ impl Block {
                 for (i, (c, b)) in layers.iter().enumerate() {
                     out = out.apply(c).apply_t(b, train);
                     if i < last {
-                        out = out.relu();
+                        out = out.relu_();
                     }
                 }
                 let short = match shortcut {
                     Some(cb) => x.apply(&cb.0).apply_t(&cb.1, train),
                     None => x.shallow_clone(),
                 };
-                (out + short).relu()
+                (out + short).relu_()
             }
             Block::PreAct(b) => {
-                let act = x.apply_t(&b.bn1, train).relu();
+                let act = x.apply_t(&b.bn1, train).relu_();
                 let short = match &b.shortcut {
                     Some(c) => act.apply(c),
                     None => x.shallow_clone(),
@@ -201,7 +201,7 @@ impl Block {
                 let out = act
                     .apply(&b.conv1)
                     .apply_t(&b.bn2, train)
-                    .relu()
+                    .relu_()
                     .apply(&b.conv2);
                 out + short
             }
@@ -292,7 +292,7 @@ impl ResNet {
 
 impl Network for ResNet {
     fn forward(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu_();
         if self.imagenet_stem {
             x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }

@@ -34,7 +34,7 @@ impl Block {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let out = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        let out = x.apply(&self.conv1).apply_t(&self.bn1, train).relu_();
         let out = out.apply(&self.conv2).apply_t(&self.bn2, train);
         let short = if self.stride != 1 || self.pad_channels != 0 {
             // Option A: x[:, :, ::2, ::2], zero channels on both sides.
@@ -45,7 +45,7 @@ impl Block {
         } else {
             x.shallow_clone()
         };
-        (out + short).relu()
+        (out + short).relu_()
     }
 }
 
@@ -85,7 +85,7 @@ impl ResNetCifar {
 
 impl Network for ResNetCifar {
     fn forward(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu_();
         for stage in &self.stages {
             for blk in stage {
                 x = blk.forward(&x, train);

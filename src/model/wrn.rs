@@ -46,11 +46,11 @@ impl Block {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let a = x.apply_t(&self.bn1, train).relu();
+        let a = x.apply_t(&self.bn1, train).relu_();
         let out = a
             .apply(&self.conv1)
             .apply_t(&self.bn2, train)
-            .relu()
+            .relu_()
             .apply(&self.conv2);
         match &self.shortcut {
             Some(c) => out + a.apply(c),
@@ -103,7 +103,7 @@ impl Network for WideResNet {
         for b in &self.blocks {
             x = b.forward(&x, train);
         }
-        let feats = global_pool(&x.apply_t(&self.bn1, train).relu());
+        let feats = global_pool(&x.apply_t(&self.bn1, train).relu_());
         let logits = feats.apply(&self.fc);
         (logits, feats)
     }
