@@ -111,9 +111,9 @@ else
 fi
 
 # 6. speed targets
-if [ "$DEVICE" = cpu ]; then LOOP_ARGS="--arch resnet8 --batch 8 --steps 2 --threads 1"; PYT=""
+if [ "$DEVICE" = cpu ]; then LOOP_ARGS="--arch resnet8 --batch 8 --steps 2 --threads 1 --rounds 1"; PYT=""
 else
-  LOOP_ARGS="--arch resnet18 --batch 128 --steps 50"; PYT=""
+  LOOP_ARGS="--arch resnet18 --batch 128 --steps 50 --rounds 2"; PYT=""
   if [ -n "$PY" ] && "$PY" -c "import torch, torchvision, PIL" 2>/dev/null; then PYT="--pytorch --python $PY"
   else echo "gpu-check: no python with torch and torchvision: the PyTorch loop is not measured" >&2; fi
 fi

@@ -14,6 +14,11 @@
 //!   `.venv/bin/python` of the repository above the binary).
 //!
 //! Images/s count source images (one per sample; each is forwarded twice).
+//!
+//! On a shared or small machine consecutive measurements of the same code
+//! differ by 10% and more, so every figure is taken `--rounds` times,
+//! interleaved (all four figures, then all four again), and the table shows
+//! the median with the range; the ratios are ratios of medians.
 use crate::bench::{self, BenchOptions};
 use crate::data;
 use crate::platform;
@@ -41,6 +46,8 @@ pub struct LoopOptions {
     pub python: Option<PathBuf>,
     /// DataLoader workers of the PyTorch loop.
     pub workers: usize,
+    /// Interleaved repetitions of every figure.
+    pub rounds: usize,
     pub precision: Precision,
     pub memory_format: MemoryFormat,
 }
@@ -65,6 +72,38 @@ pub struct Figure {
     /// Source images per second.
     pub images_per_second: f64,
     pub ms_per_step: f64,
+    /// Fastest and slowest ms/step over the rounds (equal for one round).
+    pub range_ms: (f64, f64),
+}
+
+impl Figure {
+    fn new(what: impl Into<String>, images_per_step: f64, ms_per_step: f64) -> Figure {
+        Figure {
+            what: what.into(),
+            images_per_second: images_per_step * 1000.0 / ms_per_step,
+            ms_per_step,
+            range_ms: (ms_per_step, ms_per_step),
+        }
+    }
+
+    /// The median of several measurements of one figure (ms/step; the
+    /// mean of the middle two for an even count) with their range.
+    pub fn median(samples: &[Figure]) -> Figure {
+        let mut ms: Vec<f64> = samples.iter().map(|f| f.ms_per_step).collect();
+        ms.sort_by(f64::total_cmp);
+        let k = ms.len();
+        let med = if k % 2 == 1 {
+            ms[k / 2]
+        } else {
+            (ms[k / 2 - 1] + ms[k / 2]) / 2.0
+        };
+        let f = &samples[0];
+        let per_step = f.images_per_second * f.ms_per_step / 1000.0;
+        Figure {
+            range_ms: (ms[0], ms[k - 1]),
+            ..Figure::new(f.what.clone(), per_step, med)
+        }
+    }
 }
 
 fn suite_text(o: &LoopOptions) -> String {
@@ -136,11 +175,11 @@ pub fn loop_figure(o: &LoopOptions, dir: &Path) -> Result<Figure> {
         bail!("the benchmark run did not report its second epoch");
     };
     let secs = (b - a).as_secs_f64();
-    Ok(Figure {
-        what: "ddgsd-bench loop (`run`: data on the device, step, read-backs)".into(),
-        images_per_second: (o.batch as usize * o.steps) as f64 / secs,
-        ms_per_step: 1000.0 * secs / o.steps as f64,
-    })
+    Ok(Figure::new(
+        "ddgsd-bench loop (`run`: data on the device, step, read-backs)",
+        o.batch as f64,
+        1000.0 * secs / o.steps as f64,
+    ))
 }
 
 /// The python and the script: `--python`, `DDGSD_PYTHON`, or the venv of
@@ -231,24 +270,23 @@ pub fn pytorch_figure(o: &LoopOptions, python: &Path, script: &Path, mode: &str)
     } else {
         "PyTorch step (forward + backward + SGD)".into()
     };
-    Ok(Figure {
-        what,
-        images_per_second: num("images_per_second")?,
-        ms_per_step: num("ms_per_step")?,
-    })
+    Ok(Figure::new(what, o.batch as f64, num("ms_per_step")?))
 }
 
 /// The markdown table and the ratios (`ours / theirs`) that exist.
 pub fn table(title: &str, figs: &[Figure]) -> String {
-    let mut s =
-        format!("{title}\n\n| | source images/s | views/s | ms/step |\n|---|---:|---:|---:|\n");
+    let mut s = format!(
+        "{title}\n\n| | source images/s | views/s | ms/step | ms/step range |\n|---|---:|---:|---:|---:|\n"
+    );
     for f in figs {
         s.push_str(&format!(
-            "| {} | {:.1} | {:.1} | {:.1} |\n",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1}-{:.1} |\n",
             f.what,
             f.images_per_second,
             2.0 * f.images_per_second,
-            f.ms_per_step
+            f.ms_per_step,
+            f.range_ms.0,
+            f.range_ms.1
         ));
     }
     let get = |p: &str| {
@@ -285,8 +323,8 @@ pub fn table(title: &str, figs: &[Figure]) -> String {
 
 /// Runs the figures (progress on stderr) and returns the table.
 pub fn run(o: &LoopOptions) -> Result<String> {
-    if o.batch < 1 || o.steps == 0 || o.threads == 0 {
-        bail!("bench --loop: --batch, --steps and --threads must be at least 1");
+    if o.batch < 1 || o.steps == 0 || o.threads == 0 || o.rounds == 0 {
+        bail!("bench --loop: --batch, --steps, --threads and --rounds must be at least 1");
     }
     let pyt = if o.pytorch {
         Some(find_python(o.python.as_deref())?)
@@ -294,9 +332,6 @@ pub fn run(o: &LoopOptions) -> Result<String> {
         None
     };
     let tmp = tempfile::tempdir().context("bench --loop: cannot make a temporary directory")?;
-    eprintln!("bench: our loop ({} + {} steps)", o.steps, o.steps);
-    let ours_loop = loop_figure(o, tmp.path())?;
-    eprintln!("bench: our step ({} warm-up + {} steps)", o.warmup, o.steps);
     let bo = BenchOptions {
         archs: vec![o.arch.clone()],
         batch: o.batch,
@@ -307,26 +342,44 @@ pub fn run(o: &LoopOptions) -> Result<String> {
         precision: o.precision,
         memory_format: o.memory_format,
     };
-    let row = bench::bench_one(&o.arch, &bo, platform::select_device(&suite_rt(o))?)?;
-    let mut figs = vec![
-        Figure {
-            what: "ddgsd-bench step (forward + backward + SGD)".into(),
-            images_per_second: row.images_per_second / 2.0,
-            ms_per_step: row.ms_per_step,
-        },
-        ours_loop,
-    ];
-    if let Some((py, script)) = &pyt {
-        for mode in ["step", "loop"] {
-            eprintln!("bench: PyTorch {mode} ({})", py.display());
-            figs.push(pytorch_figure(o, py, script, mode)?);
+    let device = platform::select_device(&suite_rt(o))?;
+    let mut rounds: Vec<Vec<Figure>> = Vec::new();
+    for r in 1..=o.rounds {
+        let tag = format!("round {r}/{}", o.rounds);
+        eprintln!("bench: {tag}: our loop ({} + {} steps)", o.steps, o.steps);
+        let dir = tmp.path().join(format!("round{r}"));
+        std::fs::create_dir_all(&dir)?;
+        let ours_loop = loop_figure(o, &dir)?;
+        eprintln!(
+            "bench: {tag}: our step ({} warm-up + {} steps)",
+            o.warmup, o.steps
+        );
+        let row = bench::bench_one(&o.arch, &bo, device)?;
+        let mut figs = vec![
+            Figure::new(
+                "ddgsd-bench step (forward + backward + SGD)",
+                o.batch as f64,
+                row.ms_per_step,
+            ),
+            ours_loop,
+        ];
+        if let Some((py, script)) = &pyt {
+            for mode in ["step", "loop"] {
+                eprintln!("bench: {tag}: PyTorch {mode} ({})", py.display());
+                figs.push(pytorch_figure(o, py, script, mode)?);
+            }
         }
+        rounds.push(figs);
     }
+    let figs: Vec<Figure> = (0..rounds[0].len())
+        .map(|i| Figure::median(&rounds.iter().map(|r| r[i].clone()).collect::<Vec<_>>()))
+        .collect();
     let title = format!(
-        "DDGSD arm, {}, 100 classes, synthetic 32x32, batch {} images x 2 views, {} timed steps, device {}, {} threads, {}, {}",
+        "DDGSD arm, {}, 100 classes, synthetic 32x32, batch {} images x 2 views, {} timed steps, median of {} interleaved rounds, device {}, {} threads, {}, {}",
         o.arch,
         o.batch,
         o.steps,
+        o.rounds,
         o.device,
         o.threads,
         names(o).0,
@@ -337,14 +390,8 @@ pub fn run(o: &LoopOptions) -> Result<String> {
 
 fn suite_rt(o: &LoopOptions) -> suite::config::RuntimeConfig {
     suite::config::RuntimeConfig {
-        device: o.device.clone(),
-        threads: o.threads,
-        threads_overridden: false,
         precision: o.precision,
-        deterministic: true,
-        checkpoint_every: 1,
-        data: Default::default(),
-        memory_format: Default::default(),
+        ..suite::config::RuntimeConfig::plain(&o.device, o.threads)
     }
 }
 
@@ -353,11 +400,7 @@ mod tests {
     use super::*;
 
     fn fig(what: &str, ips: f64) -> Figure {
-        Figure {
-            what: what.into(),
-            images_per_second: ips,
-            ms_per_step: 128.0 / ips * 1000.0,
-        }
+        Figure::new(what, 128.0, 128.0 / ips * 1000.0)
     }
 
     #[test]
@@ -372,7 +415,7 @@ mod tests {
             ],
         );
         assert!(
-            t.contains("| ddgsd-bench loop (x) | 294.0 | 588.0 |"),
+            t.contains("| ddgsd-bench loop (x) | 294.0 | 588.0 | 435.4 | 435.4-435.4 |"),
             "{t}"
         );
         assert!(t.contains("our loop / PyTorch loop 1.05x"), "{t}");
@@ -380,5 +423,16 @@ mod tests {
         assert!(t.contains("our loop / our step 0.98x"), "{t}");
         let t = table("title", &[fig("ddgsd-bench step (x)", 300.0)]);
         assert!(!t.contains("Ratios"), "{t}");
+    }
+
+    #[test]
+    fn the_median_of_the_rounds_and_their_range() {
+        let m = Figure::median(&[fig("a", 100.0), fig("a", 400.0), fig("a", 200.0)]);
+        assert_eq!(m.ms_per_step, 640.0);
+        assert_eq!(m.range_ms, (320.0, 1280.0));
+        assert!((m.images_per_second - 200.0).abs() < 1e-9);
+        let m = Figure::median(&[fig("a", 100.0), fig("a", 200.0)]);
+        assert_eq!(m.ms_per_step, 960.0);
+        assert!((m.images_per_second - 128.0 / 0.96).abs() < 1e-9);
     }
 }

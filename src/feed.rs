@@ -1,16 +1,40 @@
 //! What the training loop consumes each step, built ahead on a producer
-//! thread: either finished f32 views made on the host (`[runtime] data =
-//! "host"`, or a dataset without a device path), or, with `data = "device"`,
-//! only the sample indices and each view's (dx, dy, flip) parameters, from
-//! which the views are made on the training device
-//! ([`crate::data::device_batch`]). Both are pure functions of (seed, epoch,
-//! indices, view) and give the same bits.
+//! thread (with the run's loader threads) along one of three paths
+//! ([`Path`]):
+//! - `Host`: finished f32 views made on the host (`[runtime] data = "host"`,
+//!   or a dataset with no device path);
+//! - `Device`: only the sample indices and each view's (dx, dy, flip)
+//!   parameters, from which the views are made on the training device out of
+//!   the split uploaded once ([`crate::data::device_batch`]; CIFAR,
+//!   synthetic);
+//! - `Pixels`: the views decoded, cropped and resized on the host as u8
+//!   (page-locked on a GPU) and normalised on the device
+//!   ([`crate::data::pixels`]; ImageNet).
+//!
+//! All are pure functions of (seed, epoch, indices, view) and give the same
+//! bits.
 use crate::augment::Distortion;
 use crate::data::device_batch::{view_params, DeviceImages};
+use crate::data::pixels::{pixel_batch, PixelNorm};
 use crate::data::Dataset;
 use crate::suite::RunConfig;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use tch::{Device, Tensor};
+
+/// How a run's batches are made (chosen once per run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    Host,
+    /// The split is on the device; its zero padding.
+    Device {
+        pad: u32,
+    },
+    /// u8 views normalised on the device; `pin`: the GPU whose page-locked
+    /// host buffers they are written into (`None` on the CPU).
+    Pixels {
+        pin: Option<Device>,
+    },
+}
 
 /// One step's inputs on the CPU: a tensor per view, and the labels.
 pub struct Batch {
@@ -28,6 +52,8 @@ pub enum Prepared {
         params: Vec<Tensor>,
         len: usize,
     },
+    /// One `[B, S, S, 3]` u8 tensor per view, and the labels.
+    Pixels(Batch),
 }
 
 fn distortion(cfg: &RunConfig, view: u8) -> Distortion {
@@ -51,43 +77,90 @@ pub fn make_batch(cfg: &RunConfig, data: &dyn Dataset, idx: &[usize], epoch: u32
     })
 }
 
-/// What the producer thread makes for the samples `idx`: the host batch, or
-/// with `device_pad` (the padding of the device-resident split) only the
-/// indices and the parameters.
+/// What the producer thread makes for the samples `idx` along `path`.
 pub fn prepare(
     cfg: &RunConfig,
     data: &dyn Dataset,
     idx: &[usize],
     epoch: u32,
-    device_pad: Option<u32>,
+    path: Path,
 ) -> Result<Prepared> {
-    let Some(pad) = device_pad else {
-        return make_batch(cfg, data, idx, epoch).map(Prepared::Host);
-    };
     let n = data.info().train_len;
     if let Some(&i) = idx.iter().find(|&&i| i >= n) {
-        anyhow::bail!("training index {i} out of range (the split has {n} samples)");
+        bail!("training index {i} out of range (the split has {n} samples)");
     }
-    let params = (0..cfg.arm.views)
-        .map(|v| view_params(idx, cfg.seed, u64::from(epoch), v, pad, distortion(cfg, v)))
-        .collect();
-    let ids: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
-    Ok(Prepared::Device {
-        idx: Tensor::from_slice(&ids),
-        params,
-        len: idx.len(),
-    })
+    match path {
+        Path::Host => make_batch(cfg, data, idx, epoch).map(Prepared::Host),
+        Path::Device { pad } => {
+            let params = (0..cfg.arm.views)
+                .map(|v| view_params(idx, cfg.seed, u64::from(epoch), v, pad, distortion(cfg, v)))
+                .collect();
+            let ids: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+            Ok(Prepared::Device {
+                idx: Tensor::from_slice(&ids),
+                params,
+                len: idx.len(),
+            })
+        }
+        Path::Pixels { pin } => {
+            let Some(src) = data.pixel_views() else {
+                bail!("the dataset has no u8 pixel path");
+            };
+            let views = (0..cfg.arm.views)
+                .map(|v| {
+                    let d = distortion(cfg, v);
+                    pixel_batch(src, idx, cfg.seed, u64::from(epoch), v, d, pin)
+                })
+                .collect::<Result<_>>()?;
+            Ok(Prepared::Pixels(Batch {
+                views,
+                labels: data.train_labels(idx),
+                len: idx.len(),
+            }))
+        }
+    }
+}
+
+/// Where a run's device-side inputs come from: the split on the device, or
+/// the normalisation table for u8 views (or neither: host batches).
+pub enum DeviceSide {
+    None,
+    Images(DeviceImages),
+    Pixels(PixelNorm),
+}
+
+impl DeviceSide {
+    /// The device side of `path` for `data` on `device`.
+    pub fn new(data: &dyn Dataset, place_on_device: bool, device: Device) -> Result<Self> {
+        if !place_on_device {
+            return Ok(DeviceSide::None);
+        }
+        if let Some(im) = data.device_images(device)? {
+            return Ok(DeviceSide::Images(im));
+        }
+        Ok(match data.pixel_views() {
+            Some(src) => DeviceSide::Pixels(PixelNorm::new(&src.lut(), device)),
+            None => DeviceSide::None,
+        })
+    }
+
+    /// The batch path this side serves.
+    pub fn path(&self, device: Device) -> Path {
+        match self {
+            DeviceSide::None => Path::Host,
+            DeviceSide::Images(im) => Path::Device { pad: im.pad() },
+            DeviceSide::Pixels(_) => Path::Pixels {
+                pin: device.is_cuda().then_some(device),
+            },
+        }
+    }
 }
 
 impl Prepared {
-    /// The views and labels on `dev` (made there for the device path).
-    pub fn into_inputs(
-        self,
-        dev: Device,
-        images: Option<&DeviceImages>,
-    ) -> (Vec<Tensor>, Tensor, usize) {
-        match (self, images) {
-            (Prepared::Device { idx, params, len }, Some(im)) => {
+    /// The views and labels on `dev` (made there for the device paths).
+    pub fn into_inputs(self, dev: Device, side: &DeviceSide) -> (Vec<Tensor>, Tensor, usize) {
+        match (self, side) {
+            (Prepared::Device { idx, params, len }, DeviceSide::Images(im)) => {
                 let idx = idx.to_device(im.device());
                 let views = params
                     .iter()
@@ -95,13 +168,18 @@ impl Prepared {
                     .collect();
                 (views, im.labels(&idx), len)
             }
+            (Prepared::Pixels(b), DeviceSide::Pixels(norm)) => (
+                b.views.iter().map(|t| norm.normalise(t)).collect(),
+                b.labels.to_device_(dev, tch::Kind::Int64, true, false),
+                b.len,
+            ),
             (Prepared::Host(b), _) => (
                 b.views.iter().map(|t| t.to_device(dev)).collect(),
                 b.labels.to_device(dev),
                 b.len,
             ),
-            (Prepared::Device { .. }, None) => {
-                unreachable!("device batches are only prepared when the split is on the device")
+            (Prepared::Device { .. } | Prepared::Pixels(_), _) => {
+                unreachable!("device batches are only prepared for a run with their device side")
             }
         }
     }

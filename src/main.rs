@@ -254,6 +254,9 @@ enum Cmd {
         /// DataLoader workers of the PyTorch loop
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// With --loop: measure every figure this many times, interleaved (our loop, our step, PyTorch step, PyTorch loop, then again), and print the median and the range
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// fp32, or bf16 autocast (convolutions and matmuls)
         #[arg(long, default_value = "fp32", value_parser = ["fp32", "bf16"])]
         precision: String,
@@ -264,6 +267,8 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // Before libtorch allocates: keep freed CPU tensor memory (see heap.rs).
+    ddgsd_bench::heap::tune();
     let cli = Cli::parse();
     // libtorch errors surface as panics inside tch (e.g. an op without a
     // deterministic implementation): report them as one line, exit 2.
@@ -572,14 +577,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
             nondeterministic,
         } => {
             let rt = ddgsd_bench::suite::resolve::RuntimeConfig {
-                device,
-                threads,
-                threads_overridden: false,
-                precision: ddgsd_bench::suite::resolve::Precision::Fp32,
                 deterministic: !nondeterministic,
-                checkpoint_every: 1,
-                data: Default::default(),
-                memory_format: Default::default(),
+                ..ddgsd_bench::suite::resolve::RuntimeConfig::plain(&device, threads)
             };
             ddgsd_bench::platform::init(&rt)?;
             let dev = ddgsd_bench::platform::select_device(&rt)?;
@@ -610,6 +609,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             pytorch,
             python,
             workers,
+            rounds,
             precision,
             memory_format,
         } => {
@@ -638,6 +638,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
                     pytorch,
                     python,
                     workers,
+                    rounds,
                     precision,
                     memory_format,
                 };

@@ -6,10 +6,9 @@
 //! only the weights, the momentum buffers and a position (epoch, step).
 use crate::atomic;
 use crate::checkpoint;
-use crate::data::device_batch::DeviceImages;
 use crate::data::Dataset;
 use crate::exec::Exec;
-use crate::feed::{prepare, Prepared};
+use crate::feed::{prepare, DeviceSide, Prepared};
 use crate::loss;
 use crate::model;
 use crate::platform::EnvInfo;
@@ -92,9 +91,6 @@ pub struct RunContext<'a> {
 
 pub use crate::feed::{make_batch, Batch};
 
-/// Batches built ahead of the training step (a bounded queue).
-const PREFETCH: usize = 2;
-
 /// The device-side totals are read back every this many steps (progress),
 /// at the end of each epoch and before every checkpoint.
 pub const READ_BACK_EVERY: usize = 32;
@@ -105,9 +101,10 @@ struct Trainer<'a> {
     net: Box<dyn model::Network>,
     opt: Sgd,
     st: TrainState,
-    /// The training split on the device (`data = "device"`), when the
-    /// dataset has a device path.
-    images: Option<DeviceImages>,
+    /// What `data = "device"` keeps on the device (the split, or the
+    /// normalisation table of u8 views); `None` for host batches.
+    side: DeviceSide,
+
     /// Loss terms and correct counts since the last read-back.
     dev_acc: DeviceAccum,
     /// Precision and memory format of the forward.
@@ -129,10 +126,9 @@ impl<'a> Trainer<'a> {
         let opt = Sgd::new(&vs, t.momentum, t.nesterov, t.weight_decay);
         let cfg_hash = config_sha256(cfg);
         let st = TrainState::fresh(&cfg.run_id, &cfg_hash, &ctx.data.info().fingerprint);
-        let images = match cfg.runtime.data {
-            DataPlacement::Device => ctx.data.device_images(ctx.device)?,
-            DataPlacement::Host => None,
-        };
+        let on_device = cfg.runtime.data == DataPlacement::Device;
+        let side = DeviceSide::new(ctx.data, on_device, ctx.device)?;
+
         let dev_acc = DeviceAccum::new(&st.acc, ctx.device);
         Ok(Trainer {
             ctx,
@@ -140,7 +136,7 @@ impl<'a> Trainer<'a> {
             net,
             opt,
             st,
-            images,
+            side,
             dev_acc,
             exec,
         })
@@ -228,7 +224,7 @@ impl<'a> Trainer<'a> {
     fn step(&mut self, batch: Prepared, lr: f64) -> Result<()> {
         let cfg = self.ctx.cfg;
         let arm = &cfg.arm;
-        let (views, y, len) = batch.into_inputs(self.ctx.device, self.images.as_ref());
+        let (views, y, len) = batch.into_inputs(self.ctx.device, &self.side);
         let n = len as i64;
         tch::manual_seed(step_seed(cfg.seed, self.st.global_step));
         let (ex, net) = (&self.exec, &self.net);
@@ -290,6 +286,13 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
     let t = &cfg.train;
     let n = ctx.data.info().train_len;
     let steps = n.div_ceil(t.batch_size);
+    // The threads that build batches (decode, crop, resize): the run's own
+    // pool, `[runtime] loader_threads` wide.
+    let loader = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.runtime.loader_threads())
+        .thread_name(|i| format!("ddgsd-loader-{i}"))
+        .build()
+        .context("cannot start the loader threads")?;
     while tr.st.epoch < t.epochs {
         let epoch = tr.st.epoch;
         let perm = epoch_permutation(cfg.seed, u64::from(epoch), n);
@@ -298,14 +301,16 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
         // while this one trains; the queue is bounded and the order fixed.
         let first = tr.st.step_in_epoch;
         tr.reset_device_acc();
-        let device_pad = tr.images.as_ref().map(DeviceImages::pad);
+        let path = tr.side.path(ctx.device);
         let stopped = std::thread::scope(|scope| -> Result<Option<Outcome>> {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Prepared>>(PREFETCH);
-            let (perm, data) = (&perm, ctx.data);
+            let depth = cfg.runtime.prefetch;
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Prepared>>(depth);
+            let (perm, data, loader) = (&perm, ctx.data, &loader);
             scope.spawn(move || {
                 for step in first..steps {
                     let idx = &perm[step * t.batch_size..((step + 1) * t.batch_size).min(n)];
-                    if tx.send(prepare(cfg, data, idx, epoch, device_pad)).is_err() {
+                    let batch = loader.install(|| prepare(cfg, data, idx, epoch, path));
+                    if tx.send(batch).is_err() {
                         break; // the trainer stopped
                     }
                 }

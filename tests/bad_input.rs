@@ -292,6 +292,22 @@ fn an_unknown_runtime_data_value_is_refused() {
 }
 
 #[test]
+fn a_zero_prefetch_depth_is_refused() {
+    let p = Project::new();
+    p.write(
+        "suites/d.toml",
+        &tiny_suite("d", &["baseline"], &[0], 1, "prefetch = 0"),
+    );
+    let o = p.run(&["run", "suites/d.toml", "--no-check"]);
+    assert_eq!(code(&o), 2);
+    let e = error_line(&o);
+    assert!(
+        e.contains("d.toml") && e.contains("runtime.prefetch") && e.contains("positive"),
+        "{e}"
+    );
+}
+
+#[test]
 fn missing_data_says_where_to_get_it_and_writes_nothing() {
     let p = Project::new();
     let s = tiny_suite("d", &["baseline"], &[0], 1, "").replace(

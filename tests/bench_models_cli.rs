@@ -164,6 +164,8 @@ fn bench_pytorch_prints_both_figures_and_the_ratios() {
             "1",
             "--workers",
             "1",
+            "--rounds",
+            "2",
             "--device",
             "cpu",
             "--python",
@@ -194,7 +196,18 @@ fn bench_pytorch_prints_both_figures_and_the_ratios() {
                 "not a positive number: {v} in {line}"
             );
         }
+        // The range over the rounds holds the median.
+        let median: f64 = cells[4].parse().unwrap();
+        let (lo, hi) = cells[5].split_once('-').unwrap();
+        let (lo, hi): (f64, f64) = (lo.parse().unwrap(), hi.parse().unwrap());
+        assert!(lo <= median && median <= hi, "{line}");
     }
+    assert!(
+        stdout.contains("median of 2 interleaved rounds"),
+        "{stdout}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("round 2/2: PyTorch loop"), "{err}");
     for r in [
         "our loop / PyTorch loop",
         "our step / PyTorch step",

@@ -326,3 +326,118 @@ fn bad_layouts_and_bad_packs_are_refused() {
         "not found; ImageNet cannot be downloaded automatically",
     );
 }
+
+/// `[runtime] data = "device"` on ImageNet: the loader writes u8 views and
+/// the device normalises them; the batches must equal the host path's f32
+/// batches bit for bit, for every distortion, through the trainer's own
+/// glue (`feed::prepare` and `Prepared::into_inputs`).
+#[test]
+fn u8_views_normalised_on_the_device_equal_the_host_batches() {
+    use ddgsd_bench::data::pixels::{pixel_batch, PixelNorm};
+    use ddgsd_bench::feed::{prepare, DeviceSide, Path as BatchPath};
+    use tch::Device;
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let bits = |t: &tch::Tensor| values(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+
+    let d = Imagenet::open(&root, tiny()).unwrap();
+    let src = d.pixel_views().expect("ImageNet has a u8 path");
+    let norm = PixelNorm::new(&src.lut(), Device::Cpu);
+    let idx = [0, 5, 11, 3, 5];
+    for dist in [
+        Distortion::CropFlip,
+        Distortion::FlipOnly,
+        Distortion::CropOnly,
+        Distortion::None,
+    ] {
+        for (epoch, view) in [(0u64, 0u8), (3, 1)] {
+            let host = d.train_batch(&idx, 7, epoch, view, dist).unwrap();
+            let u8s = pixel_batch(src, &idx, 7, epoch, view, dist, None).unwrap();
+            assert_eq!(u8s.size(), vec![5, 16, 16, 3]);
+            let dev = norm.normalise(&u8s);
+            assert_eq!(dev.size(), host.size());
+            assert!(
+                bits(&host) == bits(&dev),
+                "{dist:?} epoch {epoch} view {view}"
+            );
+        }
+    }
+
+    // The u8 view itself, rebuilt here from the public pieces: the drawn
+    // box, the decoded file, Pillow's resize, then the mirror when drawn.
+    let u8s = pixel_batch(src, &idx, 7, 1, 0, Distortion::CropFlip, None).unwrap();
+    let got: Vec<u8> = Vec::try_from(u8s.flatten(0, -1)).unwrap();
+    let tr = tiny();
+    let mut flips = 0;
+    for (k, &i) in idx.iter().enumerate() {
+        let e = &d.train_entries()[i];
+        let img = ddgsd_bench::data::imagenet::decode(&std::fs::read(root.join(&e.path)).unwrap())
+            .unwrap();
+        let b = ddgsd_bench::augment::resized_crop(
+            7,
+            1,
+            i as u64,
+            0,
+            img.h as u32,
+            img.w as u32,
+            tr.scale,
+            tr.ratio,
+            Distortion::CropFlip,
+        );
+        let crop = ddgsd_bench::data::imagenet::resized_crop_view(
+            &img,
+            (
+                b.top as usize,
+                b.left as usize,
+                b.height as usize,
+                b.width as usize,
+            ),
+            16,
+            16,
+        );
+        let mut want = crop.clone();
+        if b.flip {
+            flips += 1;
+            for y in 0..16 {
+                for x in 0..16 {
+                    let (o, si) = ((y * 16 + x) * 3, (y * 16 + 15 - x) * 3);
+                    want[o..o + 3].copy_from_slice(&crop[si..si + 3]);
+                }
+            }
+        }
+        assert_eq!(&got[k * 768..(k + 1) * 768], &want[..], "sample {i}");
+    }
+    assert!(flips > 0 && flips < idx.len(), "both cases occur: {flips}");
+
+    // The same through a suite's run config and the trainer's glue.
+    let suite = t.path().join("s.toml");
+    std::fs::write(
+        &suite,
+        format!(
+            "name = \"s\"\nseeds = [3]\narchitectures = [\"imagenet_resnet18\"]\narms = [\"ddgsd\"]\n\
+             [dataset]\nname = \"imagenet\"\npath = \"{}\"\n[train]\nepochs = 1\nbatch_size = 4\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let s = ddgsd_bench::suite::load(&suite, &Default::default()).unwrap();
+    let cfg = &s.runs[0];
+    let data = ddgsd_bench::data::open(&s.dataset).unwrap();
+    let side = DeviceSide::new(data.as_ref(), true, Device::Cpu).unwrap();
+    assert_eq!(side.path(Device::Cpu), BatchPath::Pixels { pin: None });
+    let host_side = DeviceSide::new(data.as_ref(), false, Device::Cpu).unwrap();
+    assert_eq!(host_side.path(Device::Cpu), BatchPath::Host);
+    let idx = [11, 2, 7];
+    let p = prepare(cfg, data.as_ref(), &idx, 4, side.path(Device::Cpu)).unwrap();
+    let h = prepare(cfg, data.as_ref(), &idx, 4, BatchPath::Host).unwrap();
+    let (pv, py, pn) = p.into_inputs(Device::Cpu, &side);
+    let (hv, hy, hn) = h.into_inputs(Device::Cpu, &host_side);
+    assert_eq!((pn, pv.len()), (hn, 2));
+    assert_eq!(pv[0].size(), vec![3, 3, 224, 224]);
+    for v in 0..2 {
+        assert!(bits(&pv[v]) == bits(&hv[v]), "view {v}");
+    }
+    assert!(py.equal(&hy));
+    let bad = prepare(cfg, data.as_ref(), &[12], 0, side.path(Device::Cpu));
+    assert!(bad.is_err(), "an index past the split is refused");
+}

@@ -18,7 +18,12 @@ fn host_and_device_batches_give_the_same_run() {
             &["ddgsd", "baseline"],
             &[0],
             2,
-            &format!("data = \"{data}\""),
+            // Prefetch depth and loader threads change no bit either.
+            &if data == "host" {
+                format!("data = \"{data}\"")
+            } else {
+                format!("data = \"{data}\"\nprefetch = 5\nloader_threads = 1")
+            },
         );
         p.write(&format!("suites/{data}.toml"), &s);
         let out = format!("results/{data}");
@@ -36,6 +41,9 @@ fn host_and_device_batches_give_the_same_run() {
         let d = record(&p, "device/p", run);
         assert_eq!(h["config"]["runtime"]["data"], "host");
         assert_eq!(d["config"]["runtime"]["data"], "device");
+        assert_eq!(d["config"]["runtime"]["prefetch"], 5);
+        assert_eq!(h["config"]["runtime"]["prefetch"], 2);
+        assert_eq!(d["config"]["runtime"]["loader_threads"], 1);
         assert_eq!(h["checkpoint_sha256"], d["checkpoint_sha256"], "{run}");
         for k in HISTORY_VALUES {
             for e in 0..2 {
@@ -46,7 +54,8 @@ fn host_and_device_batches_give_the_same_run() {
             }
         }
     }
-    // A results directory made with host batches accepts the device path.
+    // A results directory made with host batches accepts the device path
+    // (and another prefetch depth and loader width).
     let o = p.run(&[
         "run",
         "suites/device.toml",

@@ -114,11 +114,30 @@ pub fn normalised(c: usize, v: u8) -> f32 {
     (f32::from(v) / 255.0 - MEAN[c]) / STD[c]
 }
 
+/// `lut[c][v]` = [`normalised`]`(c, v)`: the table both batch paths use.
+pub fn normalisation_table() -> [[f32; 256]; 3] {
+    std::array::from_fn(|c| std::array::from_fn(|v| normalised(c, v as u8)))
+}
+
+/// Copies an HWC u8 view of side `s` into `dst`, mirrored left-right when
+/// `flip`.
+pub(super) fn mirror_into(view: &[u8], s: usize, flip: bool, dst: &mut [u8]) {
+    if !flip {
+        dst.copy_from_slice(view);
+        return;
+    }
+    for (src_row, dst_row) in view.chunks_exact(s * 3).zip(dst.chunks_exact_mut(s * 3)) {
+        for (x, px) in dst_row.chunks_exact_mut(3).enumerate() {
+            let sx = s - 1 - x;
+            px.copy_from_slice(&src_row[sx * 3..sx * 3 + 3]);
+        }
+    }
+}
+
 /// Writes an HWC u8 view of side `s` into `dst` (CHW), normalised as
 /// [`normalised`] and optionally mirrored.
 pub(super) fn normalise_into(view: &[u8], s: usize, flip: bool, dst: &mut [f32]) {
-    let lut: [[f32; 256]; 3] =
-        std::array::from_fn(|c| std::array::from_fn(|v| normalised(c, v as u8)));
+    let lut = normalisation_table();
     for y in 0..s {
         for x in 0..s {
             let sx = if flip { s - 1 - x } else { x };

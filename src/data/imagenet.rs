@@ -12,9 +12,10 @@
 //! Training views and test samples are made as [`super::image_ops`]
 //! describes (docs/method.md §4); images are decoded, and batches built, in
 //! parallel with rayon.
-use super::image_ops::normalise_into;
+use super::image_ops::{mirror_into, normalisation_table, normalise_into};
 use super::imagenet_scan::{check_folder, Checked};
 use super::pack::Pack;
+use super::pixels::PixelViews;
 use super::{Dataset, DatasetInfo};
 use crate::augment::{resized_crop, Distortion};
 use crate::error::InputError;
@@ -163,7 +164,9 @@ impl Imagenet {
         })
     }
 
-    /// One training view of sample `i`, normalised CHW, into `dst`.
+    /// One training view of sample `i`, normalised CHW, into `dst`: the u8
+    /// view of [`PixelViews::pixel_view`] through the same table the device
+    /// path gathers from.
     fn train_view(
         &self,
         i: usize,
@@ -172,6 +175,32 @@ impl Imagenet {
         view: u8,
         distortion: Distortion,
         dst: &mut [f32],
+    ) -> Result<()> {
+        let s = self.transform.train_size;
+        let mut hwc = vec![0u8; s * s * 3];
+        self.pixel_view(i, seed, epoch, view, distortion, &mut hwc)?;
+        normalise_into(&hwc, s, false, dst);
+        Ok(())
+    }
+}
+
+impl PixelViews for Imagenet {
+    fn side(&self) -> usize {
+        self.transform.train_size
+    }
+
+    fn lut(&self) -> [[f32; 256]; 3] {
+        normalisation_table()
+    }
+
+    fn pixel_view(
+        &self,
+        i: usize,
+        seed: u64,
+        epoch: u64,
+        view: u8,
+        distortion: Distortion,
+        dst: &mut [u8],
     ) -> Result<()> {
         let img = self.decoded(false, i)?;
         let s = self.transform.train_size;
@@ -204,7 +233,7 @@ impl Imagenet {
                 .max(s);
             eval_view(&img, resize, s)
         };
-        normalise_into(&hwc, s, b.flip, dst);
+        mirror_into(&hwc, s, b.flip, dst);
         Ok(())
     }
 }
@@ -212,6 +241,10 @@ impl Imagenet {
 impl Dataset for Imagenet {
     fn info(&self) -> &DatasetInfo {
         &self.info
+    }
+
+    fn pixel_views(&self) -> Option<&dyn PixelViews> {
+        Some(self)
     }
 
     fn train_batch(

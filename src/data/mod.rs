@@ -23,6 +23,7 @@ pub mod pack;
 pub mod pack_writer;
 pub mod pickle;
 pub mod pil_resize;
+pub mod pixels;
 pub mod small;
 pub mod synthetic;
 
@@ -77,6 +78,13 @@ pub trait Dataset: Send + Sync {
     /// exists (the default).
     fn device_images(&self, _device: tch::Device) -> Result<Option<device_batch::DeviceImages>> {
         Ok(None)
+    }
+
+    /// For datasets decoded on the host whose views can be handed to the
+    /// device as u8 pixels and normalised there ([`pixels`]); `None` when
+    /// only f32 host batches exist (the default).
+    fn pixel_views(&self) -> Option<&dyn pixels::PixelViews> {
+        None
     }
 }
 

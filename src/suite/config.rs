@@ -47,9 +47,11 @@ pub enum MemoryFormat {
 
 /// Where training batches are built (`[runtime] data`): on the host (a
 /// producer thread crops, flips and normalises into f32 batches that are
-/// copied up) or on the training device (the u8 split uploaded once; see
-/// `data::device_batch`). Both give the same bits; datasets without a device
-/// path (ImageNet) use the host path either way.
+/// copied up) or on the training device: small datasets are uploaded once
+/// as u8 and cropped there (`data::device_batch`); ImageNet is decoded,
+/// cropped and resized by the loader threads into u8 batches (page-locked
+/// on a GPU) that are normalised on the device (`data::pixels`). Both give
+/// the same bits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DataPlacement {
@@ -78,6 +80,49 @@ pub struct RuntimeConfig {
     /// the field existed were contiguous).
     #[serde(default)]
     pub memory_format: MemoryFormat,
+    /// Batches built ahead of the step (the bounded queue between the
+    /// loader and the trainer); not compared (same bits).
+    #[serde(default = "default_prefetch")]
+    pub prefetch: usize,
+    /// Threads that build batches (decode, crop, resize); 0 = every core
+    /// the trainer's `threads` leave free, at least 1. Not compared.
+    #[serde(default)]
+    pub loader_threads: usize,
+}
+
+pub const DEFAULT_PREFETCH: usize = 2;
+
+fn default_prefetch() -> usize {
+    DEFAULT_PREFETCH
+}
+
+impl RuntimeConfig {
+    /// The defaults of a suite's `[runtime]` on `device` with `threads`
+    /// (for commands that need a runtime without a suite: `env`, `bench`).
+    pub fn plain(device: &str, threads: usize) -> Self {
+        RuntimeConfig {
+            device: device.to_string(),
+            threads,
+            threads_overridden: false,
+            precision: Precision::Fp32,
+            deterministic: true,
+            checkpoint_every: 1,
+            data: DataPlacement::default(),
+            memory_format: MemoryFormat::default(),
+            prefetch: DEFAULT_PREFETCH,
+            loader_threads: 0,
+        }
+    }
+
+    /// The loader's thread count on this machine (`loader_threads`, or the
+    /// cores `threads` leave free, at least 1).
+    pub fn loader_threads(&self) -> usize {
+        if self.loader_threads > 0 {
+            return self.loader_threads;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cores.saturating_sub(self.threads).max(1)
+    }
 }
 
 /// Everything one run depends on, besides the dataset's bytes and the platform.
@@ -103,14 +148,17 @@ impl RunConfig {
     }
 }
 
-/// Removes `dataset.path` from a config stored as JSON, and
-/// `runtime.data` (the host and device batch paths give the same bits).
+/// Removes `dataset.path` from a config stored as JSON, and `runtime.data`,
+/// `runtime.prefetch` and `runtime.loader_threads` (where and how far ahead
+/// batches are built changes no bit).
 pub fn without_location(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(d) = v.get_mut("dataset").and_then(|d| d.as_object_mut()) {
         d.remove("path");
     }
     if let Some(r) = v.get_mut("runtime").and_then(|r| r.as_object_mut()) {
-        r.remove("data");
+        for k in ["data", "prefetch", "loader_threads"] {
+            r.remove(k);
+        }
         if r.get("memory_format").and_then(|m| m.as_str()) == Some("contiguous") {
             r.remove("memory_format");
         }

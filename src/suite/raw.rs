@@ -140,4 +140,8 @@ pub struct RawRuntime {
     pub data: Option<String>,
     /// `contiguous` (default) | `channels_last`.
     pub memory_format: Option<String>,
+    /// Batches built ahead (default 2).
+    pub prefetch: Option<usize>,
+    /// Loader threads (default 0: the cores `threads` leave free).
+    pub loader_threads: Option<usize>,
 }

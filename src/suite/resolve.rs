@@ -16,7 +16,7 @@ use std::path::Path;
 
 pub use super::config::{
     effective_train, run_id, DataPlacement, MemoryFormat, Overrides, Precision, ResolvedSuite,
-    RunConfig, RuntimeConfig, TrainConfig, DEFAULT_THREADS,
+    RunConfig, RuntimeConfig, TrainConfig, DEFAULT_PREFETCH, DEFAULT_THREADS,
 };
 
 /// Reads, parses and resolves a suite file.
@@ -220,6 +220,12 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         )?,
         data,
         memory_format,
+        prefetch: positive(
+            file,
+            "runtime.prefetch",
+            r.prefetch.unwrap_or(DEFAULT_PREFETCH),
+        )?,
+        loader_threads: r.loader_threads.unwrap_or(0),
     };
 
     // Loss defaults, then arms.
