@@ -17,8 +17,9 @@
 //!
 //! On a shared or small machine consecutive measurements of the same code
 //! differ by 10% and more, so every figure is taken `--rounds` times,
-//! interleaved (all four figures, then all four again), and the table shows
-//! the median with the range; the ratios are ratios of medians.
+//! interleaved (all four figures, then all four again in the reverse order),
+//! and the table shows the median with the range; the ratios are ratios of
+//! medians.
 use crate::bench::{self, BenchOptions};
 use crate::data;
 use crate::platform;
@@ -343,33 +344,60 @@ pub fn run(o: &LoopOptions) -> Result<String> {
         memory_format: o.memory_format,
     };
     let device = platform::select_device(&suite_rt(o))?;
+    // The figures in table order; a round measures them in this order and
+    // the next round in the reverse one, so no figure always runs first.
+    let kinds: &[&str] = if pyt.is_some() {
+        &["our step", "our loop", "PyTorch step", "PyTorch loop"]
+    } else {
+        &["our step", "our loop"]
+    };
     let mut rounds: Vec<Vec<Figure>> = Vec::new();
     for r in 1..=o.rounds {
         let tag = format!("round {r}/{}", o.rounds);
-        eprintln!("bench: {tag}: our loop ({} + {} steps)", o.steps, o.steps);
-        let dir = tmp.path().join(format!("round{r}"));
-        std::fs::create_dir_all(&dir)?;
-        let ours_loop = loop_figure(o, &dir)?;
-        eprintln!(
-            "bench: {tag}: our step ({} warm-up + {} steps)",
-            o.warmup, o.steps
-        );
-        let row = bench::bench_one(&o.arch, &bo, device)?;
-        let mut figs = vec![
-            Figure::new(
-                "ddgsd-bench step (forward + backward + SGD)",
-                o.batch as f64,
-                row.ms_per_step,
-            ),
-            ours_loop,
-        ];
-        if let Some((py, script)) = &pyt {
-            for mode in ["step", "loop"] {
-                eprintln!("bench: {tag}: PyTorch {mode} ({})", py.display());
-                figs.push(pytorch_figure(o, py, script, mode)?);
-            }
+        let mut figs: Vec<Option<Figure>> = vec![None; kinds.len()];
+        let order: Vec<usize> = if r % 2 == 1 {
+            (0..kinds.len()).collect()
+        } else {
+            (0..kinds.len()).rev().collect()
+        };
+        for k in order {
+            let fig = match kinds[k] {
+                "our step" => {
+                    eprintln!(
+                        "bench: {tag}: our step ({} warm-up + {} steps)",
+                        o.warmup, o.steps
+                    );
+                    let row = bench::bench_one(&o.arch, &bo, device)?;
+                    Figure::new(
+                        "ddgsd-bench step (forward + backward + SGD)",
+                        o.batch as f64,
+                        row.ms_per_step,
+                    )
+                }
+                "our loop" => {
+                    eprintln!("bench: {tag}: our loop ({} + {} steps)", o.steps, o.steps);
+                    let dir = tmp.path().join(format!("round{r}"));
+                    std::fs::create_dir_all(&dir)?;
+                    loop_figure(o, &dir)?
+                }
+                mode => {
+                    let (py, script) = pyt.as_ref().expect("PyTorch figures only with --pytorch");
+                    eprintln!("bench: {tag}: {mode} ({})", py.display());
+                    let m = if mode == "PyTorch step" {
+                        "step"
+                    } else {
+                        "loop"
+                    };
+                    pytorch_figure(o, py, script, m)?
+                }
+            };
+            figs[k] = Some(fig);
         }
-        rounds.push(figs);
+        rounds.push(
+            figs.into_iter()
+                .map(|f| f.expect("every figure measured"))
+                .collect(),
+        );
     }
     let figs: Vec<Figure> = (0..rounds[0].len())
         .map(|i| Figure::median(&rounds.iter().map(|r| r[i].clone()).collect::<Vec<_>>()))

@@ -156,26 +156,35 @@ impl DeviceSide {
     }
 }
 
+/// `t` on `dev` without waiting for the device: a blocking copy (tch's
+/// `to_device`) synchronises the stream after every upload, which would
+/// stall the host behind the previous step's kernels on a GPU. From pageable
+/// memory CUDA copies the bytes to a staging buffer before the call returns,
+/// so `t` may be dropped at once.
+fn upload(t: &Tensor, dev: Device) -> Tensor {
+    t.to_device_(dev, t.kind(), true, false)
+}
+
 impl Prepared {
     /// The views and labels on `dev` (made there for the device paths).
     pub fn into_inputs(self, dev: Device, side: &DeviceSide) -> (Vec<Tensor>, Tensor, usize) {
         match (self, side) {
             (Prepared::Device { idx, params, len }, DeviceSide::Images(im)) => {
-                let idx = idx.to_device(im.device());
+                let idx = upload(&idx, im.device());
                 let views = params
                     .iter()
-                    .map(|p| im.view(&idx, &p.to_device(im.device())))
+                    .map(|p| im.view(&idx, &upload(p, im.device())))
                     .collect();
                 (views, im.labels(&idx), len)
             }
             (Prepared::Pixels(b), DeviceSide::Pixels(norm)) => (
                 b.views.iter().map(|t| norm.normalise(t)).collect(),
-                b.labels.to_device_(dev, tch::Kind::Int64, true, false),
+                upload(&b.labels, dev),
                 b.len,
             ),
             (Prepared::Host(b), _) => (
-                b.views.iter().map(|t| t.to_device(dev)).collect(),
-                b.labels.to_device(dev),
+                b.views.iter().map(|t| upload(t, dev)).collect(),
+                upload(&b.labels, dev),
                 b.len,
             ),
             (Prepared::Device { .. } | Prepared::Pixels(_), _) => {

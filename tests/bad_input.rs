@@ -276,35 +276,24 @@ fn a_late_nan_loss_names_its_epoch_and_step_and_writes_no_checkpoint_after_it() 
 }
 
 #[test]
-fn an_unknown_runtime_data_value_is_refused() {
-    let p = Project::new();
-    p.write(
-        "suites/d.toml",
-        &tiny_suite("d", &["baseline"], &[0], 1, "data = \"gpu\""),
-    );
-    let o = p.run(&["run", "suites/d.toml", "--no-check"]);
-    assert_eq!(code(&o), 2);
-    let e = error_line(&o);
-    assert!(
-        e.contains("runtime.data") && e.contains("host or device"),
-        "{e}"
-    );
-}
-
-#[test]
-fn a_zero_prefetch_depth_is_refused() {
-    let p = Project::new();
-    p.write(
-        "suites/d.toml",
-        &tiny_suite("d", &["baseline"], &[0], 1, "prefetch = 0"),
-    );
-    let o = p.run(&["run", "suites/d.toml", "--no-check"]);
-    assert_eq!(code(&o), 2);
-    let e = error_line(&o);
-    assert!(
-        e.contains("d.toml") && e.contains("runtime.prefetch") && e.contains("positive"),
-        "{e}"
-    );
+fn bad_runtime_values_are_refused() {
+    for (extra, field, expected) in [
+        ("data = \"gpu\"", "runtime.data", "host or device"),
+        ("prefetch = 0", "runtime.prefetch", "positive"),
+    ] {
+        let p = Project::new();
+        p.write(
+            "suites/d.toml",
+            &tiny_suite("d", &["baseline"], &[0], 1, extra),
+        );
+        let o = p.run(&["run", "suites/d.toml", "--no-check"]);
+        assert_eq!(code(&o), 2, "{extra}");
+        let e = error_line(&o);
+        assert!(
+            e.contains("d.toml") && e.contains(field) && e.contains(expected),
+            "{extra}: {e}"
+        );
+    }
 }
 
 #[test]

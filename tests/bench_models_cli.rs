@@ -208,6 +208,12 @@ fn bench_pytorch_prints_both_figures_and_the_ratios() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("round 2/2: PyTorch loop"), "{err}");
+    // The second round runs the figures in the reverse order.
+    let r2: Vec<&str> = err.lines().filter(|l| l.contains("round 2/2")).collect();
+    assert!(
+        r2[0].contains("PyTorch loop") && r2[3].contains("our step"),
+        "{err}"
+    );
     for r in [
         "our loop / PyTorch loop",
         "our step / PyTorch step",

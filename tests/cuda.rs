@@ -107,3 +107,51 @@ fn asking_for_cuda_without_a_gpu_is_an_environment_error() {
         error_line(&o)
     );
 }
+
+/// ImageNet's `data = "device"` path on a GPU: the loader's u8 batch is
+/// page-locked, and the views normalised on the GPU equal the CPU's bit for
+/// bit (the table lookup is exact).
+#[test]
+fn cuda_u8_views_are_pinned_and_normalise_to_the_cpu_bits() {
+    if !cuda() {
+        return;
+    }
+    use ddgsd_bench::augment::Distortion;
+    use ddgsd_bench::data::pixels::{pixel_batch, PixelNorm, PixelViews};
+    struct Src;
+    impl PixelViews for Src {
+        fn side(&self) -> usize {
+            24
+        }
+        fn lut(&self) -> [[f32; 256]; 3] {
+            ddgsd_bench::data::image_ops::normalisation_table()
+        }
+        fn pixel_view(
+            &self,
+            i: usize,
+            _s: u64,
+            _e: u64,
+            _v: u8,
+            _d: Distortion,
+            dst: &mut [u8],
+        ) -> anyhow::Result<()> {
+            for (k, p) in dst.iter_mut().enumerate() {
+                *p = (k * 13 + i * 101) as u8;
+            }
+            Ok(())
+        }
+    }
+    let gpu = tch::Device::Cuda(0);
+    let idx: Vec<usize> = (0..16).collect();
+    let pinned = pixel_batch(&Src, &idx, 0, 0, 0, Distortion::CropFlip, Some(gpu)).unwrap();
+    assert!(
+        pinned.is_pinned(tch::Device::Cuda(0)),
+        "the u8 batch is page-locked"
+    );
+    let plain = pixel_batch(&Src, &idx, 0, 0, 0, Distortion::CropFlip, None).unwrap();
+    assert!(pinned.equal(&plain));
+    let on_gpu = PixelNorm::new(&Src.lut(), gpu).normalise(&pinned);
+    assert_eq!(on_gpu.device(), gpu);
+    let on_cpu = PixelNorm::new(&Src.lut(), tch::Device::Cpu).normalise(&plain);
+    assert!(on_gpu.to_device(tch::Device::Cpu).equal(&on_cpu));
+}

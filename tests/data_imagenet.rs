@@ -236,6 +236,11 @@ fn folder_read_fingerprinted_batched_and_packed() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     assert!(out.contains("images/s decoded+augmented"), "{out}");
+    // The u8 output of the device path is timed too.
+    assert!(
+        out.contains("images/s decoded+augmented as u8 (data = \"device\")"),
+        "{out}"
+    );
     // One line per thread count, from 1 up to every core.
     assert!(out.contains("of 4, 1 threads)"), "{out}");
     let cores = std::thread::available_parallelism().map_or(1, |p| p.get());

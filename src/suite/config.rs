@@ -206,3 +206,38 @@ pub fn effective_train(t: &TrainConfig, arm: &ArmConfig) -> TrainConfig {
     }
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loader_threads_default_to_the_cores_the_trainer_leaves() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut rt = RuntimeConfig::plain("cpu", 1);
+        assert_eq!(rt.loader_threads(), cores.saturating_sub(1).max(1));
+        rt.threads = cores + 4;
+        assert_eq!(rt.loader_threads(), 1, "at least one");
+        rt.loader_threads = 3;
+        assert_eq!(rt.loader_threads(), 3, "an explicit count wins");
+    }
+
+    #[test]
+    fn where_and_how_far_ahead_batches_are_built_is_not_compared() {
+        let rt = |data, prefetch, loader_threads| {
+            let v = serde_json::json!({ "runtime": RuntimeConfig {
+                data,
+                prefetch,
+                loader_threads,
+                ..RuntimeConfig::plain("cpu", 2)
+            }});
+            without_location(v)
+        };
+        assert_eq!(
+            rt(DataPlacement::Host, 2, 0),
+            rt(DataPlacement::Device, 7, 3)
+        );
+        let v = rt(DataPlacement::Host, 2, 0);
+        assert_eq!(v["runtime"]["threads"], 2, "threads stay compared");
+    }
+}
