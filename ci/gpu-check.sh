@@ -2,6 +2,9 @@
 # GPU checks, run on a machine with an NVIDIA GPU and the release binary:
 #   bash ci/gpu-check.sh [BINARY]        (report written to $OUT or ./gpu-report)
 # Checks, each reported pass/fail in $OUT/gpu-report.md:
+#   0. tests/cuda.rs, when its test binary is carried (CUDA_TESTS, default
+#      target/release/cuda-tests; `bash ci/gpu-carry.sh` builds it): run
+#      against BINARY, every test must pass (SKIP in the report when absent)
 #   1. the environment: CUDA visible, deterministic flags read back from libtorch
 #   2. suites/gpu-smoke.toml twice on CUDA: identical checkpoint hashes
 #   3. kill -9 mid-run on CUDA, resume: the straight run's hash
@@ -28,9 +31,9 @@ for d in /opt/torch/.venv/lib/python3*/site-packages/torch/lib; do
 done
 FAILS=0
 echo "# ddgsd-bench GPU check ($(date -u +%FT%TZ))" > "$REPORT"
-result() { # name status detail
+result() { # name status detail (SKIP is not a failure)
   echo "- **$2** $1: $3" >> "$REPORT"; echo "gpu-check: $2 $1: $3" >&2
-  [ "$2" = PASS ] || FAILS=$((FAILS + 1))
+  [ "$2" = PASS ] || [ "$2" = SKIP ] || FAILS=$((FAILS + 1))
 }
 hash_of() { # results dir, run id
   "$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['checkpoint_sha256'])" "$1/$2/record.json" 2>/dev/null
@@ -38,6 +41,10 @@ hash_of() { # results dir, run id
 field() { # record, python expression on r
   "$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null
 }
+
+# 0. the CUDA tests, run against this binary
+line=$(bash ci/cuda-tests.sh "$BIN" "$OUT")
+result cuda-tests "${line%% *}" "${line#* }"
 
 # 1. environment
 if "$BIN" env --device "$DEVICE" > "$OUT/env.json" 2> "$OUT/env.err"; then

@@ -15,8 +15,13 @@ pub const HISTORY_VALUES: [&str; 7] = [
     "test_top5",
 ];
 
+/// The binary under test: `DDGSD_BIN` when set (a test binary carried to
+/// another machine, as ci/gpu-check.sh runs tests/cuda.rs there), else the
+/// one cargo built.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ddgsd-bench"))
+    std::env::var_os("DDGSD_BIN")
+        .map(|b| std::path::absolute(PathBuf::from(b)).expect("DDGSD_BIN as an absolute path"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ddgsd-bench")))
 }
 
 /// A suite small enough to train in about a second per run.
