@@ -15,7 +15,7 @@
 //! bits.
 use crate::augment::Distortion;
 use crate::data::device_batch::{view_params, DeviceImages};
-use crate::data::pixels::{pixel_batch, PixelNorm};
+use crate::data::pixels::{views_batch, PixelNorm};
 use crate::data::Dataset;
 use crate::suite::RunConfig;
 use anyhow::{bail, Result};
@@ -43,17 +43,46 @@ pub struct Batch {
     pub len: usize,
 }
 
-/// A step's inputs as the producer thread hands them over.
+/// A step's inputs as the producer thread hands them over, every view of a
+/// sample in one tensor (view 0's B rows, then view 1's), so a step makes
+/// one upload and the joint forward needs no concatenation.
 pub enum Prepared {
-    Host(Batch),
-    /// `idx`: `[B]` i64; `params`: one `[B, 3]` i64 tensor per view.
-    Device {
-        idx: Tensor,
-        params: Vec<Tensor>,
+    /// `x`: `[V * B, 3, S, S]` f32, normalised.
+    Host {
+        x: Tensor,
+        labels: Tensor,
         len: usize,
     },
-    /// One `[B, S, S, 3]` u8 tensor per view, and the labels.
-    Pixels(Batch),
+    /// `idx`: `[V * B]` i64 (the samples, once per view); `params`:
+    /// `[V * B, 3]` i64, each view's (dx, dy, flip).
+    Device {
+        idx: Tensor,
+        params: Tensor,
+        len: usize,
+    },
+    /// `x`: `[V * B, S, S, 3]` u8.
+    Pixels {
+        x: Tensor,
+        labels: Tensor,
+        len: usize,
+    },
+}
+
+/// A step's inputs on the training device.
+pub struct Inputs {
+    /// `[V * B, 3, S, S]` f32: every view, view after view.
+    pub x: Tensor,
+    /// `[B]` i64.
+    pub labels: Tensor,
+    /// B.
+    pub len: usize,
+}
+
+impl Inputs {
+    /// View `v` of every sample (`[B, 3, S, S]`, a slice of `x`).
+    pub fn view(&self, v: usize) -> Tensor {
+        self.x.narrow(0, (v * self.len) as i64, self.len as i64)
+    }
 }
 
 fn distortion(cfg: &RunConfig, view: u8) -> Distortion {
@@ -89,34 +118,48 @@ pub fn prepare(
     if let Some(&i) = idx.iter().find(|&&i| i >= n) {
         bail!("training index {i} out of range (the split has {n} samples)");
     }
+    let views: Vec<(u8, Distortion)> = (0..cfg.arm.views)
+        .map(|v| (v, distortion(cfg, v)))
+        .collect();
+    let (seed, epoch) = (cfg.seed, u64::from(epoch));
+    let len = idx.len();
     match path {
-        Path::Host => make_batch(cfg, data, idx, epoch).map(Prepared::Host),
+        Path::Host => {
+            let b = make_batch(cfg, data, idx, epoch as u32)?;
+            let x = match b.views.len() {
+                1 => b.views[0].shallow_clone(),
+                _ => Tensor::cat(&b.views, 0),
+            };
+            Ok(Prepared::Host {
+                x,
+                labels: b.labels,
+                len,
+            })
+        }
         Path::Device { pad } => {
-            let params = (0..cfg.arm.views)
-                .map(|v| view_params(idx, cfg.seed, u64::from(epoch), v, pad, distortion(cfg, v)))
+            let params: Vec<Tensor> = views
+                .iter()
+                .map(|&(v, d)| view_params(idx, seed, epoch, v, pad, d))
                 .collect();
-            let ids: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+            let ids: Vec<i64> = views
+                .iter()
+                .flat_map(|_| idx.iter().map(|&i| i as i64))
+                .collect();
             Ok(Prepared::Device {
                 idx: Tensor::from_slice(&ids),
-                params,
-                len: idx.len(),
+                params: Tensor::cat(&params, 0),
+                len,
             })
         }
         Path::Pixels { pin } => {
             let Some(src) = data.pixel_views() else {
                 bail!("the dataset has no u8 pixel path");
             };
-            let views = (0..cfg.arm.views)
-                .map(|v| {
-                    let d = distortion(cfg, v);
-                    pixel_batch(src, idx, cfg.seed, u64::from(epoch), v, d, pin)
-                })
-                .collect::<Result<_>>()?;
-            Ok(Prepared::Pixels(Batch {
-                views,
+            Ok(Prepared::Pixels {
+                x: views_batch(src, idx, seed, epoch, &views, pin)?,
                 labels: data.train_labels(idx),
-                len: idx.len(),
-            }))
+                len,
+            })
         }
     }
 }
@@ -166,28 +209,28 @@ fn upload(t: &Tensor, dev: Device) -> Tensor {
 }
 
 impl Prepared {
-    /// The views and labels on `dev` (made there for the device paths).
-    pub fn into_inputs(self, dev: Device, side: &DeviceSide) -> (Vec<Tensor>, Tensor, usize) {
+    /// The inputs on `dev` (made there for the device paths).
+    pub fn into_inputs(self, dev: Device, side: &DeviceSide) -> Inputs {
         match (self, side) {
             (Prepared::Device { idx, params, len }, DeviceSide::Images(im)) => {
                 let idx = upload(&idx, im.device());
-                let views = params
-                    .iter()
-                    .map(|p| im.view(&idx, &upload(p, im.device())))
-                    .collect();
-                (views, im.labels(&idx), len)
+                Inputs {
+                    x: im.view(&idx, &upload(&params, im.device())),
+                    labels: im.labels(&idx.narrow(0, 0, len as i64)),
+                    len,
+                }
             }
-            (Prepared::Pixels(b), DeviceSide::Pixels(norm)) => (
-                b.views.iter().map(|t| norm.normalise(t)).collect(),
-                upload(&b.labels, dev),
-                b.len,
-            ),
-            (Prepared::Host(b), _) => (
-                b.views.iter().map(|t| upload(t, dev)).collect(),
-                upload(&b.labels, dev),
-                b.len,
-            ),
-            (Prepared::Device { .. } | Prepared::Pixels(_), _) => {
+            (Prepared::Pixels { x, labels, len }, DeviceSide::Pixels(norm)) => Inputs {
+                x: norm.normalise(&x),
+                labels: upload(&labels, dev),
+                len,
+            },
+            (Prepared::Host { x, labels, len }, _) => Inputs {
+                x: upload(&x, dev),
+                labels: upload(&labels, dev),
+                len,
+            },
+            (Prepared::Device { .. } | Prepared::Pixels { .. }, _) => {
                 unreachable!("device batches are only prepared for a run with their device side")
             }
         }

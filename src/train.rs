@@ -224,7 +224,8 @@ impl<'a> Trainer<'a> {
     fn step(&mut self, batch: Prepared, lr: f64) -> Result<()> {
         let cfg = self.ctx.cfg;
         let arm = &cfg.arm;
-        let (views, y, len) = batch.into_inputs(self.ctx.device, &self.side);
+        let inputs = batch.into_inputs(self.ctx.device, &self.side);
+        let (y, len) = (&inputs.labels, inputs.len);
         let n = len as i64;
         tch::manual_seed(step_seed(cfg.seed, self.st.global_step));
         let (ex, net) = (&self.exec, &self.net);
@@ -236,12 +237,13 @@ impl<'a> Trainer<'a> {
             Ok((z.to_kind(Kind::Float), h.to_kind(Kind::Float)))
         };
         let (parts, logits_a) = if arm.views == 1 {
-            let (z, _) = fwd(&views[0])?;
-            (loss::single_view(&z, &y, &arm.loss), z)
+            let (z, _) = fwd(&inputs.x)?;
+            (loss::single_view(&z, y, &arm.loss), z)
         } else {
             let (za, zb, ha, hb) = match arm.forward {
+                // Both views in one forward: `x` holds them one after the other.
                 Forward::Joint => {
-                    let (z, h) = fwd(&Tensor::cat(&views, 0))?;
+                    let (z, h) = fwd(&inputs.x)?;
                     (
                         z.narrow(0, 0, n),
                         z.narrow(0, n, n),
@@ -250,17 +252,17 @@ impl<'a> Trainer<'a> {
                     )
                 }
                 Forward::Separate => {
-                    let (za, ha) = fwd(&views[0])?;
-                    let (zb, hb) = fwd(&views[1])?;
+                    let (za, ha) = fwd(&inputs.view(0))?;
+                    let (zb, hb) = fwd(&inputs.view(1))?;
                     (za, zb, ha, hb)
                 }
             };
-            (loss::two_view(&za, &zb, &ha, &hb, &y, &arm.loss), za)
+            (loss::two_view(&za, &zb, &ha, &hb, y, &arm.loss), za)
         };
         let hits = logits_a
             .detach()
             .argmax(-1, false)
-            .eq_tensor(&y)
+            .eq_tensor(y)
             .sum(Kind::Int64);
         // Logged values stay on the device (no per-step sync); a non-finite
         // loss is caught at the next read-back, before any checkpoint.

@@ -435,14 +435,25 @@ fn u8_views_normalised_on_the_device_equal_the_host_batches() {
     let idx = [11, 2, 7];
     let p = prepare(cfg, data.as_ref(), &idx, 4, side.path(Device::Cpu)).unwrap();
     let h = prepare(cfg, data.as_ref(), &idx, 4, BatchPath::Host).unwrap();
-    let (pv, py, pn) = p.into_inputs(Device::Cpu, &side);
-    let (hv, hy, hn) = h.into_inputs(Device::Cpu, &host_side);
-    assert_eq!((pn, pv.len()), (hn, 2));
-    assert_eq!(pv[0].size(), vec![3, 3, 224, 224]);
-    for v in 0..2 {
-        assert!(bits(&pv[v]) == bits(&hv[v]), "view {v}");
+    let pi = p.into_inputs(Device::Cpu, &side);
+    let hi = h.into_inputs(Device::Cpu, &host_side);
+    assert_eq!((pi.len, hi.len), (3, 3));
+    assert_eq!(
+        pi.x.size(),
+        vec![6, 3, 224, 224],
+        "both views in one tensor"
+    );
+    assert!(bits(&pi.x) == bits(&hi.x));
+    // View v is rows v*B.. of the joint tensor, and equals the dataset's
+    // own batch of that view.
+    for v in 0..2u8 {
+        let own = data
+            .train_batch(&idx, 3, 4, v, Distortion::CropFlip)
+            .unwrap();
+        assert!(bits(&pi.view(v as usize)) == bits(&own), "view {v}");
     }
-    assert!(py.equal(&hy));
+    assert!(pi.labels.equal(&hi.labels));
+    assert!(pi.labels.equal(&data.train_labels(&idx)));
     let bad = prepare(cfg, data.as_ref(), &[12], 0, side.path(Device::Cpu));
     assert!(bad.is_err(), "an index past the split is refused");
 }

@@ -35,8 +35,7 @@ pub trait PixelViews: Sync {
 }
 
 /// One view of the samples `indices` as a `[B, side, side, 3]` u8 tensor on
-/// the CPU, page-locked for the GPU `pin` when given; the views are written
-/// in parallel on the current rayon pool (the run's loader threads).
+/// the CPU, page-locked for the GPU `pin` when given (see [`views_batch`]).
 pub fn pixel_batch(
     src: &dyn PixelViews,
     indices: &[usize],
@@ -46,10 +45,26 @@ pub fn pixel_batch(
     distortion: Distortion,
     pin: Option<Device>,
 ) -> Result<Tensor> {
+    views_batch(src, indices, seed, epoch, &[(view, distortion)], pin)
+}
+
+/// Several views of the samples `indices`, one after the other in one
+/// `[V * B, side, side, 3]` u8 tensor on the CPU (one upload per step),
+/// page-locked for the GPU `pin` when given; the views are written in
+/// parallel on the current rayon pool (the run's loader threads).
+pub fn views_batch(
+    src: &dyn PixelViews,
+    indices: &[usize],
+    seed: u64,
+    epoch: u64,
+    views: &[(u8, Distortion)],
+    pin: Option<Device>,
+) -> Result<Tensor> {
     let s = src.side();
     let per = s * s * 3;
+    let rows = views.len() * indices.len();
     let t = Tensor::empty(
-        [indices.len() as i64, s as i64, s as i64, 3],
+        [rows as i64, s as i64, s as i64, 3],
         (Kind::Uint8, Device::Cpu),
     );
     // Page-locked memory comes from libtorch's caching host allocator, so
@@ -59,14 +74,17 @@ pub fn pixel_batch(
         None => t,
     };
     ensure!(t.is_contiguous(), "a fresh u8 batch is contiguous");
-    // SAFETY: `t` is a fresh contiguous u8 tensor of exactly
-    // `indices.len() * per` bytes that nothing else references until it is
-    // returned; the slice does not outlive this function.
-    let buf =
-        unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut u8, indices.len() * per) };
+    // SAFETY: `t` is a fresh contiguous u8 tensor of exactly `rows * per`
+    // bytes that nothing else references until it is returned; the slice
+    // does not outlive this function.
+    let buf = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut u8, rows * per) };
+    let b = indices.len().max(1);
     buf.par_chunks_mut(per)
-        .zip(indices.par_iter())
-        .try_for_each(|(dst, &i)| src.pixel_view(i, seed, epoch, view, distortion, dst))?;
+        .enumerate()
+        .try_for_each(|(row, dst)| {
+            let (view, distortion) = views[row / b];
+            src.pixel_view(indices[row % b], seed, epoch, view, distortion, dst)
+        })?;
     Ok(t)
 }
 
@@ -139,6 +157,20 @@ mod tests {
                 .unwrap();
             assert_eq!(&bytes[b * 75..(b + 1) * 75], &one[..], "sample {i}");
         }
+        // Two views in one tensor: each block equals its own batch.
+        let both = views_batch(
+            &Toy,
+            &idx,
+            1,
+            2,
+            &[(0, Distortion::CropFlip), (1, Distortion::CropFlip)],
+            None,
+        )
+        .unwrap();
+        assert_eq!(both.size(), [6, 5, 5, 3]);
+        let v0 = pixel_batch(&Toy, &idx, 1, 2, 0, Distortion::CropFlip, None).unwrap();
+        assert!(both.narrow(0, 0, 3).equal(&v0));
+        assert!(both.narrow(0, 3, 3).equal(&t));
         let norm = PixelNorm::new(&Toy.lut(), Device::Cpu);
         let x = norm.normalise(&t);
         assert_eq!(x.size(), [3, 3, 5, 5]);
