@@ -9,6 +9,7 @@
 //! source pixel is chosen for every output pixel, out-of-image pixels read
 //! the value 0, and the value goes through the same per-channel 256-entry
 //! lookup table (computed once on the host, copied to the device).
+use super::pixels::PixelNorm;
 use crate::augment::{pad_crop, Distortion};
 use anyhow::{ensure, Result};
 use tch::{Device, Kind, Tensor};
@@ -37,8 +38,8 @@ pub struct DeviceImages {
     pixels: Tensor,
     /// `[N]` i64.
     labels: Tensor,
-    /// `[3 * 256]` f32: `lut[c * 256 + v]`.
-    lut: Tensor,
+    /// The normalisation table on the device.
+    norm: PixelNorm,
     side: i64,
     pad: i64,
     device: Device,
@@ -64,13 +65,12 @@ impl DeviceImages {
             labels.len()
         );
         let l: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
-        let flat: Vec<f32> = lut.iter().flatten().copied().collect();
         Ok(DeviceImages {
             pixels: Tensor::from_slice(pixels)
                 .view([n, 3, s * s])
                 .to_device(device),
             labels: Tensor::from_slice(&l).to_device(device),
-            lut: Tensor::from_slice(&flat).to_device(device),
+            norm: PixelNorm::new(lut, device),
             side: s,
             pad: i64::from(pad),
             device,
@@ -117,8 +117,7 @@ impl DeviceImages {
             .gather(2, &pos, false)
             .to_kind(Kind::Int64)
             * valid.view([b, 1, s * s]);
-        let chan = Tensor::arange(3, (Kind::Int64, dev)).view([1, 3, 1]) * 256;
-        self.lut.take(&(v + chan)).view([b, 3, s, s])
+        self.norm.lookup(&v).view([b, 3, s, s])
     }
 }
 

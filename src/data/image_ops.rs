@@ -135,16 +135,12 @@ pub(super) fn mirror_into(view: &[u8], s: usize, flip: bool, dst: &mut [u8]) {
 }
 
 /// Writes an HWC u8 view of side `s` into `dst` (CHW), normalised as
-/// [`normalised`] and optionally mirrored.
-pub(super) fn normalise_into(view: &[u8], s: usize, flip: bool, dst: &mut [f32]) {
+/// [`normalised`] (a mirrored view is mirrored first, by [`mirror_into`]).
+pub(super) fn normalise_into(view: &[u8], s: usize, dst: &mut [f32]) {
     let lut = normalisation_table();
-    for y in 0..s {
-        for x in 0..s {
-            let sx = if flip { s - 1 - x } else { x };
-            let p = &view[(y * s + sx) * 3..(y * s + sx) * 3 + 3];
-            for c in 0..3 {
-                dst[c * s * s + y * s + x] = lut[c][usize::from(p[c])];
-            }
+    for (k, p) in view.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            dst[c * s * s + k] = lut[c][usize::from(p[c])];
         }
     }
 }
@@ -180,12 +176,14 @@ mod tests {
         assert_eq!(normalised(0, 0), -0.485f32 / 0.229f32);
         assert_eq!(normalised(2, 255), (1.0f32 - 0.406f32) / 0.225f32);
         let mut dst = vec![0f32; 3 * 2 * 2];
-        normalise_into(
+        let mut mirrored = [0u8; 12];
+        mirror_into(
             &[0, 0, 0, 255, 255, 255, 0, 0, 0, 0, 0, 0],
             2,
             true,
-            &mut dst,
+            &mut mirrored,
         );
+        normalise_into(&mirrored, 2, &mut dst);
         assert_eq!(dst[0], normalised(0, 255));
         assert_eq!(dst[1], normalised(0, 0));
     }

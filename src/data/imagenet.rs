@@ -179,7 +179,7 @@ impl Imagenet {
         let s = self.transform.train_size;
         let mut hwc = vec![0u8; s * s * 3];
         self.pixel_view(i, seed, epoch, view, distortion, &mut hwc)?;
-        normalise_into(&hwc, s, false, dst);
+        normalise_into(&hwc, s, dst);
         Ok(())
     }
 }
@@ -283,7 +283,7 @@ impl Dataset for Imagenet {
             .enumerate()
             .try_for_each(|(k, dst)| -> Result<()> {
                 let img = self.decoded(true, start + k)?;
-                normalise_into(&eval_view(&img, self.transform.resize, c), c, false, dst);
+                normalise_into(&eval_view(&img, self.transform.resize, c), c, dst);
                 Ok(())
             })?;
         let labels: Vec<i64> = self.val[start..end]

@@ -109,9 +109,17 @@ impl PixelNorm {
     /// device's stream, not on the host).
     pub fn normalise(&self, pixels: &Tensor) -> Tensor {
         let x = pixels.to_device_(self.device, Kind::Uint8, true, false);
-        let chan = Tensor::arange(3, (Kind::Int64, self.device)).view([1, 3, 1, 1]) * 256;
-        let idx = x.permute([0, 3, 1, 2]).to_kind(Kind::Int64) + chan;
-        self.lut.take(&idx)
+        self.lookup(&x.permute([0, 3, 1, 2]).to_kind(Kind::Int64))
+    }
+
+    /// The table's value of every level of `levels` (i64 on the device,
+    /// channels on dim 1, any trailing dims): one gather, the same values as
+    /// the host path's `lut[c][v]`. Both device paths normalise through it.
+    pub fn lookup(&self, levels: &Tensor) -> Tensor {
+        let mut shape = vec![1i64, 3];
+        shape.resize(levels.dim(), 1);
+        let chan = Tensor::arange(3, (Kind::Int64, self.device)).view(shape.as_slice()) * 256;
+        self.lut.take(&(levels + chan))
     }
 }
 
