@@ -70,7 +70,9 @@ fn cuda_initial_weights_equal_the_cpu_ones() {
         )
         .unwrap();
         vs.set_device(dev);
-        ddgsd_bench::checkpoint::tensors_sha256(&ddgsd_bench::checkpoint::model_tensors(&vs))
+        ddgsd_bench::model::checkpoint::tensors_sha256(
+            &ddgsd_bench::model::checkpoint::model_tensors(&vs),
+        )
     };
     assert_eq!(make(tch::Device::Cpu), make(tch::Device::Cuda(0)));
 }
@@ -116,7 +118,7 @@ fn cuda_u8_views_are_pinned_and_normalise_to_the_cpu_bits() {
     if !cuda() {
         return;
     }
-    use ddgsd_bench::augment::Distortion;
+    use ddgsd_bench::data::augment::Distortion;
     use ddgsd_bench::data::pixels::{pixel_batch, PixelNorm, PixelViews};
     struct Src;
     impl PixelViews for Src {
@@ -124,7 +126,7 @@ fn cuda_u8_views_are_pinned_and_normalise_to_the_cpu_bits() {
             24
         }
         fn lut(&self) -> [[f32; 256]; 3] {
-            ddgsd_bench::data::image_ops::normalisation_table()
+            ddgsd_bench::data::imagenet::image_ops::normalisation_table()
         }
         fn pixel_view(
             &self,

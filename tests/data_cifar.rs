@@ -3,8 +3,8 @@
 //! Python's pickle with numpy arrays), fingerprints checked against an
 //! independent computation, and every kind of bad input refused with one
 //! line and exit code 2.
+use ddgsd_bench::cli::data as cli;
 use ddgsd_bench::data::cifar::{self, Format, LoadOptions, Variant};
-use ddgsd_bench::data::cli;
 use ddgsd_bench::data::{self, Dataset, DatasetSpec};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -483,8 +483,10 @@ fn shipped_suites_and_expected_files_are_well_formed() {
         ("cifar100", "cifar100"),
         ("imagenet", "imagenet"),
     ] {
-        let e = ddgsd_bench::expected::Expected::load(&root.join(format!("expected/{name}.toml")))
-            .unwrap();
+        let e = ddgsd_bench::gate::expected::Expected::load(
+            &root.join(format!("expected/{name}.toml")),
+        )
+        .unwrap();
         assert_eq!(e.suite, name);
         assert!(!e.bands.is_empty());
         match ddgsd_bench::suite::load(

@@ -2,9 +2,9 @@
 //! (checked against an independent manifest computation), packed (files
 //! unchanged, and re-encoded at a bounded short side), batches of the right
 //! shape, a corrupt JPEG skipped and counted, bad layouts refused.
-use ddgsd_bench::augment::Distortion;
+use ddgsd_bench::data::augment::Distortion;
+use ddgsd_bench::data::imagenet::pack::{encode_jpeg, Pack};
 use ddgsd_bench::data::imagenet::{Imagenet, Transform};
-use ddgsd_bench::data::pack::{encode_jpeg, Pack};
 use ddgsd_bench::data::Dataset;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -222,7 +222,7 @@ fn folder_read_fingerprinted_batched_and_packed() {
         assert!(out.contains("12 train / 6 val, 3 classes"), "{out}");
         assert!(out.contains(&format!("fingerprint: {fp}")), "{out}");
         assert!(out.contains("skipped:     1 undecodable"), "{out}");
-        assert_eq!(&ddgsd_bench::data::cli::hash(path, None).unwrap(), fp);
+        assert_eq!(&ddgsd_bench::cli::data::hash(path, None).unwrap(), fp);
     }
     let o = run(&[
         "data",
@@ -259,7 +259,7 @@ fn refused(args: &[&str], needle: &str) {
 fn refused_lib(path: &Path, needle: &str) {
     let e = format!(
         "{:#}",
-        ddgsd_bench::data::cli::verify(path, Some("imagenet")).expect_err("should be refused")
+        ddgsd_bench::cli::data::verify(path, Some("imagenet")).expect_err("should be refused")
     );
     assert!(
         e.contains(needle) && !e.contains('\n'),
@@ -339,7 +339,7 @@ fn bad_layouts_and_bad_packs_are_refused() {
 #[test]
 fn u8_views_normalised_on_the_device_equal_the_host_batches() {
     use ddgsd_bench::data::pixels::{pixel_batch, PixelNorm};
-    use ddgsd_bench::feed::{prepare, DeviceSide, Path as BatchPath};
+    use ddgsd_bench::train::feed::{prepare, DeviceSide, Path as BatchPath};
     use tch::Device;
     let t = tempfile::tempdir().unwrap();
     let root = tree(t.path());
@@ -378,7 +378,7 @@ fn u8_views_normalised_on_the_device_equal_the_host_batches() {
         let e = &d.train_entries()[i];
         let img = ddgsd_bench::data::imagenet::decode(&std::fs::read(root.join(&e.path)).unwrap())
             .unwrap();
-        let b = ddgsd_bench::augment::resized_crop(
+        let b = ddgsd_bench::data::augment::resized_crop(
             7,
             1,
             i as u64,

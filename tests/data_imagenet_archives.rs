@@ -5,8 +5,8 @@
 //! fingerprints, skipped files); an archive with an official name and size
 //! but the wrong MD5 is refused and nothing is written. Without the test
 //! venv (numpy, scipy, Pillow): "SKIP: ..." and pass.
-use ddgsd_bench::data::imagenet_archives::{DEVKIT, OFFICIAL};
-use ddgsd_bench::data::pack::Pack;
+use ddgsd_bench::data::imagenet::archives::{DEVKIT, OFFICIAL};
+use ddgsd_bench::data::imagenet::pack::Pack;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -129,8 +129,11 @@ fn records_name_the_decoder_and_archive_folders_are_pointed_to_pack() {
     let o = run(&["env"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let env: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(env["image_decoder"], ddgsd_bench::data::decode::DECODER);
-    assert!(ddgsd_bench::data::decode::DECODER.contains("libjpeg-turbo"));
+    assert_eq!(
+        env["image_decoder"],
+        ddgsd_bench::data::imagenet::decode::DECODER
+    );
+    assert!(ddgsd_bench::data::imagenet::decode::DECODER.contains("libjpeg-turbo"));
     // verify/hash on a folder of archives: pack them first.
     let t = tempfile::tempdir().unwrap();
     std::fs::write(t.path().join(OFFICIAL[0].0), b"").unwrap();

@@ -12,7 +12,7 @@ fn two_processes_give_identical_checkpoints_and_check_passes() {
     let a = p.run(&["run", "suites/t.toml", "--no-check", "--out", "ra"]);
     assert_eq!(code(&a), 0, "{}", stderr(&a));
     // The second process keeps glibc's heap as the environment sets it: the
-    // heap settings (src/heap.rs) must not change a bit.
+    // heap settings (src/platform/heap.rs) must not change a bit.
     let b = p
         .cmd(&["run", "suites/t.toml", "--no-check", "--out", "rb"])
         .env("MALLOC_TOP_PAD_", "1048576")

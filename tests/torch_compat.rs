@@ -5,7 +5,7 @@
 //!
 //! Needs `.venv/bin/python` with torch, torchvision and safetensors; without
 //! them the test prints "SKIP: ..." and passes.
-use ddgsd_bench::checkpoint;
+use ddgsd_bench::model::checkpoint;
 use ddgsd_bench::model::{self, export, ArchSpec};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -10,7 +10,7 @@
 //! the value 0, and the value goes through the same per-channel 256-entry
 //! lookup table (computed once on the host, copied to the device).
 use super::pixels::PixelNorm;
-use crate::augment::{pad_crop, Distortion};
+use crate::data::augment::{pad_crop, Distortion};
 use anyhow::{ensure, Result};
 use tch::{Device, Kind, Tensor};
 

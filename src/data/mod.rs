@@ -2,32 +2,27 @@
 //! of distorted views is made from them.
 //!
 //! Every dataset implements [`Dataset`]; the training loop sees nothing else.
-//! `small` holds 32x32 datasets fully in memory as u8 (synthetic, CIFAR);
-//! `cifar` reads the official CIFAR distributions (with `pickle`),
-//! `imagenet` an ImageFolder tree or a `pack`; `cli` is `ddgsd-bench data`.
+//! `small` holds 32x32 datasets fully in memory as u8 (synthetic, CIFAR) and
+//! `device_batch` builds their batches on the training device; `cifar/`
+//! reads the official CIFAR distributions, `imagenet/` an ImageFolder tree,
+//! the official archives or a pack; `pixels` normalises u8 views on the device.
+//! The ChaCha streams (`stream`) and the distortions (`augment`) live here,
+//! not in train/: every view a dataset makes is drawn from them (crops, flips,
+//! the synthetic set's pixels), so the data layer needs them and the trainer
+//! only asks a dataset for a view of (seed, epoch, index, view).
+//!
+//! Uses: util.
+pub mod augment;
 pub mod cifar;
-pub mod cifar_files;
-pub mod cifar_locate;
-pub mod cifar_records;
-pub mod cifar_variant;
-pub mod cli;
-pub mod decode;
 pub mod device_batch;
 pub mod fingerprint;
-pub mod image_ops;
 pub mod imagenet;
-pub mod imagenet_archives;
-pub mod imagenet_scan;
-pub mod matfile;
-pub mod pack;
-pub mod pack_writer;
-pub mod pickle;
-pub mod pil_resize;
 pub mod pixels;
 pub mod small;
+pub mod stream;
 pub mod synthetic;
 
-use crate::augment::Distortion;
+use crate::data::augment::Distortion;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;

@@ -10,7 +10,7 @@ use anyhow::{ensure, Result};
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
-use crate::augment::Distortion;
+use crate::data::augment::Distortion;
 
 /// A dataset whose training views can be written as u8 pixels.
 pub trait PixelViews: Sync {

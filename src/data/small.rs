@@ -4,7 +4,7 @@
 //! written straight into the batch buffer (no per-sample copies).
 use super::device_batch::DeviceImages;
 use super::{Dataset, DatasetInfo};
-use crate::augment::{pad_crop, Distortion};
+use crate::data::augment::{pad_crop, Distortion};
 use anyhow::{ensure, Result};
 use tch::Tensor;
 

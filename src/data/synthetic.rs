@@ -11,7 +11,7 @@
 use super::fingerprint::SampleHasher;
 use super::small::{SmallImages, Split};
 use super::DatasetInfo;
-use crate::stream::{Draw, Purpose};
+use crate::data::stream::{Draw, Purpose};
 use serde::{Deserialize, Serialize};
 
 /// Parameters of the generator (all part of the dataset's fingerprint

@@ -6,7 +6,7 @@
 //! `num_batches_tracked`, so [`state_dict`] adds one per BN, with the number
 //! of BN updates the training made. Variable names already follow the
 //! reference modules (see `model`), so nothing is renamed.
-use crate::checkpoint;
+use crate::model::checkpoint;
 use tch::{nn::VarStore, Tensor};
 
 /// The suffix PyTorch gives the BN update counter.

@@ -1,9 +1,14 @@
-//! Network definitions and the architecture registry.
+//! Network definitions, the architecture registry, and a model's tensors
+//! as files: the checkpoint hash, safetensors I/O (`checkpoint`) and PyTorch
+//! state dicts (`export`).
 //!
 //! Every network returns `(logits, features)`: `features` are the pooled
 //! penultimate activations (the input of the final fc layer, the MMD input of
 //! docs/method.md §2). Variable names follow PyTorch module naming (`conv1`,
 //! `bn1`, `layer1.0.conv1`, ..., `fc`), so checkpoints read like state dicts.
+//!
+//! Uses: util.
+pub mod checkpoint;
 pub mod densenet;
 pub mod export;
 pub mod imagenet;

@@ -2,6 +2,7 @@
 //! `published → mean ± sd (n) [measured - published]¹ Δ +d [lo, hi] p x`,
 //! the mean part bold for the best arm, ✗ where a band failed.
 use super::{BandMark, Cell};
+use crate::gate::paired::fmt_p;
 
 pub struct Syntax {
     pub pm: &'static str,
@@ -11,15 +12,6 @@ pub struct Syntax {
     pub lt: &'static str,
     pub bold: fn(&str) -> String,
     pub sup: fn(usize) -> String,
-}
-
-/// A p-value with three decimals, `< 0.001` below that.
-pub fn fmt_p(p: f64) -> String {
-    if p < 0.001 {
-        "< 0.001".into()
-    } else {
-        format!("{p:.3}")
-    }
 }
 
 pub fn text(c: &Cell, s: &Syntax) -> String {

@@ -2,8 +2,8 @@
 //! (given, or the one recorded when the suite ran if it still exists, or
 //! none), and its verdict.
 use super::Judged;
-use crate::check::{judge, Verdict};
-use crate::expected::Expected;
+use crate::gate::check::{judge, Verdict};
+use crate::gate::expected::Expected;
 use crate::results::{self, Loaded};
 use anyhow::Result;
 use std::path::{Path, PathBuf};

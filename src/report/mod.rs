@@ -1,7 +1,10 @@
-//! Tables for papers and CI logs. [`build`] turns one or more judged
-//! results directories into one [`Report`] (the paper's Table 3 layout or
-//! the ablation layout); each output format is an [`Exporter`] of it
-//! (markdown, LaTeX, CSV, JSON), one file per format.
+//! Tables for papers and CI logs, and figures. [`build`] turns one or more
+//! judged results directories into one [`Report`] (the paper's Table 3 layout
+//! or the ablation layout); each output format is an [`Exporter`] of it
+//! (markdown, LaTeX, CSV, JSON), one file per format; `plot` draws the
+//! training curves.
+//!
+//! Uses: gate, results, train, util.
 mod ablation;
 mod cell;
 mod csv;
@@ -10,21 +13,22 @@ mod json;
 mod latex;
 mod markdown;
 mod paper;
+pub mod plot;
 mod verdict;
 
 pub use self::csv::Csv;
-pub use cell::{fmt_p, Syntax};
+pub use cell::Syntax;
 pub use input::Input;
 pub use json::Json;
 pub use latex::Latex;
 pub use markdown::Markdown;
 pub use verdict::{footer, verdict_json};
 
-use crate::check::Verdict;
-use crate::expected::{Band, Expected, Metric};
-use crate::paired::Paired;
-use crate::record::Record;
+use crate::gate::check::Verdict;
+use crate::gate::expected::{Band, Expected, Metric};
+use crate::gate::paired::Paired;
 use crate::results::Loaded;
+use crate::train::record::Record;
 use anyhow::Result;
 use serde::Serialize;
 
@@ -197,7 +201,7 @@ pub struct Cell {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
-    /// [arch] (ablation) or [arch, method] (paper).
+    /// `[arch]` (ablation) or `[arch, method]` (paper).
     pub labels: Vec<String>,
     pub cells: Vec<Option<Cell>>,
 }
@@ -298,7 +302,7 @@ pub(crate) fn make_cell(c: &CellInput, sources: &mut Vec<String>) -> Option<Cell
         return None;
     }
     let xs: Vec<f64> = values.iter().map(|v| v.1).collect();
-    let (mean, sd) = crate::stats::mean_sd(&xs);
+    let (mean, sd) = crate::gate::stats::mean_sd(&xs);
     let published = c
         .expected
         .bands
@@ -323,10 +327,10 @@ pub(crate) fn make_cell(c: &CellInput, sources: &mut Vec<String>) -> Option<Cell
         None
     } else {
         let base = values_of(c, "baseline");
-        let d = crate::paired::diffs(&values, &base);
+        let d = crate::gate::paired::diffs(&values, &base);
         (!d.is_empty()).then(|| {
             let ds: Vec<f64> = d.iter().map(|x| x.1).collect();
-            crate::paired::paired(&ds, c.q.lower_is_better())
+            crate::gate::paired::paired(&ds, c.q.lower_is_better())
         })
     };
     let v = c.verdict;

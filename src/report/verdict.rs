@@ -1,7 +1,7 @@
 //! The verdict lines under the ablation table (what `check` prints): the
 //! bands, claims and pins that did not simply pass, and the verdict; and the
 //! verdict as JSON (verdict.json).
-use crate::check::{PinStatus, Verdict};
+use crate::gate::check::{PinStatus, Verdict};
 use anyhow::Result;
 
 /// Everything `check` prints after the table.

@@ -1,17 +1,13 @@
 //! The resolved configuration: what a suite becomes once every default is
 //! filled in, and the [`RunConfig`] of each run (stored in its record and
 //! compared when a run is resumed).
-use super::arms::{ArmConfig, Double};
 use crate::data::DatasetSpec;
+use crate::method::arms::{ArmConfig, Double};
 use crate::model::ArchSpec;
-use crate::schedule::Schedule;
+use crate::optim::lr_schedule::Schedule;
+use crate::platform::runtime::RuntimeConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-/// Threads per run unless the suite or `--threads` says otherwise: a fixed
-/// number, not "all cores", because results are bit-identical only at a
-/// fixed thread count.
-pub const DEFAULT_THREADS: usize = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,104 +21,6 @@ pub struct TrainConfig {
     pub nesterov: bool,
     pub weight_decay: f64,
     pub schedule: Schedule,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Precision {
-    Fp32,
-    /// bf16 autocast for convolutions and matmuls; fp32 weights, loss,
-    /// optimizer and BN statistics.
-    Bf16,
-}
-
-/// Layout of the 4-D weights and of the inputs (`[runtime] memory_format`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MemoryFormat {
-    #[default]
-    Contiguous,
-    ChannelsLast,
-}
-
-/// Where training batches are built (`[runtime] data`): on the host (a
-/// producer thread crops, flips and normalises into f32 batches that are
-/// copied up) or on the training device: small datasets are uploaded once
-/// as u8 and cropped there (`data::device_batch`); ImageNet is decoded,
-/// cropped and resized by the loader threads into u8 batches (page-locked
-/// on a GPU) that are normalised on the device (`data::pixels`). Both give
-/// the same bits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DataPlacement {
-    /// Configs written before the field existed were trained this way.
-    #[default]
-    Host,
-    Device,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuntimeConfig {
-    /// `auto`, `cpu`, `cuda`, `cuda:N` as requested.
-    pub device: String,
-    pub threads: usize,
-    /// True when `--threads` replaced the suite's value.
-    pub threads_overridden: bool,
-    pub precision: Precision,
-    pub deterministic: bool,
-    /// Checkpoint every this many epochs (and always at the end).
-    pub checkpoint_every: u32,
-    /// Where batches are built; not compared between runs (same bits).
-    #[serde(default)]
-    pub data: DataPlacement,
-    /// Compared between runs except at its default (configs written before
-    /// the field existed were contiguous).
-    #[serde(default)]
-    pub memory_format: MemoryFormat,
-    /// Batches built ahead of the step (the bounded queue between the
-    /// loader and the trainer); not compared (same bits).
-    #[serde(default = "default_prefetch")]
-    pub prefetch: usize,
-    /// Threads that build batches (decode, crop, resize); 0 = every core
-    /// the trainer's `threads` leave free, at least 1. Not compared.
-    #[serde(default)]
-    pub loader_threads: usize,
-}
-
-pub const DEFAULT_PREFETCH: usize = 2;
-
-fn default_prefetch() -> usize {
-    DEFAULT_PREFETCH
-}
-
-impl RuntimeConfig {
-    /// The defaults of a suite's `[runtime]` on `device` with `threads`
-    /// (for commands that need a runtime without a suite: `env`, `bench`).
-    pub fn plain(device: &str, threads: usize) -> Self {
-        RuntimeConfig {
-            device: device.to_string(),
-            threads,
-            threads_overridden: false,
-            precision: Precision::Fp32,
-            deterministic: true,
-            checkpoint_every: 1,
-            data: DataPlacement::default(),
-            memory_format: MemoryFormat::default(),
-            prefetch: DEFAULT_PREFETCH,
-            loader_threads: 0,
-        }
-    }
-
-    /// The loader's thread count on this machine (`loader_threads`, or the
-    /// cores `threads` leave free, at least 1).
-    pub fn loader_threads(&self) -> usize {
-        if self.loader_threads > 0 {
-            return self.loader_threads;
-        }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        cores.saturating_sub(self.threads).max(1)
-    }
 }
 
 /// Everything one run depends on, besides the dataset's bytes and the platform.
@@ -210,17 +108,7 @@ pub fn effective_train(t: &TrainConfig, arm: &ArmConfig) -> TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loader_threads_default_to_the_cores_the_trainer_leaves() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut rt = RuntimeConfig::plain("cpu", 1);
-        assert_eq!(rt.loader_threads(), cores.saturating_sub(1).max(1));
-        rt.threads = cores + 4;
-        assert_eq!(rt.loader_threads(), 1, "at least one");
-        rt.loader_threads = 3;
-        assert_eq!(rt.loader_threads(), 3, "an explicit count wins");
-    }
+    use crate::platform::runtime::DataPlacement;
 
     #[test]
     fn where_and_how_far_ahead_batches_are_built_is_not_compared() {

@@ -4,8 +4,8 @@
 use super::raw::{RawDataset, RawLoss};
 use crate::data::synthetic::SyntheticSpec;
 use crate::data::DatasetSpec;
-use crate::error::field_err;
-use crate::loss::{KlReduction, LossConfig, MmdKind};
+use crate::method::loss::{KlReduction, LossConfig, MmdKind};
+use crate::util::error::field_err;
 use anyhow::Result;
 use std::path::Path;
 

@@ -1,6 +1,9 @@
 //! Suite files: parse (`raw`, serde with unknown fields refused) → resolve
-//! (`resolve`: defaults, presets, checks) → a plan of runs (`plan`).
-pub mod arms;
+//! (`resolve`, `fields`: defaults, presets, checks) into the resolved config
+//! of every run (`config`) → a plan of runs (`plan`) and worker shares
+//! (`partition`).
+//!
+//! Uses: method, optim, model, data, platform, util.
 pub mod config;
 pub mod fields;
 pub mod partition;

@@ -2,21 +2,23 @@
 //! every field checked (the checks of single fields are in `fields`). The
 //! resolved [`RunConfig`] of each run is what its record stores and what a
 //! resumed run is compared against.
-use super::arms::{self, ArmConfig, Double};
 use super::fields::{enum_field, loss_layer, non_negative, positive, resolve_dataset};
 use super::raw::{RawArch, RawSuite};
-use crate::augment::Distortion;
+use crate::data::augment::Distortion;
 use crate::data::DatasetSpec;
-use crate::error::{field_err, parse_toml, read_text};
-use crate::loss::LossConfig;
+use crate::method::arms::{self, ArmConfig, Double};
+use crate::method::loss::LossConfig;
 use crate::model::{self, ArchSpec};
-use crate::schedule::{Schedule, WarmupKind};
+use crate::optim::lr_schedule::{Schedule, WarmupKind};
+use crate::util::error::{field_err, parse_toml, read_text};
 use anyhow::Result;
 use std::path::Path;
 
 pub use super::config::{
-    effective_train, run_id, DataPlacement, MemoryFormat, Overrides, Precision, ResolvedSuite,
-    RunConfig, RuntimeConfig, TrainConfig, DEFAULT_PREFETCH, DEFAULT_THREADS,
+    effective_train, run_id, Overrides, ResolvedSuite, RunConfig, TrainConfig,
+};
+use crate::platform::runtime::{
+    DataPlacement, MemoryFormat, Precision, RuntimeConfig, DEFAULT_PREFETCH, DEFAULT_THREADS,
 };
 
 /// Reads, parses and resolves a suite file.

@@ -1,0 +1,7 @@
+//! Benchmarks that print figures and ratios (no test times anything): one
+//! training step per architecture (`step`), and the whole training loop
+//! beside the PyTorch reference in bench/ddgsd_pytorch.py (`train_loop`).
+//!
+//! Uses: train, suite, method, optim, model, data, platform.
+pub mod step;
+pub mod train_loop;

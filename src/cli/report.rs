@@ -1,0 +1,109 @@
+//! The `report` command: tables of one or more results directories, and figures.
+use crate::report;
+use crate::util::error::InputError;
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+// The flags of `report` (its help text is the doc comment of `Cmd::Report`).
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Results directories, e.g. results/smoke (several with --layout paper: CIFAR-10, CIFAR-100, ImageNet)
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// Output format
+    #[arg(long, default_value = "markdown", value_parser = ["markdown", "latex", "csv", "json"])]
+    pub format: String,
+    /// ablation: rows architecture, columns arm (one directory); paper: the paper's Table 3, rows architecture and method, columns dataset
+    #[arg(long, default_value = "ablation", value_parser = ["ablation", "paper"])]
+    pub layout: String,
+    /// top1, top5, or error (100 - top-1, what the paper prints)
+    #[arg(long, default_value = "top1", value_parser = ["top1", "top5", "error"])]
+    pub metric: String,
+    /// The accuracy after the last epoch, or the best over epochs
+    #[arg(long, default_value = "final", value_parser = ["final", "best"])]
+    pub which: String,
+    /// Expected file (default: the one recorded when the suite ran, if it exists); once per results directory
+    #[arg(long)]
+    pub expected: Vec<PathBuf>,
+    /// LaTeX: wrap the tabular in a table float
+    #[arg(long)]
+    pub float: bool,
+    /// LaTeX: caption of the float (implies --float; default: the table's title)
+    #[arg(long)]
+    pub caption: Option<String>,
+    /// LaTeX: label of the float (implies --float)
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Also write training curves (SVG and PNG per suite and architecture) into this folder
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+pub fn report(args: ReportArgs) -> Result<u8> {
+    let ReportArgs {
+        results: dirs,
+        format,
+        layout,
+        metric,
+        which,
+        expected,
+        float,
+        caption,
+        label,
+        plot,
+    } = args;
+    use crate::report::{Layout, MetricKind, Options, Which};
+    let opts = Options {
+        layout: Layout::parse(&layout).expect("clap checked"),
+        metric: MetricKind::parse(&metric).expect("clap checked"),
+        which: Which::parse(&which).expect("clap checked"),
+    };
+    if opts.layout == Layout::Ablation && dirs.len() > 1 {
+        return Err(InputError::new(
+            &dirs[1],
+            None,
+            "the ablation layout renders one results directory; use --layout paper for several",
+        )
+        .into());
+    }
+    if !expected.is_empty() && expected.len() != dirs.len() {
+        return Err(InputError::new(
+                &expected[0],
+                None,
+                format!(
+                    "--expected given {} times for {} results directories (give it once per directory, or not at all)",
+                    expected.len(),
+                    dirs.len()
+                ),
+            )
+            .into());
+    }
+    let inputs = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| report::Input::load(d, expected.get(i).map(PathBuf::as_path)))
+        .collect::<Result<Vec<_>>>()?;
+    let judged: Vec<_> = inputs.iter().map(|i| i.judged()).collect();
+    let r = report::build(&judged, &opts);
+    let out = if format == "latex" {
+        let latex = report::Latex {
+            float: float || caption.is_some() || label.is_some(),
+            caption,
+            label,
+        };
+        report::Exporter::render(&latex, &r, &judged)?
+    } else {
+        let exporter = report::exporter(&format).expect("clap checked");
+        exporter.render(&r, &judged)?
+    };
+    if let Some(folder) = plot {
+        for i in &inputs {
+            for f in crate::report::plot::write_curves(&i.loaded, &folder)? {
+                eprintln!("ddgsd-bench: wrote {}", f.display());
+            }
+        }
+    }
+    print!("{out}");
+    Ok(0)
+}

@@ -1,0 +1,113 @@
+//! A run directory against the config about to run: refused, naming the
+//! first differing field, when it was made with another one.
+use crate::suite::RunConfig;
+use crate::train::CONFIG_FILE;
+use crate::util::atomic;
+use crate::util::error::InputError;
+use anyhow::{bail, Result};
+use serde_json::Value;
+use std::path::Path;
+
+/// The first JSON path where two values differ (`train.schedule.lr`).
+pub fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => first_difference(u, v, &p),
+                    _ => Some(p),
+                }
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (u, v))| first_difference(u, v, &format!("{path}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(path.to_string()),
+    }
+}
+
+/// Records the config of a run about to start (after [`check_run_dir`]).
+pub fn claim_run_dir(dir: &Path, cfg: &RunConfig) -> Result<()> {
+    if dir.join(CONFIG_FILE).exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| InputError::new(dir, None, format!("cannot create: {e}")))?;
+    atomic::write_json(&dir.join(CONFIG_FILE), cfg)
+}
+
+/// Read-only: compares a run directory's stored config (if any) with the
+/// one about to run and names the first differing field.
+pub fn check_run_dir(dir: &Path, cfg: &RunConfig) -> Result<()> {
+    let path = dir.join(CONFIG_FILE);
+    if path.exists() {
+        let new = cfg.comparable();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| InputError::new(&path, None, format!("cannot read: {e}")))?;
+        let old: Value = serde_json::from_str(&text)
+            .map_err(|e| InputError::new(&path, None, format!("corrupt config: {e}")))?;
+        let old = crate::suite::config::without_location(old);
+        if let Some(field) = first_difference(&old, &new, "") {
+            bail!(InputError::new(
+                &path,
+                Some(&field),
+                format!(
+                    "this results directory was made with `{}`, the suite now says `{}`; use another --out or remove {}",
+                    old.pointer(&pointer(&field)).map(|v| v.to_string()).unwrap_or("(absent)".into()),
+                    new.pointer(&pointer(&field)).map(|v| v.to_string()).unwrap_or("(absent)".into()),
+                    dir.display()
+                )
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn pointer(field: &str) -> String {
+    let mut p = String::new();
+    for part in field.split('.') {
+        if let Some((name, rest)) = part.split_once('[') {
+            p.push('/');
+            p.push_str(name);
+            for idx in rest.split('[') {
+                p.push('/');
+                p.push_str(idx.trim_end_matches(']'));
+            }
+        } else {
+            p.push('/');
+            p.push_str(part);
+        }
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_the_first_differing_field() {
+        let a = json!({"train": {"lr": 0.1, "milestones": [1, 2]}, "seed": 0});
+        let b = json!({"train": {"lr": 0.2, "milestones": [1, 2]}, "seed": 0});
+        assert_eq!(first_difference(&a, &b, "").as_deref(), Some("train.lr"));
+        let c = json!({"train": {"lr": 0.1, "milestones": [1, 3]}, "seed": 0});
+        assert_eq!(
+            first_difference(&a, &c, "").as_deref(),
+            Some("train.milestones[1]")
+        );
+        assert_eq!(first_difference(&a, &a, ""), None);
+        assert_eq!(pointer("train.milestones[1]"), "/train/milestones/1");
+    }
+}

@@ -1,0 +1,264 @@
+//! `ddgsd-bench slurm`: two batch scripts under `<out>/<suite>/slurm/`.
+//! `worker.sbatch` is a job array whose every task is a worker on the
+//! shared results directory (leases balance uneven runs); it is
+//! requeue-safe (a requeued task resumes its run from the checkpoint, and
+//! takes its own earlier lease over at once) and gets SIGTERM two minutes
+//! before its time limit so it checkpoints. `check.sbatch` runs after the
+//! array (`--dependency=afterany:<array job>`), checks, writes the table
+//! and exits with the verdict.
+use crate::util::error::InputError;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct SlurmOptions {
+    pub suite_file: PathBuf,
+    pub suite_name: String,
+    pub out: PathBuf,
+    pub expected: Option<PathBuf>,
+    pub array: u32,
+    pub gpus_per_task: Option<u32>,
+    pub cpus_per_task: Option<u32>,
+    pub time: Option<String>,
+    pub sbatch_args: Vec<String>,
+    pub threads: Option<usize>,
+    pub lease_timeout: Option<f64>,
+}
+
+/// Quotes a word for bash.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-:=,@+".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn abs(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+pub struct Scripts {
+    pub dir: PathBuf,
+    pub worker: PathBuf,
+    pub check: PathBuf,
+}
+
+fn header(lines: &mut Vec<String>, o: &SlurmOptions) {
+    if let Some(c) = o.cpus_per_task {
+        lines.push(format!("#SBATCH --cpus-per-task={c}"));
+    }
+    if let Some(t) = &o.time {
+        lines.push(format!("#SBATCH --time={}", sh_quote(t)));
+    }
+    for a in &o.sbatch_args {
+        lines.push(format!("#SBATCH {a}"));
+    }
+}
+
+/// The text of the two scripts: (worker, check).
+pub fn render(o: &SlurmOptions, exe: &Path, cwd: &Path) -> Result<(String, String)> {
+    if o.array == 0 {
+        bail!("--array 0: expected at least one task");
+    }
+    if o.gpus_per_task == Some(0) {
+        bail!("--gpus-per-task 0: expected at least 1 (leave it out for CPU tasks)");
+    }
+    if let Some(a) = o.sbatch_args.iter().find(|a| !a.starts_with('-')) {
+        bail!("--sbatch-arg `{a}`: expected an sbatch option such as --partition=gpu");
+    }
+    let slurm_dir = abs(&o.out).join(&o.suite_name).join("slurm");
+    let q = |p: &Path| sh_quote(&p.display().to_string());
+    let mut common = vec![
+        q(exe),
+        "run".into(),
+        q(&abs(&o.suite_file)),
+        "--out".into(),
+        q(&abs(&o.out)),
+        "--no-check".into(),
+    ];
+    if let Some(t) = o.threads {
+        common.push(format!("--threads {t}"));
+    }
+    if let Some(t) = o.lease_timeout {
+        common.push(format!("--lease-timeout {t}"));
+    }
+    if let Some(g) = o.gpus_per_task.filter(|&g| g > 1) {
+        // One worker per GPU of the task (each sees its own through CUDA_VISIBLE_DEVICES).
+        let list: Vec<String> = (0..g).map(|i| format!("cuda:{i}")).collect();
+        common.push(format!("--workers {}", list.join(",")));
+    } else {
+        common.push("--worker-label \"slurm ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"".into());
+    }
+    let mut w = vec![
+        "#!/bin/bash".to_string(),
+        format!(
+            "# Written by ddgsd-bench slurm: {} workers on one results directory.",
+            o.array
+        ),
+        format!("#SBATCH --job-name=ddgsd-{}", o.suite_name),
+        format!("#SBATCH --array=1-{}", o.array),
+        "#SBATCH --requeue".into(),
+        "#SBATCH --open-mode=append".into(),
+        format!("#SBATCH --output={}/worker-%A_%a.out", q(&slurm_dir)),
+        format!("#SBATCH --chdir={}", q(cwd)),
+        "#SBATCH --signal=B:TERM@120".into(),
+    ];
+    if let Some(g) = o.gpus_per_task {
+        w.push(format!("#SBATCH --gpus-per-task={g}"));
+    }
+    header(&mut w, o);
+    w.push("set -eu".into());
+    w.push("echo \"ddgsd-bench worker ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} on $(hostname), restart ${SLURM_RESTART_COUNT:-0}, CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-}\" >&2".into());
+    // exec: the worker itself gets Slurm's SIGTERM and checkpoints.
+    w.push(format!("exec {}", common.join(" ")));
+    let mut c = vec![
+        "#!/bin/bash".to_string(),
+        "# Written by ddgsd-bench slurm: checks the suite after the worker array; exits with the verdict (0 pass, 1 out of band, 2 input).".into(),
+        format!("#SBATCH --job-name=ddgsd-{}-check", o.suite_name),
+        format!("#SBATCH --output={}/check-%j.out", q(&slurm_dir)),
+        format!("#SBATCH --chdir={}", q(cwd)),
+        "#SBATCH --ntasks=1".into(),
+    ];
+    c.extend(o.sbatch_args.iter().map(|a| format!("#SBATCH {a}")));
+    c.push("set -eu".into());
+    // A requeued (preempted) task ends before it pends again, which already
+    // satisfies afterany: so wait until no task of the array (its job id is
+    // the first argument, given by `--submit`) is left in the queue.
+    c.push("if [ -n \"${1:-}\" ]; then".into());
+    c.push("  while squeue -h -j \"$1\" -o %i 2>/dev/null | grep -q .; do sleep 5; done".into());
+    c.push("fi".into());
+    let mut check = vec![q(exe), "check".into(), q(&abs(&o.out).join(&o.suite_name))];
+    if let Some(e) = &o.expected {
+        check.push(format!("--expected {}", q(&abs(e))));
+    }
+    c.push(format!("exec {}", check.join(" ")));
+    if let Some(e) = &o.expected {
+        // The workers do not read it, but a wrong path should fail now.
+        if !e.exists() {
+            bail!(InputError::new(e, None, "expected file not found"));
+        }
+    }
+    Ok((w.join("\n") + "\n", c.join("\n") + "\n"))
+}
+
+/// Writes the scripts (atomically, executable).
+pub fn write(o: &SlurmOptions) -> Result<Scripts> {
+    let exe = std::env::current_exe().context("cannot find this binary")?;
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let (w, c) = render(o, &exe, &cwd)?;
+    let dir = o.out.join(&o.suite_name).join("slurm");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| InputError::new(&dir, None, format!("cannot create: {e}")))?;
+    let (worker, check) = (dir.join("worker.sbatch"), dir.join("check.sbatch"));
+    for (p, text) in [(&worker, w), (&check, c)] {
+        crate::util::atomic::write(p, text.as_bytes())?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(Scripts { dir, worker, check })
+}
+
+/// `sbatch --parsable` one script; returns the job id.
+pub fn sbatch(script: &Path, extra: &[String], script_args: &[String]) -> Result<String> {
+    let out = Command::new("sbatch")
+        .arg("--parsable")
+        .args(extra)
+        .arg(script)
+        .args(script_args)
+        .output()
+        .map_err(|e| anyhow::anyhow!("sbatch: cannot run it ({e}); is Slurm installed here?"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "sbatch {}: {}",
+            script.display(),
+            err.lines().next().unwrap_or("failed").trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let id = text.trim().split(';').next().unwrap_or("").to_string();
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        bail!(
+            "sbatch {}: unexpected answer `{}`",
+            script.display(),
+            text.trim()
+        );
+    }
+    Ok(id)
+}
+
+/// Submits the array, then the check job after it; returns both job ids.
+pub fn submit(s: &Scripts) -> Result<(String, String)> {
+    let array = sbatch(&s.worker, &[], &[])?;
+    let check = sbatch(
+        &s.check,
+        &[format!("--dependency=afterany:{array}")],
+        std::slice::from_ref(&array),
+    )?;
+    Ok((array, check))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> SlurmOptions {
+        SlurmOptions {
+            suite_file: "/s/suite.toml".into(),
+            suite_name: "t".into(),
+            out: "/r".into(),
+            expected: None,
+            array: 3,
+            gpus_per_task: None,
+            cpus_per_task: Some(2),
+            time: Some("1:00:00".into()),
+            sbatch_args: vec!["--partition=gpu".into()],
+            threads: None,
+            lease_timeout: None,
+        }
+    }
+
+    #[test]
+    fn worker_and_check_scripts() {
+        let (w, c) = render(&opts(), Path::new("/bin/ddgsd bench"), Path::new("/w")).unwrap();
+        for l in [
+            "#SBATCH --array=1-3",
+            "#SBATCH --requeue",
+            "#SBATCH --cpus-per-task=2",
+            "#SBATCH --time=1:00:00",
+            "#SBATCH --partition=gpu",
+            "#SBATCH --signal=B:TERM@120",
+            "#SBATCH --output=/r/t/slurm/worker-%A_%a.out",
+        ] {
+            assert!(w.lines().any(|x| x == l), "{l} not in\n{w}");
+        }
+        assert!(w.contains("exec '/bin/ddgsd bench' run /s/suite.toml --out /r --no-check"));
+        assert!(!w.contains("--workers"));
+        assert!(c.contains("exec '/bin/ddgsd bench' check /r/t\n"), "{c}");
+        assert!(
+            c.contains("squeue -h -j \"$1\""),
+            "waits for requeued tasks: {c}"
+        );
+        assert!(c.contains("#SBATCH --partition=gpu"));
+        let mut o = opts();
+        o.gpus_per_task = Some(2);
+        let (w, _) = render(&o, Path::new("/b"), Path::new("/w")).unwrap();
+        assert!(w.contains("#SBATCH --gpus-per-task=2"));
+        assert!(w.contains("--workers cuda:0,cuda:1"));
+    }
+
+    #[test]
+    fn bad_options() {
+        let mut o = opts();
+        o.array = 0;
+        assert!(render(&o, Path::new("/b"), Path::new("/w")).is_err());
+        let mut o = opts();
+        o.sbatch_args = vec!["partition=gpu".into()];
+        assert!(render(&o, Path::new("/b"), Path::new("/w")).is_err());
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    }
+}

@@ -1,0 +1,238 @@
+//! What the training loop consumes each step, built ahead on a producer
+//! thread (with the run's loader threads) along one of three paths
+//! ([`Path`]):
+//! - `Host`: finished f32 views made on the host (`[runtime] data = "host"`,
+//!   or a dataset with no device path);
+//! - `Device`: only the sample indices and each view's (dx, dy, flip)
+//!   parameters, from which the views are made on the training device out of
+//!   the split uploaded once ([`crate::data::device_batch`]; CIFAR,
+//!   synthetic);
+//! - `Pixels`: the views decoded, cropped and resized on the host as u8
+//!   (page-locked on a GPU) and normalised on the device
+//!   ([`crate::data::pixels`]; ImageNet).
+//!
+//! All are pure functions of (seed, epoch, indices, view) and give the same
+//! bits.
+use crate::data::augment::Distortion;
+use crate::data::device_batch::{view_params, DeviceImages};
+use crate::data::pixels::{views_batch, PixelNorm};
+use crate::data::Dataset;
+use crate::suite::RunConfig;
+use anyhow::{bail, Result};
+use tch::{Device, Tensor};
+
+/// How a run's batches are made (chosen once per run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    Host,
+    /// The split is on the device; its zero padding.
+    Device {
+        pad: u32,
+    },
+    /// u8 views normalised on the device; `pin`: the GPU whose page-locked
+    /// host buffers they are written into (`None` on the CPU).
+    Pixels {
+        pin: Option<Device>,
+    },
+}
+
+/// One step's inputs on the CPU: a tensor per view, and the labels.
+pub struct Batch {
+    pub views: Vec<Tensor>,
+    pub labels: Tensor,
+    pub len: usize,
+}
+
+/// A step's inputs as the producer thread hands them over, every view of a
+/// sample in one tensor (view 0's B rows, then view 1's), so a step makes
+/// one upload and the joint forward needs no concatenation.
+pub enum Prepared {
+    /// `x`: `[V * B, 3, S, S]` f32, normalised.
+    Host {
+        x: Tensor,
+        labels: Tensor,
+        len: usize,
+    },
+    /// `idx`: `[V * B]` i64 (the samples, once per view); `params`:
+    /// `[V * B, 3]` i64, each view's (dx, dy, flip).
+    Device {
+        idx: Tensor,
+        params: Tensor,
+        len: usize,
+    },
+    /// `x`: `[V * B, S, S, 3]` u8.
+    Pixels {
+        x: Tensor,
+        labels: Tensor,
+        len: usize,
+    },
+}
+
+/// A step's inputs on the training device.
+pub struct Inputs {
+    /// `[V * B, 3, S, S]` f32: every view, view after view.
+    pub x: Tensor,
+    /// `[B]` i64.
+    pub labels: Tensor,
+    /// B.
+    pub len: usize,
+}
+
+impl Inputs {
+    /// View `v` of every sample (`[B, 3, S, S]`, a slice of `x`).
+    pub fn view(&self, v: usize) -> Tensor {
+        self.x.narrow(0, (v * self.len) as i64, self.len as i64)
+    }
+}
+
+fn distortion(cfg: &RunConfig, view: u8) -> Distortion {
+    cfg.arm
+        .distortions
+        .get(view as usize)
+        .copied()
+        .unwrap_or(Distortion::CropFlip)
+}
+
+/// The views and labels of the training samples `idx` in `epoch`, built on
+/// the host.
+pub fn make_batch(cfg: &RunConfig, data: &dyn Dataset, idx: &[usize], epoch: u32) -> Result<Batch> {
+    let views = (0..cfg.arm.views)
+        .map(|v| data.train_batch(idx, cfg.seed, u64::from(epoch), v, distortion(cfg, v)))
+        .collect::<Result<_>>()?;
+    Ok(Batch {
+        views,
+        labels: data.train_labels(idx),
+        len: idx.len(),
+    })
+}
+
+/// What the producer thread makes for the samples `idx` along `path`.
+pub fn prepare(
+    cfg: &RunConfig,
+    data: &dyn Dataset,
+    idx: &[usize],
+    epoch: u32,
+    path: Path,
+) -> Result<Prepared> {
+    let n = data.info().train_len;
+    if let Some(&i) = idx.iter().find(|&&i| i >= n) {
+        bail!("training index {i} out of range (the split has {n} samples)");
+    }
+    let views: Vec<(u8, Distortion)> = (0..cfg.arm.views)
+        .map(|v| (v, distortion(cfg, v)))
+        .collect();
+    let (seed, epoch) = (cfg.seed, u64::from(epoch));
+    let len = idx.len();
+    match path {
+        Path::Host => {
+            let b = make_batch(cfg, data, idx, epoch as u32)?;
+            let x = match b.views.len() {
+                1 => b.views[0].shallow_clone(),
+                _ => Tensor::cat(&b.views, 0),
+            };
+            Ok(Prepared::Host {
+                x,
+                labels: b.labels,
+                len,
+            })
+        }
+        Path::Device { pad } => {
+            let params: Vec<Tensor> = views
+                .iter()
+                .map(|&(v, d)| view_params(idx, seed, epoch, v, pad, d))
+                .collect();
+            let ids: Vec<i64> = views
+                .iter()
+                .flat_map(|_| idx.iter().map(|&i| i as i64))
+                .collect();
+            Ok(Prepared::Device {
+                idx: Tensor::from_slice(&ids),
+                params: Tensor::cat(&params, 0),
+                len,
+            })
+        }
+        Path::Pixels { pin } => {
+            let Some(src) = data.pixel_views() else {
+                bail!("the dataset has no u8 pixel path");
+            };
+            Ok(Prepared::Pixels {
+                x: views_batch(src, idx, seed, epoch, &views, pin)?,
+                labels: data.train_labels(idx),
+                len,
+            })
+        }
+    }
+}
+
+/// Where a run's device-side inputs come from: the split on the device, or
+/// the normalisation table for u8 views (or neither: host batches).
+pub enum DeviceSide {
+    None,
+    Images(DeviceImages),
+    Pixels(PixelNorm),
+}
+
+impl DeviceSide {
+    /// The device side of `path` for `data` on `device`.
+    pub fn new(data: &dyn Dataset, place_on_device: bool, device: Device) -> Result<Self> {
+        if !place_on_device {
+            return Ok(DeviceSide::None);
+        }
+        if let Some(im) = data.device_images(device)? {
+            return Ok(DeviceSide::Images(im));
+        }
+        Ok(match data.pixel_views() {
+            Some(src) => DeviceSide::Pixels(PixelNorm::new(&src.lut(), device)),
+            None => DeviceSide::None,
+        })
+    }
+
+    /// The batch path this side serves.
+    pub fn path(&self, device: Device) -> Path {
+        match self {
+            DeviceSide::None => Path::Host,
+            DeviceSide::Images(im) => Path::Device { pad: im.pad() },
+            DeviceSide::Pixels(_) => Path::Pixels {
+                pin: device.is_cuda().then_some(device),
+            },
+        }
+    }
+}
+
+/// `t` on `dev` without waiting for the device: a blocking copy (tch's
+/// `to_device`) synchronises the stream after every upload, which would
+/// stall the host behind the previous step's kernels on a GPU. From pageable
+/// memory CUDA copies the bytes to a staging buffer before the call returns,
+/// so `t` may be dropped at once.
+fn upload(t: &Tensor, dev: Device) -> Tensor {
+    t.to_device_(dev, t.kind(), true, false)
+}
+
+impl Prepared {
+    /// The inputs on `dev` (made there for the device paths).
+    pub fn into_inputs(self, dev: Device, side: &DeviceSide) -> Inputs {
+        match (self, side) {
+            (Prepared::Device { idx, params, len }, DeviceSide::Images(im)) => {
+                let idx = upload(&idx, im.device());
+                Inputs {
+                    x: im.view(&idx, &upload(&params, im.device())),
+                    labels: im.labels(&idx.narrow(0, 0, len as i64)),
+                    len,
+                }
+            }
+            (Prepared::Pixels { x, labels, len }, DeviceSide::Pixels(norm)) => Inputs {
+                x: norm.normalise(&x),
+                labels: upload(&labels, dev),
+                len,
+            },
+            (Prepared::Host { x, labels, len }, _) => Inputs {
+                x: upload(&x, dev),
+                labels: upload(&labels, dev),
+                len,
+            },
+            (Prepared::Device { .. } | Prepared::Pixels { .. }, _) => {
+                unreachable!("device batches are only prepared for a run with their device side")
+            }
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! One run: build the network from the run seed, train it with the arm's
+//! loss, evaluate every epoch, checkpoint, resume, and write its record.
+//!
+//! Resumability rests on the streams: the sample order and every distortion
+//! are pure functions of (seed, epoch, index, view), so a checkpoint needs
+//! only the weights, the momentum buffers and a position (epoch, step).
+//!
+//! This file is the loop; `feed` builds batches, `exec` applies precision
+//! and memory format, `step_accum` keeps the logged values on the device,
+//! `run_state` is the resumable checkpoint, `record` what a run writes.
+//!
+//! Uses: suite, method, optim, model, data, platform, util.
+pub mod exec;
+pub mod feed;
+pub mod record;
+pub mod run_state;
+pub mod step_accum;
+
+use crate::data::stream::epoch_permutation;
+use crate::data::Dataset;
+use crate::method::arms::Forward;
+use crate::method::loss;
+use crate::model;
+use crate::model::checkpoint;
+use crate::optim::sgd::Sgd;
+use crate::platform::runtime::DataPlacement;
+use crate::platform::EnvInfo;
+use crate::suite::RunConfig;
+use crate::train::exec::Exec;
+use crate::train::feed::{prepare, DeviceSide, Prepared};
+use crate::train::record::{
+    DatasetRef, EpochLog, Metrics, Record, Timing, MODEL_FILE, RECORD_FILE, SCHEMA,
+};
+use crate::train::step_accum::DeviceAccum;
+use crate::util::atomic;
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+pub use crate::train::run_state::{Accum, TrainState, CHECKPOINT_DIR, STATE_FILE};
+pub const CONFIG_FILE: &str = "config.json";
+
+/// SHA-256 of the run's resolved config as JSON, with the dataset path left
+/// out (moving the data does not change a run; its fingerprint is checked).
+pub fn config_sha256(cfg: &RunConfig) -> String {
+    hex::encode(Sha256::digest(cfg.comparable().to_string().as_bytes()))
+}
+
+/// Seed of libtorch's generator for weight initialisation (on the CPU, so
+/// the initial weights are the same on every device).
+pub fn init_seed(seed: u64) -> i64 {
+    let h = Sha256::digest([b"ddgsd-bench/init\0".as_slice(), &seed.to_le_bytes()].concat());
+    (u64::from_le_bytes(h[..8].try_into().unwrap()) >> 1) as i64
+}
+
+/// Seed of libtorch's generator for step `global_step` (dropout and any
+/// other torch RNG use): reseeded every step, because libtorch's RNG state
+/// cannot be saved through tch, so a resumed run must not depend on it.
+pub fn step_seed(seed: u64, global_step: u64) -> i64 {
+    let h = Sha256::digest(
+        [
+            b"ddgsd-bench/step\0".as_slice(),
+            &seed.to_le_bytes(),
+            &global_step.to_le_bytes(),
+        ]
+        .concat(),
+    );
+    (u64::from_le_bytes(h[..8].try_into().unwrap()) >> 1) as i64
+}
+
+/// What the runner hears while a run trains.
+pub struct Tick<'a> {
+    pub epoch: u32,
+    pub epochs: u32,
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f64,
+    /// Set after an epoch's evaluation.
+    pub epoch_log: Option<&'a EpochLog>,
+}
+
+pub enum Outcome {
+    Finished(Box<Record>),
+    /// Stopped on request after writing a checkpoint.
+    Stopped {
+        epoch: u32,
+        step: usize,
+    },
+}
+
+pub struct RunContext<'a> {
+    pub cfg: &'a RunConfig,
+    pub data: &'a dyn Dataset,
+    pub dir: &'a Path,
+    pub device: Device,
+    pub env: &'a EnvInfo,
+    pub stop: &'a AtomicBool,
+}
+
+pub use crate::train::feed::{make_batch, Batch};
+
+/// The device-side totals are read back every this many steps (progress),
+/// at the end of each epoch and before every checkpoint.
+pub const READ_BACK_EVERY: usize = 32;
+
+struct Trainer<'a> {
+    ctx: &'a RunContext<'a>,
+    vs: VarStore,
+    net: Box<dyn model::Network>,
+    opt: Sgd,
+    st: TrainState,
+    /// What `data = "device"` keeps on the device (the split, or the
+    /// normalisation table of u8 views); `None` for host batches.
+    side: DeviceSide,
+
+    /// Loss terms and correct counts since the last read-back.
+    dev_acc: DeviceAccum,
+    /// Precision and memory format of the forward.
+    exec: Exec,
+}
+
+impl<'a> Trainer<'a> {
+    fn new(ctx: &'a RunContext<'a>) -> Result<Self> {
+        let cfg = ctx.cfg;
+        tch::manual_seed(init_seed(cfg.seed));
+        let mut vs = VarStore::new(Device::Cpu);
+        let classes = ctx.data.info().classes as i64;
+        let net = model::build(&cfg.arch, &vs.root(), classes)?;
+        vs.set_device(ctx.device);
+        let rt = &cfg.runtime;
+        let exec = Exec::new(ctx.device, rt.precision, rt.memory_format);
+        exec.prepare(&vs)?;
+        let t = &cfg.train;
+        let opt = Sgd::new(&vs, t.momentum, t.nesterov, t.weight_decay);
+        let cfg_hash = config_sha256(cfg);
+        let st = TrainState::fresh(&cfg.run_id, &cfg_hash, &ctx.data.info().fingerprint);
+        let on_device = cfg.runtime.data == DataPlacement::Device;
+        let side = DeviceSide::new(ctx.data, on_device, ctx.device)?;
+
+        let dev_acc = DeviceAccum::new(&st.acc, ctx.device);
+        Ok(Trainer {
+            ctx,
+            vs,
+            net,
+            opt,
+            st,
+            side,
+            dev_acc,
+            exec,
+        })
+    }
+
+    /// Restores the last checkpoint if one exists (see `run_state::load`).
+    fn try_resume(&mut self) -> Result<bool> {
+        let dir = self.ctx.dir.join(CHECKPOINT_DIR);
+        let found = run_state::load(&dir, &self.st, &mut self.vs, &mut self.opt, self.ctx.device)?;
+        Ok(match found {
+            Some(st) => {
+                self.st = st;
+                self.st.resumed = true;
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Reads the device-side totals back into the state; fails, naming the
+    /// epoch and step, when a loss since the last read-back was not finite.
+    fn read_back(&mut self, steps_per_epoch: usize) -> Result<()> {
+        let r = self.dev_acc.read();
+        if let Some((g, v)) = r.non_finite {
+            let s = steps_per_epoch.max(1) as u64;
+            bail!(
+                "run {}: epoch {} step {}: loss is {} (ce {}, kl {}, mmd {}); lower train.lr or check the data",
+                self.ctx.cfg.run_id,
+                g / s + 1,
+                g % s + 1,
+                v[0],
+                v[1],
+                v[2],
+                v[3]
+            );
+        }
+        let a = &mut self.st.acc;
+        (a.loss, a.ce, a.kl, a.mmd, a.correct) = (r.loss, r.ce, r.kl, r.mmd, r.correct);
+        Ok(())
+    }
+
+    /// Points the device-side totals at the host's (a new epoch, a resume).
+    fn reset_device_acc(&mut self) {
+        self.dev_acc = DeviceAccum::new(&self.st.acc, self.ctx.device);
+    }
+
+    /// Writes a checkpoint; callers read back first, so a checkpoint never
+    /// holds weights updated from a non-finite loss.
+    fn save_checkpoint(&mut self) -> Result<()> {
+        run_state::save(
+            &self.ctx.dir.join(CHECKPOINT_DIR),
+            &mut self.st,
+            &self.vs,
+            &self.opt,
+        )
+    }
+
+    fn evaluate(&self) -> Result<(f64, f64)> {
+        let data = self.ctx.data;
+        let n = data.info().test_len;
+        let bs = self.ctx.cfg.train.eval_batch_size;
+        let k = 5.min(data.info().classes as i64);
+        let hits = Tensor::zeros([2], (Kind::Int64, self.ctx.device));
+        tch::no_grad(|| -> Result<()> {
+            let mut start = 0;
+            while start < n {
+                let (x, y) = data.test_batch(start, bs)?;
+                let (x, y) = (x.to_device(self.ctx.device), y.to_device(self.ctx.device));
+                let x = self.exec.input(x)?;
+                let (logits, _) = self.exec.forward(|| self.net.forward(&x, false))?;
+                let top = logits.topk(k, -1, true, true).1;
+                let h = top.eq_tensor(&y.unsqueeze(1));
+                let both =
+                    Tensor::stack(&[h.narrow(1, 0, 1).sum(Kind::Int64), h.sum(Kind::Int64)], 0);
+                let _ = hits.shallow_clone().g_add_(&both);
+                start += bs;
+            }
+            Ok(())
+        })?;
+        let v: Vec<i64> = Vec::try_from(hits.to_device(Device::Cpu))?;
+        let (c1, c5) = (v[0], v[1]);
+        Ok((100.0 * c1 as f64 / n as f64, 100.0 * c5 as f64 / n as f64))
+    }
+
+    fn step(&mut self, batch: Prepared, lr: f64) -> Result<()> {
+        let cfg = self.ctx.cfg;
+        let arm = &cfg.arm;
+        let inputs = batch.into_inputs(self.ctx.device, &self.side);
+        let (y, len) = (&inputs.labels, inputs.len);
+        let n = len as i64;
+        tch::manual_seed(step_seed(cfg.seed, self.st.global_step));
+        let (ex, net) = (&self.exec, &self.net);
+        // The forward under the run's precision; logits and features in fp32
+        // for the loss (a no-op in fp32).
+        let fwd = |x: &Tensor| -> Result<(Tensor, Tensor)> {
+            let x = ex.input(x.shallow_clone())?;
+            let (z, h) = ex.forward(|| net.forward(&x, true))?;
+            Ok((z.to_kind(Kind::Float), h.to_kind(Kind::Float)))
+        };
+        let (parts, logits_a) = if arm.views == 1 {
+            let (z, _) = fwd(&inputs.x)?;
+            (loss::single_view(&z, y, &arm.loss), z)
+        } else {
+            let (za, zb, ha, hb) = match arm.forward {
+                // Both views in one forward: `x` holds them one after the other.
+                Forward::Joint => {
+                    let (z, h) = fwd(&inputs.x)?;
+                    (
+                        z.narrow(0, 0, n),
+                        z.narrow(0, n, n),
+                        h.narrow(0, 0, n),
+                        h.narrow(0, n, n),
+                    )
+                }
+                Forward::Separate => {
+                    let (za, ha) = fwd(&inputs.view(0))?;
+                    let (zb, hb) = fwd(&inputs.view(1))?;
+                    (za, zb, ha, hb)
+                }
+            };
+            (loss::two_view(&za, &zb, &ha, &hb, y, &arm.loss), za)
+        };
+        let hits = logits_a
+            .detach()
+            .argmax(-1, false)
+            .eq_tensor(y)
+            .sum(Kind::Int64);
+        // Logged values stay on the device (no per-step sync); a non-finite
+        // loss is caught at the next read-back, before any checkpoint.
+        self.dev_acc.add(&parts, &hits, self.st.global_step);
+        self.opt.zero_grad();
+        parts.total.backward();
+        self.opt.step(lr);
+        let a = &mut self.st.acc;
+        a.steps += 1;
+        a.seen += len as u64;
+        self.st.images_trained += len as u64 * u64::from(arm.views);
+        Ok(())
+    }
+}
+
+/// Trains (or resumes) one run in `ctx.dir` and writes its record.
+pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
+    let wall = Instant::now();
+    let mut tr = Trainer::new(ctx)?;
+    tr.try_resume()?;
+    let wall_before = tr.st.wall_seconds;
+    let cfg = ctx.cfg;
+    let t = &cfg.train;
+    let n = ctx.data.info().train_len;
+    let steps = n.div_ceil(t.batch_size);
+    // The threads that build batches (decode, crop, resize): the run's own
+    // pool, `[runtime] loader_threads` wide.
+    let loader = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.runtime.loader_threads())
+        .thread_name(|i| format!("ddgsd-loader-{i}"))
+        .build()
+        .context("cannot start the loader threads")?;
+    while tr.st.epoch < t.epochs {
+        let epoch = tr.st.epoch;
+        let perm = epoch_permutation(cfg.seed, u64::from(epoch), n);
+        let mut lr = t.schedule.lr(epoch, 0, steps);
+        // A producer thread builds the next batches (distortions, decoding)
+        // while this one trains; the queue is bounded and the order fixed.
+        let first = tr.st.step_in_epoch;
+        tr.reset_device_acc();
+        let path = tr.side.path(ctx.device);
+        let stopped = std::thread::scope(|scope| -> Result<Option<Outcome>> {
+            let depth = cfg.runtime.prefetch;
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Prepared>>(depth);
+            let (perm, data, loader) = (&perm, ctx.data, &loader);
+            scope.spawn(move || {
+                for step in first..steps {
+                    let idx = &perm[step * t.batch_size..((step + 1) * t.batch_size).min(n)];
+                    let batch = loader.install(|| prepare(cfg, data, idx, epoch, path));
+                    if tx.send(batch).is_err() {
+                        break; // the trainer stopped
+                    }
+                }
+            });
+            while tr.st.step_in_epoch < steps {
+                let step = tr.st.step_in_epoch;
+                if ctx.stop.load(Ordering::SeqCst) {
+                    tr.read_back(steps)?;
+                    tr.st.wall_seconds = wall_before + wall.elapsed().as_secs_f64();
+                    tr.save_checkpoint()?;
+                    return Ok(Some(Outcome::Stopped { epoch, step }));
+                }
+                let t0 = Instant::now();
+                let batch = rx.recv().context("the batch producer thread died")??;
+                lr = t.schedule.lr(epoch, step, steps);
+                tr.step(batch, lr)?;
+                tr.st.step_in_epoch += 1;
+                tr.st.global_step += 1;
+                let done = tr.st.step_in_epoch;
+                if done == steps || (done - first) % READ_BACK_EVERY == 0 {
+                    tr.read_back(steps)?;
+                } else {
+                    tr.st.acc.seconds += t0.elapsed().as_secs_f64();
+                    continue;
+                }
+                tr.st.acc.seconds += t0.elapsed().as_secs_f64();
+                let avg = tr.st.acc.loss / tr.st.acc.steps as f64;
+                on_tick(Tick {
+                    epoch,
+                    epochs: t.epochs,
+                    step: step + 1,
+                    steps,
+                    loss: avg,
+                    epoch_log: None,
+                });
+            }
+            Ok(None)
+        })?;
+        if let Some(outcome) = stopped {
+            return Ok(outcome);
+        }
+        let t_eval = Instant::now();
+        let (top1, top5) = tr.evaluate()?;
+        let a = std::mem::take(&mut tr.st.acc);
+        let s = a.steps.max(1) as f64;
+        let log = EpochLog {
+            epoch: epoch + 1,
+            lr,
+            loss: a.loss / s,
+            ce: a.ce / s,
+            kl: a.kl / s,
+            mmd: a.mmd / s,
+            train_top1: 100.0 * a.correct as f64 / a.seen.max(1) as f64,
+            test_top1: top1,
+            test_top5: top5,
+            seconds: a.seconds + t_eval.elapsed().as_secs_f64(),
+        };
+        tr.st.train_seconds += a.seconds;
+        if top1 > tr.st.best_top1 {
+            tr.st.best_top1 = top1;
+            tr.st.best_epoch = epoch + 1;
+        }
+        tr.st.history.push(log.clone());
+        tr.st.epoch += 1;
+        tr.st.step_in_epoch = 0;
+        on_tick(Tick {
+            epoch,
+            epochs: t.epochs,
+            step: steps,
+            steps,
+            loss: log.loss,
+            epoch_log: Some(&log),
+        });
+        let last = tr.st.epoch == t.epochs;
+        if last || tr.st.epoch % cfg.runtime.checkpoint_every == 0 {
+            tr.st.wall_seconds = wall_before + wall.elapsed().as_secs_f64();
+            tr.save_checkpoint()?;
+        }
+    }
+    finish(&tr, ctx, wall_before + wall.elapsed().as_secs_f64())
+        .map(|r| Outcome::Finished(Box::new(r)))
+}
+
+fn finish(tr: &Trainer, ctx: &RunContext, wall_seconds: f64) -> Result<Record> {
+    let cfg = ctx.cfg;
+    // A PyTorch state dict: BN counters = training-mode forwards per step x steps.
+    let per_step = if cfg.arm.forward == Forward::Separate && cfg.arm.views == 2 {
+        2
+    } else {
+        1
+    };
+    let tensors = model::export::state_dict(&tr.vs, tr.st.global_step as i64 * per_step);
+    let sha = checkpoint::tensors_sha256(&tensors);
+    checkpoint::write_safetensors(&ctx.dir.join(MODEL_FILE), &tensors)?;
+    let last = tr
+        .st
+        .history
+        .last()
+        .context("a finished run has at least one epoch")?;
+    let info = ctx.data.info();
+    let rec = Record {
+        schema: SCHEMA,
+        run_id: cfg.run_id.clone(),
+        suite: cfg.suite.clone(),
+        arch: cfg.arch.id(),
+        arm: cfg.arm.name.clone(),
+        seed: cfg.seed,
+        dataset: DatasetRef {
+            name: info.name.clone(),
+            fingerprint: info.fingerprint.clone(),
+            train_len: info.train_len,
+            test_len: info.test_len,
+            skipped: info.skipped,
+        },
+        epochs: cfg.train.epochs,
+        metrics: Metrics {
+            top1_final: last.test_top1,
+            top5_final: last.test_top5,
+            top1_best: tr.st.best_top1,
+            best_epoch: tr.st.best_epoch,
+        },
+        checkpoint_sha256: sha,
+        platform: ctx.env.platform(),
+        config: cfg.clone(),
+        env: ctx.env.clone(),
+        timing: Timing {
+            wall_seconds,
+            train_images_per_second: tr.st.images_trained as f64 / tr.st.train_seconds.max(1e-9),
+            resumed: tr.st.resumed,
+        },
+        history: tr.st.history.clone(),
+    };
+    atomic::write_json(&ctx.dir.join(RECORD_FILE), &rec)?;
+    Ok(rec)
+}

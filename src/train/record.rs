@@ -1,0 +1,110 @@
+//! `record.json`: everything about one finished run, in one file of its own
+//! directory, so that results directories merge by copying.
+use crate::platform::EnvInfo;
+use crate::suite::RunConfig;
+use crate::util::error::InputError;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const RECORD_FILE: &str = "record.json";
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRef {
+    pub name: String,
+    pub fingerprint: String,
+    pub train_len: usize,
+    pub test_len: usize,
+    #[serde(default)]
+    pub skipped: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Top-1 / top-5 accuracy (%) on the test split after the last epoch.
+    pub top1_final: f64,
+    pub top5_final: f64,
+    /// Best top-1 over the evaluated epochs, and its epoch (1-based).
+    pub top1_best: f64,
+    pub best_epoch: u32,
+}
+
+/// One epoch of training: mean loss terms over its steps and the test
+/// accuracy after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: u32,
+    pub lr: f64,
+    pub loss: f64,
+    pub ce: f64,
+    pub kl: f64,
+    pub mmd: f64,
+    pub train_top1: f64,
+    pub test_top1: f64,
+    pub test_top5: f64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    pub wall_seconds: f64,
+    /// Training images (each view counted) per second of training time.
+    pub train_images_per_second: f64,
+    /// True when the run was resumed from a checkpoint at least once
+    /// (wall_seconds then adds up the segments).
+    pub resumed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub schema: u32,
+    pub run_id: String,
+    pub suite: String,
+    pub arch: String,
+    pub arm: String,
+    pub seed: u64,
+    pub dataset: DatasetRef,
+    pub epochs: u32,
+    pub metrics: Metrics,
+    pub checkpoint_sha256: String,
+    /// The platform fingerprint (see `platform::EnvInfo::platform`).
+    pub platform: String,
+    pub config: RunConfig,
+    pub env: EnvInfo,
+    pub timing: Timing,
+    pub history: Vec<EpochLog>,
+}
+
+impl Record {
+    /// Reads and checks a record: parseable, current schema, and its run id
+    /// matching its directory.
+    pub fn load(path: &Path) -> Result<Record> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InputError::new(path, None, format!("cannot read: {e}")))?;
+        let r: Record = serde_json::from_str(&text)
+            .map_err(|e| InputError::new(path, None, format!("not a valid record: {e}")))?;
+        if r.schema != SCHEMA {
+            bail!(InputError::new(
+                path,
+                Some("schema"),
+                format!("expected {SCHEMA}, got {}", r.schema)
+            ));
+        }
+        if let Some(dir) = path
+            .parent()
+            .and_then(|d| d.file_name())
+            .and_then(|n| n.to_str())
+        {
+            if dir != r.run_id {
+                bail!(InputError::new(
+                    path,
+                    Some("run_id"),
+                    format!("`{}` does not match its directory `{dir}`", r.run_id)
+                ));
+            }
+        }
+        Ok(r)
+    }
+}
