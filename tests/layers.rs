@@ -216,24 +216,12 @@ fn uses(src: &str, module: &[String], root: &str) -> Vec<Use> {
                 while j < s.len() && s[j].is_whitespace() {
                     j += 1;
                 }
-                if s.get(j) == Some(&'{') {
-                    for h in group_heads(&s, j) {
-                        found.push(Use {
-                            line: line_of(&s, i),
-                            top: h,
-                            text: snippet(&s, i),
-                        });
-                    }
+                let heads = if s.get(j) == Some(&'{') {
+                    group_heads(&s, j)
                 } else {
-                    let (id, _) = ident_at(&s, j);
-                    if !id.is_empty() {
-                        found.push(Use {
-                            line: line_of(&s, i),
-                            top: id,
-                            text: snippet(&s, i),
-                        });
-                    }
-                }
+                    vec![ident_at(&s, j).0]
+                };
+                push(&mut found, &s, i, heads);
                 i = j;
                 continue;
             }
@@ -246,14 +234,7 @@ fn uses(src: &str, module: &[String], root: &str) -> Vec<Use> {
                 j += 7;
             }
             if ups >= module.len() {
-                let (id, _) = ident_at(&s, j);
-                if !id.is_empty() {
-                    found.push(Use {
-                        line: line_of(&s, i),
-                        top: id,
-                        text: snippet(&s, i),
-                    });
-                }
+                push(&mut found, &s, i, vec![ident_at(&s, j).0]);
             }
             i = j;
             continue;
@@ -261,6 +242,17 @@ fn uses(src: &str, module: &[String], root: &str) -> Vec<Use> {
         i += 1;
     }
     found
+}
+
+/// Records the path starting at `s[i]` once per top-level module it names.
+fn push(found: &mut Vec<Use>, s: &[char], i: usize, tops: Vec<String>) {
+    for top in tops.into_iter().filter(|t| !t.is_empty()) {
+        found.push(Use {
+            line: line_of(s, i),
+            top,
+            text: snippet(s, i),
+        });
+    }
 }
 
 /// The module path of a file below src/ (`data/cifar/mod.rs` -> data, cifar).
