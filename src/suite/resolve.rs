@@ -108,7 +108,7 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
     }
     let warmup_kind = match t.warmup_kind.as_deref() {
         None => WarmupKind::Constant,
-        Some(k) => enum_field(file, "train.warmup_kind", k, "constant, linear")?,
+        Some(k) => enum_field(file, "train.warmup_kind", k, "constant, linear, ramp")?,
     };
     let lr = positive(file, "train.lr", t.lr.unwrap_or(0.1))?;
     let schedule = Schedule {
