@@ -28,6 +28,8 @@ pub enum Purpose {
     Shuffle,
     /// Procedural generation of the built-in synthetic dataset.
     Synthetic,
+    /// Partner samples (CS-KD's same-class sample of each anchor).
+    Partner,
 }
 
 impl Purpose {
@@ -36,6 +38,7 @@ impl Purpose {
             Purpose::Augment => "augment",
             Purpose::Shuffle => "shuffle",
             Purpose::Synthetic => "synthetic",
+            Purpose::Partner => "partner",
         }
     }
 }
