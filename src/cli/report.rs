@@ -17,9 +17,9 @@ pub struct ReportArgs {
     /// ablation: rows architecture, columns arm (one directory); paper: the paper's Table 3, rows architecture and method, columns dataset
     #[arg(long, default_value = "ablation", value_parser = ["ablation", "paper"])]
     pub layout: String,
-    /// top1, top5, or error (100 - top-1, what the paper prints)
-    #[arg(long, default_value = "top1", value_parser = ["top1", "top5", "error"])]
-    pub metric: String,
+    /// top1, top5, or error (100 - top-1, what the paper prints); with --layout paper a comma-separated list gives a column per dataset and metric (e.g. error,top5)
+    #[arg(long, default_value = "top1", value_delimiter = ',', value_parser = ["top1", "top5", "error"])]
+    pub metric: Vec<String>,
     /// The accuracy after the last epoch, or the best over epochs
     #[arg(long, default_value = "final", value_parser = ["final", "best"])]
     pub which: String,
@@ -54,11 +54,32 @@ pub fn report(args: ReportArgs) -> Result<u8> {
         plot,
     } = args;
     use crate::report::{Layout, MetricKind, Options, Which};
+    let mut metrics: Vec<MetricKind> = Vec::new();
+    for m in &metric {
+        let k = MetricKind::parse(m).expect("clap checked");
+        if metrics.contains(&k) {
+            return Err(InputError::new(
+                std::path::Path::new("--metric"),
+                None,
+                format!("`{m}` is listed twice"),
+            )
+            .into());
+        }
+        metrics.push(k);
+    }
     let opts = Options {
         layout: Layout::parse(&layout).expect("clap checked"),
-        metric: MetricKind::parse(&metric).expect("clap checked"),
+        metrics,
         which: Which::parse(&which).expect("clap checked"),
     };
+    if opts.layout == Layout::Ablation && opts.metrics.len() > 1 {
+        return Err(InputError::new(
+            std::path::Path::new("--metric"),
+            None,
+            "the ablation layout shows one metric; give several with --layout paper",
+        )
+        .into());
+    }
     if opts.layout == Layout::Ablation && dirs.len() > 1 {
         return Err(InputError::new(
             &dirs[1],

@@ -3,7 +3,7 @@ use super::{make_cell, mark_best, title_tail, CellInput, Judged, Layout, Options
 use super::{Report, Row};
 
 pub fn build(j: &Judged, opts: &Options) -> Report {
-    let q = Quantity::of(opts.metric, opts.which);
+    let q = Quantity::of(opts.metrics[0], opts.which);
     let meta = &j.loaded.meta;
     let mut sources = Vec::new();
     let mut rows = Vec::new();
@@ -34,12 +34,13 @@ pub fn build(j: &Judged, opts: &Options) -> Report {
     }
     Report {
         layout: Layout::Ablation,
-        metric: opts.metric,
+        metric: opts.metrics[0],
         which: opts.which,
         lower_is_better: q.lower_is_better(),
-        title: format!("{}: {}", meta.suite, title_tail(&q)),
+        title: format!("{}: {}", meta.suite, title_tail(&[q])),
         row_heads: vec!["arch".into()],
         columns: meta.arms.clone(),
+        column_metrics: vec![q.name(); meta.arms.len()],
         rows,
         sources,
     }

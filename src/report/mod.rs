@@ -147,6 +147,17 @@ impl Quantity {
         format!("{k} {e} (%)")
     }
 
+    /// The short name of the quantity (CSV's `metric` column):
+    /// `top1`, `top5`, `error` (top-1 error), `top5_error`.
+    pub fn name(&self) -> &'static str {
+        match (self.top5, self.error) {
+            (false, false) => "top1",
+            (true, false) => "top5",
+            (false, true) => "error",
+            (true, true) => "top5_error",
+        }
+    }
+
     pub fn lower_is_better(&self) -> bool {
         self.error
     }
@@ -210,6 +221,7 @@ pub struct Row {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub layout: Layout,
+    /// The first (ablation: the only) metric asked for.
     pub metric: MetricKind,
     pub which: Which,
     pub lower_is_better: bool,
@@ -217,6 +229,8 @@ pub struct Report {
     pub title: String,
     pub row_heads: Vec<String>,
     pub columns: Vec<String>,
+    /// What each column shows ([`Quantity::name`]).
+    pub column_metrics: Vec<&'static str>,
     pub rows: Vec<Row>,
     /// Footnotes: the sources of the published numbers.
     pub sources: Vec<String>,
@@ -229,10 +243,12 @@ pub struct Judged<'a> {
     pub verdict: &'a Verdict,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub layout: Layout,
-    pub metric: MetricKind,
+    /// At least one; several only with the paper layout (a column per
+    /// dataset and metric, the shape of the PS-KD table).
+    pub metrics: Vec<MetricKind>,
     pub which: Which,
 }
 
@@ -240,7 +256,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             layout: Layout::Ablation,
-            metric: MetricKind::Top1,
+            metrics: vec![MetricKind::Top1],
             which: Which::Final,
         }
     }
@@ -374,10 +390,16 @@ pub(crate) fn mark_best(cells: &mut [&mut Cell], lower_is_better: bool) {
     }
 }
 
-pub(crate) fn title_tail(q: &Quantity) -> String {
+pub(crate) fn title_tail(q: &[Quantity]) -> String {
+    let mut labels: Vec<String> = Vec::new();
+    for l in q.iter().map(Quantity::label) {
+        if !labels.contains(&l) {
+            labels.push(l);
+        }
+    }
     format!(
         "{}, {}; mean ± sd (n seeds); Δ vs baseline: mean paired difference [95% CI], one-sided paired t-test p",
-        q.label(),
-        q.which.label()
+        labels.join(", "),
+        q[0].which.label()
     )
 }

@@ -1,5 +1,9 @@
-//! The paper's Table 3: a row per architecture and method, a column per
-//! dataset (one suite each; ImageNet gets a top-1 and a top-5 column).
+//! The paper's Table 3 and the tables of the self-distillation papers: a
+//! row per architecture and method, a column per dataset (one suite each;
+//! ImageNet gets a top-1 and a top-5 column), or with several metrics a
+//! column per dataset and metric (the PS-KD README's shape: top-1 error,
+//! top-5 error, ... of one dataset). The best method of an architecture is
+//! bold in each column, by that column's direction (lower for errors).
 use super::{make_cell, mark_best, title_tail, CellInput, Judged, Layout, MetricKind, Options};
 use super::{Quantity, Report, Row};
 
@@ -19,7 +23,12 @@ fn dataset_label(name: &str) -> String {
 }
 
 pub fn build(suites: &[Judged], opts: &Options) -> Report {
-    let q = Quantity::of(opts.metric, opts.which);
+    let qs: Vec<Quantity> = opts
+        .metrics
+        .iter()
+        .map(|&m| Quantity::of(m, opts.which))
+        .collect();
+    let q = qs[0];
     let mut columns: Vec<Column> = Vec::new();
     for j in suites {
         let dataset = j
@@ -32,7 +41,16 @@ pub fn build(suites: &[Judged], opts: &Options) -> Report {
         if suites.iter().filter(|o| same_dataset(o, &dataset)).count() > 1 {
             label = format!("{label} ({})", j.loaded.meta.suite);
         }
-        if dataset == "imagenet" && opts.metric != MetricKind::Top5 {
+        if qs.len() > 1 {
+            for &q in &qs {
+                let what = q.label();
+                columns.push(Column {
+                    label: format!("{label} {}", what.trim_end_matches(" (%)")),
+                    q,
+                    j,
+                });
+            }
+        } else if dataset == "imagenet" && opts.metrics[0] != MetricKind::Top5 {
             let q5 = Quantity { top5: true, ..q };
             columns.push(Column {
                 label: format!("{label} top-1"),
@@ -78,12 +96,12 @@ pub fn build(suites: &[Judged], opts: &Options) -> Report {
                 });
             }
         }
-        for col in 0..columns.len() {
+        for (col, c) in columns.iter().enumerate() {
             let mut group: Vec<_> = rows[first..]
                 .iter_mut()
                 .filter_map(|r| r.cells[col].as_mut())
                 .collect();
-            mark_best(&mut group, q.lower_is_better());
+            mark_best(&mut group, c.q.lower_is_better());
         }
     }
     let names: Vec<&str> = suites
@@ -92,11 +110,12 @@ pub fn build(suites: &[Judged], opts: &Options) -> Report {
         .collect();
     Report {
         layout: Layout::Paper,
-        metric: opts.metric,
+        metric: opts.metrics[0],
         which: opts.which,
         lower_is_better: q.lower_is_better(),
-        title: format!("{}: {}", names.join(", "), title_tail(&q)),
+        title: format!("{}: {}", names.join(", "), title_tail(&qs)),
         row_heads: vec!["arch".into(), "method".into()],
+        column_metrics: columns.iter().map(|c| c.q.name()).collect(),
         columns: columns.into_iter().map(|c| c.label).collect(),
         rows,
         sources,
