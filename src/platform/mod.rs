@@ -2,10 +2,14 @@
 //! shim to libtorch's switches (`shim`: determinism, threads, autocast,
 //! foreach SGD), the C heap (`heap`), device selection, and the environment
 //! a run records (`env` in record.json) with the platform fingerprint that
-//! keys checkpoint pins in expected files.
+//! keys checkpoint pins in expected files; `dist` (c10d process groups
+//! through `csrc/dist.cpp`) and `launch` (the rank a launcher made this
+//! process) for data-parallel runs.
 //!
 //! Uses: nothing of the crate.
+pub mod dist;
 pub mod heap;
+pub mod launch;
 pub mod runtime;
 pub mod shim;
 
