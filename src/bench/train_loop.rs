@@ -161,6 +161,7 @@ pub fn loop_figure(o: &LoopOptions, dir: &Path) -> Result<Figure> {
         device,
         env: &env,
         stop: &stop,
+        group: None,
     };
     std::fs::create_dir_all(ctx.dir)?;
     let (mut start, mut end) = (None, None);

@@ -1,7 +1,8 @@
 //! The `run` command: train every run of a suite (or a worker's share), then judge it.
 use super::verdict_code;
+use crate::platform::launch;
 use crate::schedule::runner::{self, RunOptions, SuiteOutcome};
-use crate::schedule::{lease, workers};
+use crate::schedule::{lease, ranks, workers};
 use crate::suite::partition::Partition;
 use crate::suite::{self, resolve::Overrides};
 use anyhow::Result;
@@ -52,6 +53,13 @@ pub struct RunArgs {
     /// Name of this worker in its leases (set by --workers and the Slurm scripts)
     #[arg(long, hide = true)]
     pub worker_label: Option<String>,
+    /// Train each run data-parallel over N rank processes (overrides runtime.world_size;
+    /// the bits depend on it): started here, one GPU each on CUDA (shared round-robin when
+    /// there are fewer), or CPU ranks; with --workers, every N consecutive entries form one
+    /// worker of N ranks. Under torchrun's or srun's environment the process joins that
+    /// group instead (and N, when given, must equal its size)
+    #[arg(long, value_name = "N")]
+    pub ranks: Option<usize>,
 }
 
 pub fn run(args: RunArgs) -> Result<u8> {
@@ -68,9 +76,39 @@ pub fn run(args: RunArgs) -> Result<u8> {
         wait,
         lease_timeout,
         worker_label,
+        ranks,
     } = args;
-    let ov = Overrides { threads, device };
+    // A launcher (torchrun, srun, `--ranks` itself) made this process a rank.
+    let launched = launch::from_env()?;
+    let world_size = match (&launched, ranks) {
+        (Some(e), Some(n)) if n != e.world => anyhow::bail!(
+            "--ranks {n}: this process is rank {} of a group of {} started by {}",
+            e.rank,
+            e.world,
+            match e.source {
+                launch::Source::Torchrun => "torchrun's environment (WORLD_SIZE)",
+                launch::Source::Srun => "srun (SLURM_STEP_NUM_TASKS)",
+            }
+        ),
+        (Some(e), _) => Some(e.world),
+        (None, n) => n,
+    };
+    let ov = Overrides {
+        threads,
+        device,
+        world_size,
+    };
     let s = suite::load(&file, &ov)?;
+    let world = s.runs[0].runtime.world_size;
+    if world > 1 && launched.is_none() && workers.is_none() {
+        // Start the ranks here; each is this command line with torchrun's variables.
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        return ranks::launch_local(&s.runs[0].runtime, world, &args);
+    }
+    let rank = match launched {
+        Some(e) => Some(std::sync::Arc::new(ranks::join(&s, e)?)),
+        None => None,
+    };
     let partition = partition.as_deref().map(Partition::parse).transpose()?;
     let opts = RunOptions {
         out,
@@ -80,10 +118,11 @@ pub fn run(args: RunArgs) -> Result<u8> {
         wait,
         lease_timeout: lease::timeout(lease_timeout)?,
         worker: worker_label.unwrap_or_else(|| format!("pid {}", std::process::id())),
+        rank,
     };
     let outcome = match workers {
         Some(list) => {
-            let entries = workers::parse_list(&list)?;
+            let entries = workers::group_ranks(workers::parse_list(&list)?, world)?;
             workers::run_suite(&s, &opts, &entries, &ov)?
         }
         None => runner::run_suite(&s, &opts)?,

@@ -354,7 +354,11 @@ impl Group {
             )
         };
         if rc != 0 {
-            bail!("the rendezvous store at {}: {}", self.rendezvous(), err.text());
+            bail!(
+                "the rendezvous store at {}: {}",
+                self.rendezvous(),
+                err.text()
+            );
         }
         Ok(())
     }
@@ -366,7 +370,11 @@ impl Group {
         // SAFETY: valid pointers for the call.
         let rc = unsafe { ffi::ddgsd_dist_store_check(self.h, k.as_ptr(), err.ptr(), 1024) };
         if rc < 0 {
-            bail!("the rendezvous store at {}: {}", self.rendezvous(), err.text());
+            bail!(
+                "the rendezvous store at {}: {}",
+                self.rendezvous(),
+                err.text()
+            );
         }
         Ok(rc == 1)
     }
@@ -695,10 +703,16 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(
-            err.contains(&format!("rank 1 of 2: cannot join the process group at the rendezvous 127.0.0.1:{port}")),
+            err.contains(&format!(
+                "rank 1 of 2: cannot join the process group at the rendezvous 127.0.0.1:{port}"
+            )),
             "{err}"
         );
-        assert!(t0.elapsed() < Duration::from_secs(30), "bounded: {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "bounded: {:?}",
+            t0.elapsed()
+        );
     }
 
     #[test]

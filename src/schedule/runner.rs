@@ -8,6 +8,7 @@ use crate::platform;
 use crate::results::{self, Loaded};
 use crate::schedule::lease::{self, Claim};
 use crate::schedule::progress::Progress;
+use crate::schedule::ranks::{self, Announce, RankCtx};
 use crate::suite::ResolvedSuite;
 use crate::train::record::{Record, RECORD_FILE};
 use crate::train::{self, Outcome, Tick};
@@ -50,6 +51,9 @@ pub struct RunOptions {
     pub lease_timeout: Duration,
     /// Names this worker in its leases (e.g. its device).
     pub worker: String,
+    /// This process's rank of a data-parallel group (`--ranks`, torchrun,
+    /// srun): rank 0 is the worker, the other ranks follow it.
+    pub rank: Option<std::sync::Arc<RankCtx>>,
 }
 
 /// What `run` ended with.
@@ -97,6 +101,10 @@ pub fn judge_and_write(loaded: &Loaded, expected: &Expected) -> Result<(Verdict,
 }
 
 pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcome> {
+    if let Some(r) = opts.rank.as_ref().filter(|r| r.group.rank() > 0) {
+        return ranks::run_follower(suite, &opts.out, r);
+    }
+    let group = opts.rank.as_ref().map(|r| &r.group);
     // Expected file first: a missing one is an input error before hours of training.
     let expected = expected_for(suite, opts)?;
     // Read-only checks first: nothing is written before the input is known good.
@@ -120,8 +128,14 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
     }
     let rt = &suite.runs[0].runtime;
     platform::init(rt)?;
-    let device = platform::select_device(rt)?;
-    let env = platform::collect(device, rt, crate::data::imagenet::decode::DECODER);
+    let device = match &opts.rank {
+        Some(r) => r.device,
+        None => platform::select_device(rt)?,
+    };
+    let mut env = platform::collect(device, rt, crate::data::imagenet::decode::DECODER);
+    if let Some(g) = group {
+        env.set_group(g.backend().name(), g.peers());
+    }
     // The data before anything is written (a missing dataset is an input error).
     let dataset = if pending.is_empty() {
         None
@@ -152,6 +166,9 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
                 continue;
             }
             if STOP.load(Ordering::SeqCst) {
+                if let Some(g) = group {
+                    ranks::announce(g, Announce::Stop)?;
+                }
                 eprintln!("\nddgsd-bench: interrupted. {}", resume_hint(suite, opts));
                 return Ok(SuiteOutcome::Interrupted);
             }
@@ -184,7 +201,12 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
                 device,
                 env: &env,
                 stop: &STOP,
+                group,
             };
+            if let Some(g) = group {
+                let index = suite.runs.iter().position(|c| c.run_id == cfg.run_id);
+                ranks::announce(g, Announce::Run(index.expect("a run of the suite")))?;
+            }
             let i = mine
                 .iter()
                 .position(|c| c.run_id == cfg.run_id)
@@ -226,6 +248,9 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
             pending.remove(k);
         }
         if pending.is_empty() {
+            if let Some(g) = group {
+                ranks::announce(g, Announce::Done)?;
+            }
             break;
         }
         // Runs seen held earlier in this pass may have finished since.
@@ -234,6 +259,16 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
             continue;
         }
         // Everything left is held by live workers.
+        if let Some(g) = group {
+            ranks::announce(
+                g,
+                if opts.wait {
+                    Announce::Wait
+                } else {
+                    Announce::Done
+                },
+            )?;
+        }
         if !opts.wait {
             let who: Vec<String> = held
                 .iter()

@@ -18,6 +18,9 @@ use std::time::Duration;
 pub enum Entry {
     Cpu,
     Cuda(usize),
+    /// The devices of one data-parallel worker's ranks (`--ranks N`
+    /// groups N consecutive entries).
+    Ranks(Vec<Entry>),
 }
 
 impl std::fmt::Display for Entry {
@@ -25,6 +28,10 @@ impl std::fmt::Display for Entry {
         match self {
             Entry::Cpu => write!(f, "cpu"),
             Entry::Cuda(i) => write!(f, "cuda:{i}"),
+            Entry::Ranks(v) => {
+                let names: Vec<String> = v.iter().map(|e| e.to_string()).collect();
+                write!(f, "{}", names.join("+"))
+            }
         }
     }
 }
@@ -49,10 +56,35 @@ pub fn parse_list(s: &str) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
+/// Every `ranks` consecutive entries as one worker of that many ranks.
+pub fn group_ranks(entries: Vec<Entry>, ranks: usize) -> Result<Vec<Entry>> {
+    if ranks <= 1 {
+        return Ok(entries);
+    }
+    if entries.len() % ranks != 0 {
+        bail!(
+            "--workers lists {} devices, not a multiple of --ranks {ranks} (every {ranks} consecutive entries form one data-parallel worker)",
+            entries.len()
+        );
+    }
+    Ok(entries
+        .chunks(ranks)
+        .map(|c| Entry::Ranks(c.to_vec()))
+        .collect())
+}
+
 /// `CUDA_VISIBLE_DEVICES` for a worker: its GPU among the parent's visible
-/// ones, or none for a CPU worker.
+/// ones (its ranks' GPUs), or none for a CPU worker.
 pub fn visible_devices(entry: &Entry, parent: Option<&str>) -> String {
     match entry {
+        Entry::Ranks(v) => {
+            let ds: Vec<String> = v
+                .iter()
+                .map(|e| visible_devices(e, parent))
+                .filter(|d| !d.is_empty())
+                .collect();
+            ds.join(",")
+        }
         Entry::Cpu => String::new(),
         Entry::Cuda(i) => match parent.filter(|p| !p.trim().is_empty()) {
             Some(p) => p
@@ -190,6 +222,9 @@ pub fn run_suite(
     if let Some(d) = &overrides.device {
         args.extend(["--device".into(), d.clone()]);
     }
+    if let Some(n) = overrides.world_size {
+        args.extend(["--ranks".into(), n.to_string()]);
+    }
     if let Some(p) = opts.partition {
         args.extend(["--partition".into(), format!("hash:{}/{}", p.m, p.n)]);
     }
@@ -294,5 +329,17 @@ mod tests {
         assert_eq!(visible_devices(&Entry::Cuda(1), None), "1");
         assert_eq!(visible_devices(&Entry::Cuda(1), Some("4,6")), "6");
         assert_eq!(visible_devices(&Entry::Cuda(0), Some("")), "0");
+        let g = group_ranks(parse_list("cuda:0,cuda:1,cuda:2,cuda:3").unwrap(), 2).unwrap();
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[1].to_string(), "cuda:2+cuda:3");
+        assert_eq!(visible_devices(&g[1], Some("4,5,6,7")), "6,7");
+        assert_eq!(
+            visible_devices(
+                &group_ranks(parse_list("cpu,cpu").unwrap(), 2).unwrap()[0],
+                None
+            ),
+            ""
+        );
+        assert!(group_ranks(parse_list("cuda:0,cuda:1,cuda:2").unwrap(), 2).is_err());
     }
 }
