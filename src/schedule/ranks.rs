@@ -302,6 +302,16 @@ pub fn launch_local(rt: &RuntimeConfig, world: usize, args: &[String]) -> Result
     let mut first_loss: Option<(usize, String, Instant)> = None;
     let grace = rt.collective_timeout() + Duration::from_secs(30);
     let mut open = true;
+    // Error lines are held back: after a lost rank the launcher's line is
+    // the one `ddgsd-bench: error:` line, the ranks' follow it as context.
+    let mut errors: Vec<(usize, String)> = vec![];
+    let mut show = |r: usize, line: &str| {
+        if line.starts_with("ddgsd-bench: error:") {
+            errors.push((r, line.to_string()));
+        } else {
+            show(r, line);
+        }
+    };
     loop {
         if STOP.load(Ordering::SeqCst) && !forwarded {
             forwarded = true;
@@ -350,6 +360,12 @@ pub fn launch_local(rt: &RuntimeConfig, world: usize, args: &[String]) -> Result
         }
     }
     let code = |s: &Option<std::process::ExitStatus>| s.and_then(|s| s.code());
+    for (r, line) in &errors {
+        match (r, &first_loss) {
+            (0, None) => eprintln!("{line}"),
+            _ => eprintln!("[rank {r}] {}", &line["ddgsd-bench: ".len()..]),
+        }
+    }
     if let Some((r, why, _)) = first_loss {
         bail!(
             "rank {r} of {world} (pid {}) {why}; the other ranks stopped (exit codes {}); the run resumes from its last complete checkpoint: run the same command again",
