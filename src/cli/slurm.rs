@@ -40,6 +40,13 @@ pub struct SlurmArgs {
     /// Call sbatch for both scripts and print the job ids
     #[arg(long)]
     pub submit: bool,
+    /// Every array task is one data-parallel worker of N ranks: --ntasks=N and srun
+    /// starting them (runs one at a time; with --gpus-per-task 1, a GPU per rank)
+    #[arg(long, value_name = "N")]
+    pub ranks_per_run: Option<u32>,
+    /// Nodes each array task spreads its ranks over (with --ranks-per-run)
+    #[arg(long, value_name = "K")]
+    pub nodes: Option<u32>,
 }
 
 pub fn slurm(args: SlurmArgs) -> Result<u8> {
@@ -55,8 +62,15 @@ pub fn slurm(args: SlurmArgs) -> Result<u8> {
         threads,
         lease_timeout,
         submit,
+        ranks_per_run,
+        nodes,
     } = args;
-    let s = suite::load(&file, &Overrides::default())?;
+    // With --ranks-per-run the suite is checked as it will run (batch sizes).
+    let ov = Overrides {
+        world_size: ranks_per_run.map(|n| n as usize),
+        ..Overrides::default()
+    };
+    let s = suite::load(&file, &ov)?;
     // The check job's expected file must exist now, not after hours of training.
     let expected = expected.unwrap_or_else(|| s.expected.clone());
     runner::load_expected(Some(&expected), "")?.require_suite(&s.name, "this suite is")?;
@@ -72,6 +86,8 @@ pub fn slurm(args: SlurmArgs) -> Result<u8> {
         sbatch_args,
         threads,
         lease_timeout,
+        ranks_per_run,
+        nodes,
     };
     let scripts = slurm::write(&o)?;
     println!("{}", scripts.worker.display());
