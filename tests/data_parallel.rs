@@ -397,14 +397,6 @@ fn world_2_against_world_1() {
     assert_ne!(a1["checkpoint_sha256"], a2["checkpoint_sha256"]);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// torchrun's variables, set by hand for two processes, and torchrun itself
 /// (from the venv, `--no-python`): the same bits as `--ranks 2`.
 #[test]
@@ -550,4 +542,32 @@ fn wrong_input_is_named() {
     );
     assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
     assert!(!p.path().join("r/rv").exists(), "a follower writes nothing");
+}
+
+/// A group of one rank (torchrun's variables with WORLD_SIZE=1) goes through
+/// every collective of the data-parallel path (rendezvous, gradient buckets,
+/// sharded evaluation, broadcasts, barriers) and trains the bits of a single
+/// process: the same checkpoint hash and logged values.
+#[test]
+fn a_group_of_one_trains_the_bits_of_a_single_process() {
+    let p = Project::new();
+    suite(&p, "g1", 2, "");
+    let plain = run_ok(
+        &p,
+        &["run", "suites/g1.toml", "--no-check", "--out", "plain"],
+    );
+    let o = p
+        .cmd(&["run", "suites/g1.toml", "--no-check", "--out", "group"])
+        .env("RANK", "0")
+        .env("WORLD_SIZE", "1")
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", free_port().to_string())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let group = p.records("group", "g1").remove(0);
+    same_run(&plain, &group);
+    assert_eq!(group["env"]["backend"], "gloo", "it did join a group");
+    assert_eq!(group["env"]["world_size"], 1);
+    assert_eq!(group["platform"], plain["platform"]);
 }

@@ -240,9 +240,9 @@ impl Group {
     /// rendezvous fails with the address it tried.
     pub fn join(spec: Spec) -> Result<Group> {
         available().map_err(anyhow::Error::msg)?;
-        if spec.world < 2 || spec.rank >= spec.world {
+        if spec.world == 0 || spec.rank >= spec.world {
             bail!(
-                "rank {} of world size {}: expected 0 <= rank < world size and a world of at least 2",
+                "rank {} of world size {}: expected 0 <= rank < world size",
                 spec.rank,
                 spec.world
             );

@@ -5,7 +5,9 @@
 //! `SLURM_LOCALID`; the rendezvous is the first host of the step's node list
 //! unless `MASTER_ADDR` is set, on `MASTER_PORT` or a port derived from the
 //! job and step ids). A batch script outside srun is not a step of several
-//! tasks: it trains alone.
+//! tasks: it trains alone. torchrun's variables with `WORLD_SIZE=1` make a
+//! group of one (every collective of the data-parallel path, the bits of a
+//! single process); a single srun task, or `--ranks 1`, is no group.
 use anyhow::{bail, Result};
 
 /// Who started this rank.
@@ -87,9 +89,11 @@ pub fn detect(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<RankEnv>> {
     if var(get, "RANK").is_some() || var(get, "WORLD_SIZE").is_some() {
         let world: usize = num(get, "WORLD_SIZE")?;
         let rank: usize = num(get, "RANK")?;
-        if world <= 1 {
-            return Ok(None);
+        if world == 0 {
+            bail!("environment: WORLD_SIZE = 0: expected at least 1");
         }
+        // WORLD_SIZE = 1 (torchrun --nproc-per-node 1): a group of one,
+        // which trains the bits of a single process through every collective.
         if rank >= world {
             bail!("environment: RANK = {rank} is not below WORLD_SIZE = {world}");
         }

@@ -135,6 +135,13 @@ impl RunContext<'_> {
     pub fn writes(&self) -> bool {
         self.group.is_none_or(|g| g.rank() == 0)
     }
+
+    /// The group when it has more than one rank: what is logged and
+    /// recorded (loss sums, weight digests) is then summed over the ranks;
+    /// a group of one logs what a single process does.
+    fn peers(&self) -> Option<&Group> {
+        self.group.filter(|g| g.world() > 1)
+    }
 }
 
 pub use crate::train::feed::{make_batch, Batch};
@@ -226,7 +233,7 @@ impl<'a> Trainer<'a> {
     /// Reads the device-side totals back into the state; fails, naming the
     /// epoch and step, when a loss since the last read-back was not finite.
     fn read_back(&mut self, steps_per_epoch: usize) -> Result<()> {
-        let r = match self.ctx.group {
+        let r = match self.ctx.peers() {
             None => self.dev_acc.read(),
             Some(g) => {
                 let r = self.all_ranks(g, self.dev_acc.read())?;
@@ -277,7 +284,7 @@ impl<'a> Trainer<'a> {
     /// Points the device-side totals at the host's (a new epoch, a resume);
     /// a data-parallel run's start from zero (see `all_ranks`).
     fn reset_device_acc(&mut self) {
-        let from = if self.ctx.group.is_some() {
+        let from = if self.ctx.peers().is_some() {
             Default::default()
         } else {
             self.st.acc.clone()
@@ -520,7 +527,8 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
         let a = std::mem::take(&mut tr.st.acc);
         let s = a.steps.max(1) as f64;
         let weights_sha256 = match ctx.group {
-            Some(g) => Some(replicas::check_identical(g, &tr.vs, epoch + 1)?),
+            Some(g) => Some(replicas::check_identical(g, &tr.vs, epoch + 1)?)
+                .filter(|_| ctx.peers().is_some()),
             None => None,
         };
         let log = EpochLog {

@@ -161,3 +161,12 @@ pub fn expected_from(
     s.push_str(extra);
     project.write(&format!("expected/{suite}.toml"), &s)
 }
+
+/// A free TCP port on the loopback interface (a rendezvous for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
