@@ -571,3 +571,64 @@ fn a_group_of_one_trains_the_bits_of_a_single_process() {
     assert_eq!(group["env"]["world_size"], 1);
     assert_eq!(group["platform"], plain["platform"]);
 }
+
+/// `--workers cpu,cpu,cpu,cpu --ranks 2`: two workers of two ranks each on
+/// one results directory; every run trained once, with the hashes of
+/// `--ranks 2` alone.
+#[test]
+fn workers_of_ranks_share_a_results_directory() {
+    let p = Project::new();
+    let text = tiny_suite("wr", &["ddgsd"], &[0, 1], 2, "").replace("threads = 2", "threads = 1");
+    p.write("suites/wr.toml", &text);
+    let o = p.run(&[
+        "run",
+        "suites/wr.toml",
+        "--no-check",
+        "--ranks",
+        "2",
+        "--out",
+        "alone",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = p.run(&[
+        "run",
+        "suites/wr.toml",
+        "--no-check",
+        "--ranks",
+        "2",
+        "--workers",
+        "cpu,cpu,cpu,cpu",
+        "--out",
+        "shared",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 0, "{err}");
+    assert!(err.contains("2 workers (cpu+cpu, cpu+cpu)"), "{err}");
+    let (a, b) = (p.records("alone", "wr"), p.records("shared", "wr"));
+    assert_eq!(b.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x["checkpoint_sha256"], y["checkpoint_sha256"],
+            "{}",
+            x["run_id"]
+        );
+        assert_eq!(y["env"]["world_size"], 2);
+    }
+    let o = p.run(&[
+        "run",
+        "suites/wr.toml",
+        "--no-check",
+        "--ranks",
+        "2",
+        "--workers",
+        "cpu,cpu,cpu",
+        "--out",
+        "x",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        error_line(&o).contains("not a multiple of --ranks 2"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -39,7 +39,9 @@ pub struct RunArgs {
     pub partition: Option<String>,
     /// Start one worker process per entry on this results directory, e.g.
     /// cuda:0,cuda:1 or cpu,cpu (an entry may repeat); each sees only its GPU
-    /// (CUDA_VISIBLE_DEVICES), so set runtime.device to auto or cuda
+    /// (CUDA_VISIBLE_DEVICES), so set runtime.device to auto or cuda. With --ranks N
+    /// every N consecutive entries are one data-parallel worker (cuda:0,...,cuda:7
+    /// --ranks 4: two workers of four GPUs)
     #[arg(long, value_name = "LIST")]
     pub workers: Option<String>,
     /// When the runs left are held by other workers, wait for them (taking over
