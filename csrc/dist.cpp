@@ -5,8 +5,8 @@
 // gloo's headers are present (-DUSE_C10D_GLOO); -DUSE_C10D_NCCL -DUSE_CUDA
 // additionally when the NCCL and CUDA headers are.
 //
-// Every function catches C++ exceptions and reports them as a non-zero
-// return code with the message copied into `err`.
+// Every function catches C++ exceptions (`guarded`) and reports them as a
+// failing return value with the message copied into `err`.
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -30,6 +30,19 @@ void copy_err(const std::string &s, char *buf, size_t len) {
   size_t n = s.size() < len - 1 ? s.size() : len - 1;
   std::memcpy(buf, s.data(), n);
   buf[n] = '\0';
+}
+
+// Runs f, turning a C++ exception into `fail` with its message in err.
+template <class R, class F>
+R guarded(char *err, size_t errlen, R fail, F f) {
+  try {
+    return f();
+  } catch (const std::exception &e) {
+    copy_err(e.what(), err, errlen);
+  } catch (...) {
+    copy_err("unknown C++ exception", err, errlen);
+  }
+  return fail;
 }
 
 struct Group {
@@ -89,7 +102,7 @@ int ddgsd_dist_has_nccl() {
 // handle, or null with the message in err.
 void *ddgsd_dist_new(const char *host, int port, int rank, int world, int backend,
                      int cuda_index, long timeout_ms, char *err, size_t errlen) {
-  try {
+  return guarded<void *>(err, errlen, nullptr, [&]() -> void * {
     auto timeout = std::chrono::milliseconds(timeout_ms);
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(port);
@@ -117,13 +130,7 @@ void *ddgsd_dist_new(const char *host, int port, int rank, int world, int backen
       g->data = g->ctrl;
     }
     return g.release();
-  } catch (const std::exception &e) {
-    copy_err(e.what(), err, errlen);
-    return nullptr;
-  } catch (...) {
-    copy_err("unknown C++ exception", err, errlen);
-    return nullptr;
-  }
+  });
 }
 
 // Destroys the groups (only after every collective completed; a group whose
@@ -135,7 +142,7 @@ void ddgsd_dist_free(void *h) { delete static_cast<Group *>(h); }
 // op: 0 sum, 1 max, 2 min.
 int ddgsd_dist_allreduce(void *h, int group, void **tensors, size_t n, int op, char *err,
                          size_t errlen) {
-  try {
+  return guarded<int>(err, errlen, 1, [&]() -> int {
     auto *g = static_cast<Group *>(h);
     auto &pg = group == 0 ? g->ctrl : g->data;
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
@@ -149,18 +156,12 @@ int ddgsd_dist_allreduce(void *h, int group, void **tensors, size_t n, int op, c
     }
     for (auto &w : works) w->wait(g->timeout);
     return 0;
-  } catch (const std::exception &e) {
-    copy_err(e.what(), err, errlen);
-    return 1;
-  } catch (...) {
-    copy_err("unknown C++ exception", err, errlen);
-    return 1;
-  }
+  });
 }
 
 // Broadcast a tensor in place from `root`.
 int ddgsd_dist_broadcast(void *h, int group, void *tensor, int root, char *err, size_t errlen) {
-  try {
+  return guarded<int>(err, errlen, 1, [&]() -> int {
     auto *g = static_cast<Group *>(h);
     auto &pg = group == 0 ? g->ctrl : g->data;
     std::vector<at::Tensor> one{*static_cast<at::Tensor *>(tensor)};
@@ -169,80 +170,50 @@ int ddgsd_dist_broadcast(void *h, int group, void *tensor, int root, char *err, 
     opts.timeout = g->timeout;
     pg->broadcast(one, opts)->wait(g->timeout);
     return 0;
-  } catch (const std::exception &e) {
-    copy_err(e.what(), err, errlen);
-    return 1;
-  } catch (...) {
-    copy_err("unknown C++ exception", err, errlen);
-    return 1;
-  }
+  });
 }
 
 // A barrier of the control group.
 int ddgsd_dist_barrier(void *h, char *err, size_t errlen) {
-  try {
+  return guarded<int>(err, errlen, 1, [&]() -> int {
     auto *g = static_cast<Group *>(h);
     c10d::BarrierOptions opts;
     opts.timeout = g->timeout;
     g->ctrl->barrier(opts)->wait(g->timeout);
     return 0;
-  } catch (const std::exception &e) {
-    copy_err(e.what(), err, errlen);
-    return 1;
-  } catch (...) {
-    copy_err("unknown C++ exception", err, errlen);
-    return 1;
-  }
+  });
 }
 
 // Store: set key = value (bytes).
 int ddgsd_dist_store_set(void *h, const char *key, const char *value, size_t len, char *err,
                          size_t errlen) {
-  try {
+  return guarded<int>(err, errlen, -1, [&]() -> int {
     auto *g = static_cast<Group *>(h);
     std::vector<uint8_t> v(value, value + len);
     g->store->set(std::string(key), v);
     return 0;
-  } catch (const std::exception &e) {
-    copy_err(e.what(), err, errlen);
-    return -1;
-  } catch (...) {
-    copy_err("unknown C++ exception", err, errlen);
-    return -1;
-  }
+  });
 }
 
 // Store: whether key exists (1, 0), -1 when the store cannot be reached.
 int ddgsd_dist_store_check(void *h, const char *key, char *err, size_t errlen) {
-  try {
+  return guarded<int>(err, errlen, -1, [&]() -> int {
     auto *g = static_cast<Group *>(h);
     return g->store->check({std::string(key)}) ? 1 : 0;
-  } catch (const std::exception &e) {
-    copy_err(e.what(), err, errlen);
-    return -1;
-  } catch (...) {
-    copy_err("unknown C++ exception", err, errlen);
-    return -1;
-  }
+  });
 }
 
 // Store: the value of an existing key into buf (up to len bytes); returns
 // its length, or -1 on error.
 long ddgsd_dist_store_get(void *h, const char *key, char *buf, size_t len, char *err,
                           size_t errlen) {
-  try {
+  return guarded<long>(err, errlen, -1, [&]() -> long {
     auto *g = static_cast<Group *>(h);
     auto v = g->store->get(std::string(key));
     size_t n = v.size() < len ? v.size() : len;
     if (n > 0) std::memcpy(buf, v.data(), n);
     return static_cast<long>(v.size());
-  } catch (const std::exception &e) {
-    copy_err(e.what(), err, errlen);
-    return -1;
-  } catch (...) {
-    copy_err("unknown C++ exception", err, errlen);
-    return -1;
-  }
+  });
 }
 
 }  // extern "C"

@@ -177,10 +177,7 @@ fn cuda_nccl_group_of_one_trains_the_plain_bits() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = p
         .cmd(&["run", "suites/cu.toml", "--no-check", "--out", "nccl"])
-        .env("RANK", "0")
-        .env("WORLD_SIZE", "1")
-        .env("MASTER_ADDR", "127.0.0.1")
-        .env("MASTER_PORT", free_port().to_string())
+        .envs(rank_env(0, 1, free_port()))
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));

@@ -31,6 +31,40 @@ fn run_ok(p: &Project, args: &[&str]) -> serde_json::Value {
     p.records(out, suite).remove(0)
 }
 
+/// `run suites/<suite>.toml --ranks 2 --out <out>`, which must succeed.
+fn ranks2(p: &Project, suite: &str, out: &str) -> serde_json::Value {
+    let file = format!("suites/{suite}.toml");
+    run_ok(
+        p,
+        &["run", &file, "--no-check", "--ranks", "2", "--out", out],
+    )
+}
+
+/// `run ... --ranks 2` in the background, and its stderr's lines.
+fn spawn_ranks2(
+    p: &Project,
+    suite: &str,
+    out: &str,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStderr>>,
+) {
+    let file = format!("suites/{suite}.toml");
+    let mut child = p
+        .cmd(&["run", &file, "--no-check", "--ranks", "2", "--out", out])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// The same run in one process.
+fn alone(p: &Project, suite: &str, out: &str) -> serde_json::Value {
+    let file = format!("suites/{suite}.toml");
+    run_ok(p, &["run", &file, "--no-check", "--out", out])
+}
+
 fn same_run(a: &serde_json::Value, b: &serde_json::Value) {
     assert_eq!(a["checkpoint_sha256"], b["checkpoint_sha256"]);
     assert_eq!(a["metrics"], b["metrics"]);
@@ -51,30 +85,8 @@ fn same_run(a: &serde_json::Value, b: &serde_json::Value) {
 fn two_ranks_twice_give_identical_hashes_and_identical_replicas() {
     let p = Project::new();
     suite(&p, "dp", 3, "");
-    let a = run_ok(
-        &p,
-        &[
-            "run",
-            "suites/dp.toml",
-            "--no-check",
-            "--ranks",
-            "2",
-            "--out",
-            "a",
-        ],
-    );
-    let b = run_ok(
-        &p,
-        &[
-            "run",
-            "suites/dp.toml",
-            "--no-check",
-            "--ranks",
-            "2",
-            "--out",
-            "b",
-        ],
-    );
+    let a = ranks2(&p, "dp", "a");
+    let b = ranks2(&p, "dp", "b");
     same_run(&a, &b);
     let env = &a["env"];
     assert_eq!(env["world_size"], 2);
@@ -115,32 +127,8 @@ fn rank_pid(line: &str, rank: usize) -> Option<u32> {
 fn a_killed_rank_stops_the_others_in_bounded_time_and_resume_is_exact() {
     let p = Project::new();
     suite(&p, "k", 4, "collective_timeout = 5");
-    let straight = run_ok(
-        &p,
-        &[
-            "run",
-            "suites/k.toml",
-            "--no-check",
-            "--ranks",
-            "2",
-            "--out",
-            "straight",
-        ],
-    );
-    let mut child = p
-        .cmd(&[
-            "run",
-            "suites/k.toml",
-            "--no-check",
-            "--ranks",
-            "2",
-            "--out",
-            "killed",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let straight = ranks2(&p, "k", "straight");
+    let (mut child, mut lines) = spawn_ranks2(&p, "k", "killed");
     let mut pid1 = None;
     let mut seen = Vec::new();
     // Rank 1 dies in the middle of epoch 2 (after epoch 1's checkpoint).
@@ -197,18 +185,7 @@ fn a_killed_rank_stops_the_others_in_bounded_time_and_resume_is_exact() {
         .join(RUN)
         .join("record.json")
         .exists());
-    let resumed = run_ok(
-        &p,
-        &[
-            "run",
-            "suites/k.toml",
-            "--no-check",
-            "--ranks",
-            "2",
-            "--out",
-            "killed",
-        ],
-    );
+    let resumed = ranks2(&p, "k", "killed");
     same_run(&straight, &resumed);
     assert_eq!(resumed["timing"]["resumed"], true);
 }
@@ -217,32 +194,8 @@ fn a_killed_rank_stops_the_others_in_bounded_time_and_resume_is_exact() {
 fn ctrl_c_stops_every_rank_at_one_step_and_resume_is_exact() {
     let p = Project::new();
     suite(&p, "c", 3, "checkpoint_every = 100");
-    let straight = run_ok(
-        &p,
-        &[
-            "run",
-            "suites/c.toml",
-            "--no-check",
-            "--ranks",
-            "2",
-            "--out",
-            "straight",
-        ],
-    );
-    let mut child = p
-        .cmd(&[
-            "run",
-            "suites/c.toml",
-            "--no-check",
-            "--ranks",
-            "2",
-            "--out",
-            "stopped",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let straight = ranks2(&p, "c", "straight");
+    let (mut child, mut lines) = spawn_ranks2(&p, "c", "stopped");
     for line in lines.by_ref() {
         if line.unwrap().contains("epoch 1/3") {
             break;
@@ -276,18 +229,7 @@ fn ctrl_c_stops_every_rank_at_one_step_and_resume_is_exact() {
     )
     .unwrap();
     assert!(st["epoch"].as_u64().unwrap() >= 1, "{st}");
-    let resumed = run_ok(
-        &p,
-        &[
-            "run",
-            "suites/c.toml",
-            "--no-check",
-            "--ranks",
-            "2",
-            "--out",
-            "stopped",
-        ],
-    );
+    let resumed = ranks2(&p, "c", "stopped");
     same_run(&straight, &resumed);
 }
 
@@ -320,23 +262,9 @@ fn world_2_against_world_1() {
         &one.replace("lr = 0.05", "lr = 1e-30")
             .replace("\"one\"", "\"init\""),
     );
-    run_ok(&p, &["run", "suites/one.toml", "--no-check", "--out", "w1"]);
-    run_ok(
-        &p,
-        &[
-            "run",
-            "suites/one.toml",
-            "--no-check",
-            "--ranks",
-            "2",
-            "--out",
-            "w2",
-        ],
-    );
-    run_ok(
-        &p,
-        &["run", "suites/init.toml", "--no-check", "--out", "w0"],
-    );
+    alone(&p, "one", "w1");
+    ranks2(&p, "one", "w2");
+    alone(&p, "init", "w0");
     let (w1, w2, w0) = (
         model(&p, "w1", "one"),
         model(&p, "w2", "one"),
@@ -372,22 +300,8 @@ fn world_2_against_world_1() {
         .replace("train = 192", "train = 512")
         .replace("test = 64", "test = 256");
     p.write("suites/acc.toml", &acc);
-    let a1 = run_ok(
-        &p,
-        &["run", "suites/acc.toml", "--no-check", "--out", "acc1"],
-    );
-    let a2 = run_ok(
-        &p,
-        &[
-            "run",
-            "suites/acc.toml",
-            "--no-check",
-            "--ranks",
-            "2",
-            "--out",
-            "acc2",
-        ],
-    );
+    let a1 = alone(&p, "acc", "acc1");
+    let a2 = ranks2(&p, "acc", "acc2");
     let (t1, t2) = (
         a1["metrics"]["top1_final"].as_f64().unwrap(),
         a2["metrics"]["top1_final"].as_f64().unwrap(),
@@ -403,27 +317,12 @@ fn world_2_against_world_1() {
 fn torchrun_environment_joins_the_group() {
     let p = Project::new();
     suite(&p, "t", 2, "");
-    let want = run_ok(
-        &p,
-        &[
-            "run",
-            "suites/t.toml",
-            "--no-check",
-            "--ranks",
-            "2",
-            "--out",
-            "ranks",
-        ],
-    );
+    let want = ranks2(&p, "t", "ranks");
     let port = free_port().to_string();
     let kids: Vec<_> = (0..2)
         .map(|r| {
             p.cmd(&["run", "suites/t.toml", "--no-check", "--out", "env"])
-                .env("RANK", r.to_string())
-                .env("WORLD_SIZE", "2")
-                .env("LOCAL_RANK", r.to_string())
-                .env("MASTER_ADDR", "127.0.0.1")
-                .env("MASTER_PORT", &port)
+                .envs(rank_env(r, 2, &port))
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -526,10 +425,7 @@ fn wrong_input_is_named() {
     let t0 = Instant::now();
     let o = p
         .cmd(&["run", "suites/rv.toml", "--no-check", "--out", "r"])
-        .env("RANK", "1")
-        .env("WORLD_SIZE", "2")
-        .env("MASTER_ADDR", "127.0.0.1")
-        .env("MASTER_PORT", port.to_string())
+        .envs(rank_env(1, 2, port))
         .output()
         .unwrap();
     assert_eq!(code(&o), 2);
@@ -552,16 +448,10 @@ fn wrong_input_is_named() {
 fn a_group_of_one_trains_the_bits_of_a_single_process() {
     let p = Project::new();
     suite(&p, "g1", 2, "");
-    let plain = run_ok(
-        &p,
-        &["run", "suites/g1.toml", "--no-check", "--out", "plain"],
-    );
+    let plain = alone(&p, "g1", "plain");
     let o = p
         .cmd(&["run", "suites/g1.toml", "--no-check", "--out", "group"])
-        .env("RANK", "0")
-        .env("WORLD_SIZE", "1")
-        .env("MASTER_ADDR", "127.0.0.1")
-        .env("MASTER_PORT", free_port().to_string())
+        .envs(rank_env(0, 1, free_port()))
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));

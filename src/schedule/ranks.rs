@@ -20,7 +20,6 @@ use crate::schedule::runner::{SuiteOutcome, STOP};
 use crate::suite::ResolvedSuite;
 use crate::train::{self, Outcome};
 use anyhow::{bail, Context, Result};
-use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -268,18 +267,7 @@ pub fn launch_local(rt: &RuntimeConfig, world: usize, args: &[String]) -> Result
         let mut child = c
             .spawn()
             .with_context(|| format!("cannot start rank {r}"))?;
-        let stderr = child.stderr.take().expect("piped");
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send((r, line)).is_err() {
-                    break;
-                }
-            }
-        });
+        crate::schedule::workers::send_lines(&mut child, r, tx.clone());
         children.push(child);
     }
     drop(tx);

@@ -97,6 +97,21 @@ pub fn visible_devices(entry: &Entry, parent: Option<&str>) -> String {
     }
 }
 
+/// Sends every line of a child's piped stderr, tagged `i`, from a thread.
+pub fn send_lines(child: &mut Child, i: usize, tx: std::sync::mpsc::Sender<(usize, String)>) {
+    let stderr = child.stderr.take().expect("stderr piped");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send((i, line)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
 /// How the workers ended.
 pub enum Ended {
     /// Every worker exited 0.
@@ -132,18 +147,7 @@ pub fn run(entries: &[Entry], args: &[String], resume_cmd: &str) -> Result<Ended
         let mut child = c
             .spawn()
             .map_err(|err| InputError::new(&exe, None, format!("cannot start a worker: {err}")))?;
-        let stderr = child.stderr.take().expect("piped");
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send((i, line)).is_err() {
-                    break;
-                }
-            }
-        });
+        send_lines(&mut child, i, tx.clone());
         children.push((child, label));
     }
     drop(tx);
