@@ -208,9 +208,16 @@ mod tests {
             (1, 2, 1, "10.0.0.1", 29500)
         );
         assert_eq!(e.source, Source::Torchrun);
-        assert!(env(&[("RANK", "0"), ("WORLD_SIZE", "1")])
-            .unwrap()
-            .is_none());
+        let one = env(&[
+            ("RANK", "0"),
+            ("WORLD_SIZE", "1"),
+            ("MASTER_ADDR", "127.0.0.1"),
+            ("MASTER_PORT", "29500"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(one.world, 1, "a group of one");
+        assert!(env(&[("RANK", "0"), ("WORLD_SIZE", "0")]).is_err());
         let err = env(&[("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_PORT", "1")]).unwrap_err();
         assert!(err.to_string().contains("MASTER_ADDR"), "{err}");
         let err = env(&[("RANK", "x"), ("WORLD_SIZE", "2")]).unwrap_err();

@@ -139,8 +139,11 @@ pub fn run_follower(
     let rt = &suite.runs[0].runtime;
     let mut env = crate::platform::collect(r.device, rt, crate::data::imagenet::decode::DECODER);
     env.set_group(r.group.backend().name(), r.group.peers());
+    // Opened now, while rank 0 opens it too (not when the first run comes,
+    // which would keep rank 0 waiting at its first collective).
+    let data = crate::data::open(&suite.dataset)?;
     crate::schedule::runner::install_signal_handlers();
-    follow(suite, out, r, &env, None)
+    follow(suite, out, r, &env, Some(data))
 }
 
 /// Ranks > 0: train what rank 0 announces until it is done.
