@@ -218,6 +218,10 @@ fn ctrl_c_stops_every_rank_at_one_step_and_resume_is_exact() {
     }
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("checkpointed at epoch"), "{err}");
+    assert!(
+        err.contains("Resume with: ddgsd-bench run suites/c.toml --out stopped --ranks 2"),
+        "{err}"
+    );
     let st: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
             p.path()

@@ -369,12 +369,18 @@ fn open_dataset(suite: &ResolvedSuite) -> Result<std::sync::Arc<dyn data::Datase
 
 /// The command that resumes this worker.
 fn resume_hint(suite: &ResolvedSuite, opts: &RunOptions) -> String {
+    let world = suite.runs.first().map_or(1, |c| c.runtime.world_size);
     format!(
-        "Resume with: ddgsd-bench run {} --out {}{}",
+        "Resume with: ddgsd-bench run {} --out {}{}{}",
         suite.file.display(),
         opts.out.display(),
         opts.partition
             .map(|p| format!(" --partition hash:{}/{}", p.m, p.n))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if world > 1 {
+            format!(" --ranks {world}")
+        } else {
+            String::new()
+        }
     )
 }
