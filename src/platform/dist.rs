@@ -9,7 +9,9 @@
 //! the group is then leaked, not destroyed (its destructor could wait for
 //! the dead peer).
 use anyhow::{bail, Result};
-use std::ffi::{c_char, c_int, c_long, c_void, CString};
+use std::ffi::{c_char, c_int, c_void};
+#[cfg(ddgsd_dist)]
+use std::ffi::{c_long, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tch::Tensor;
@@ -194,6 +196,7 @@ pub fn first_line(s: &str) -> String {
 }
 
 pub struct Group {
+    #[cfg_attr(not(ddgsd_dist), allow(dead_code))]
     h: *mut c_void,
     spec: Spec,
     peers: Vec<Peer>,
