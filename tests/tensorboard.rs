@@ -23,8 +23,14 @@ fn suite(p: &Project) {
     // 5 steps per epoch (160 training samples after the holdout), 5 epochs.
     p.write(
         "suites/tb.toml",
-        &tiny_suite("tb", &["ddgsd"], &[0], EPOCHS as u32, "checkpoint_every = 1")
-            .replace("test = 64\n", "test = 64\nholdout = 32\n"),
+        &tiny_suite(
+            "tb",
+            &["ddgsd"],
+            &[0],
+            EPOCHS as u32,
+            "checkpoint_every = 1",
+        )
+        .replace("test = 64\n", "test = 64\nholdout = 32\n"),
     );
 }
 
@@ -83,7 +89,9 @@ fn matches_history(s: &Series, record: &Value) {
         }
         fields += 1;
         let t = tag(k);
-        let pts = s.get(&t).unwrap_or_else(|| panic!("no scalar {t}: {:?}", s.keys()));
+        let pts = s
+            .get(&t)
+            .unwrap_or_else(|| panic!("no scalar {t}: {:?}", s.keys()));
         let steps: Vec<i64> = pts.iter().map(|p| p.0).collect();
         assert_eq!(steps, (1..=EPOCHS as i64).collect::<Vec<_>>(), "{t}");
         for (h, (step, v)) in hist.iter().zip(pts) {
@@ -106,7 +114,10 @@ fn matches_history(s: &Series, record: &Value) {
     assert!(run.windows(2).all(|w| w[0].0 < w[1].0), "{run:?}");
     for (e, h) in hist.iter().enumerate() {
         let last = ((e + 1) * 5) as i64;
-        let p = run.iter().find(|p| p.0 == last).expect("a read-back at the epoch's end");
+        let p = run
+            .iter()
+            .find(|p| p.0 == last)
+            .expect("a read-back at the epoch's end");
         assert_eq!(p.1, h["loss"].as_f64().unwrap() as f32 as f64);
     }
 }
@@ -125,7 +136,10 @@ fn tensorboard_reads_every_scalar_of_the_history() {
         "suites/tb.toml",
         &std::fs::read_to_string(p.path().join("suites/tb.toml"))
             .unwrap()
-            .replace("checkpoint_every = 1", "checkpoint_every = 1\ntensorboard = false"),
+            .replace(
+                "checkpoint_every = 1",
+                "checkpoint_every = 1\ntensorboard = false",
+            ),
     );
     let o = p.run(&["run", "suites/tb.toml", "--no-check", "--out", "off"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -158,7 +172,11 @@ fn a_run_killed_and_resumed_reads_back_as_one_series() {
     let Some(want) = read(&p, "straight") else {
         return;
     };
-    let state = p.path().join("killed/tb").join(RUN).join("checkpoint/state.json");
+    let state = p
+        .path()
+        .join("killed/tb")
+        .join(RUN)
+        .join("checkpoint/state.json");
     // Kill just after the first checkpoint, then twice more at later points
     // of the resumed processes, then let it finish.
     for (i, ms) in [150u64, 400, 250].iter().enumerate() {
@@ -174,7 +192,11 @@ fn a_run_killed_and_resumed_reads_back_as_one_series() {
         child.wait().unwrap();
     }
     assert!(
-        !p.path().join("killed/tb").join(RUN).join("record.json").exists(),
+        !p.path()
+            .join("killed/tb")
+            .join(RUN)
+            .join("record.json")
+            .exists(),
         "finished before the last kill; make the run longer"
     );
     let o = p.run(&["run", "suites/tb.toml", "--no-check", "--out", "killed"]);
@@ -185,7 +207,10 @@ fn a_run_killed_and_resumed_reads_back_as_one_series() {
     matches_history(&got, &rec);
     // The same series as the straight run: same tags, steps and values
     // (images/s is a timing).
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
     for (t, pts) in &want {
         if t == "train/images_per_second" {
             continue;
@@ -198,5 +223,9 @@ fn a_run_killed_and_resumed_reads_back_as_one_series() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains("tfevents"))
         .collect();
-    assert_eq!(files.len(), 1, "one event file after the resumes: {files:?}");
+    assert_eq!(
+        files.len(),
+        1,
+        "one event file after the resumes: {files:?}"
+    );
 }

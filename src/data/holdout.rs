@@ -185,7 +185,10 @@ mod tests {
         assert!(!strat);
         assert_eq!(ids.len(), 40);
         let e = choose(&l, 3, 41, 0).unwrap_err().to_string();
-        assert!(e.contains("holdout = 41") && e.contains("41 samples"), "{e}");
+        assert!(
+            e.contains("holdout = 41") && e.contains("41 samples"),
+            "{e}"
+        );
         assert!(choose(&l, 3, 0, 0).is_err());
     }
 

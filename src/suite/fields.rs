@@ -2,8 +2,8 @@
 //! loss constants and the dataset section. Every error names the file and
 //! the field.
 use super::raw::{RawDataset, RawLoss};
-use crate::data::synthetic::SyntheticSpec;
 use crate::data::holdout::HoldoutSpec;
+use crate::data::synthetic::SyntheticSpec;
 use crate::data::DatasetSpec;
 use crate::method::loss::{KlReduction, LossConfig, MmdKind};
 use crate::util::error::field_err;

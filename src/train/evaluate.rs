@@ -92,7 +92,9 @@ impl Evaluator<'_> {
                 let z = logits.to_kind(Kind::Float);
                 let logp = z.log_softmax(-1, Kind::Float);
                 let picked = logp.gather(1, &y.unsqueeze(1), false).to_kind(Kind::Double);
-                let _ = nll.shallow_clone().g_sub_(&picked.sum(Kind::Double).reshape([1]));
+                let _ = nll
+                    .shallow_clone()
+                    .g_sub_(&picked.sum(Kind::Double).reshape([1]));
                 let conf = z.softmax(-1, Kind::Float).amax([-1].as_slice(), false);
                 let conf = conf.to_kind(Kind::Double);
                 let idx = (&conf * self.bins as f64).ceil() - 1.0;
@@ -115,7 +117,11 @@ impl Evaluator<'_> {
         let v: Vec<i64> = Vec::try_from(hits.to_device(Device::Cpu))?;
         let nll_sum = f64::try_from(nll.to_device(Device::Cpu).get(0))?;
         let pb: Vec<f64> = Vec::try_from(per_bin.to_device(Device::Cpu).flatten(0, -1))?;
-        let (counts, confs, corrects) = (&pb[..b as usize], &pb[b as usize..2 * b as usize], &pb[2 * b as usize..]);
+        let (counts, confs, corrects) = (
+            &pb[..b as usize],
+            &pb[b as usize..2 * b as usize],
+            &pb[2 * b as usize..],
+        );
         let nf = n.max(1) as f64;
         let mut ece = 0.0;
         let mut bins = Vec::with_capacity(self.bins);
@@ -126,7 +132,11 @@ impl Evaluator<'_> {
                 lower: i as f64 / self.bins as f64,
                 upper: (i + 1) as f64 / self.bins as f64,
                 count: c as u64,
-                accuracy: if c > 0.0 { 100.0 * corrects[i] / c } else { 0.0 },
+                accuracy: if c > 0.0 {
+                    100.0 * corrects[i] / c
+                } else {
+                    0.0
+                },
                 confidence: if c > 0.0 { 100.0 * confs[i] / c } else { 0.0 },
             });
         }
@@ -168,7 +178,10 @@ mod tests {
             bins,
         };
         e.run(z.len(), &|s, l| {
-            Ok((zt.narrow(0, s as i64, l as i64), yt.narrow(0, s as i64, l as i64)))
+            Ok((
+                zt.narrow(0, s as i64, l as i64),
+                yt.narrow(0, s as i64, l as i64),
+            ))
         })
         .unwrap()
     }
@@ -178,7 +191,12 @@ mod tests {
         // Softmax of [ln 4, 0, 0] = [2/3, 1/6, 1/6]; of [0, 0, 0] = 1/3 each
         // (confidences away from the bin edges: f32 rounding cannot move them).
         let l4 = 4f32.ln();
-        let z = [[l4, 0.0, 0.0], [l4, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, l4, 0.0]];
+        let z = [
+            [l4, 0.0, 0.0],
+            [l4, 0.0, 0.0],
+            [0.0, 0.0, 0.0],
+            [0.0, l4, 0.0],
+        ];
         let y = [0, 1, 2, 1];
         let e = eval_logits(&z, &y, 10, 3);
         let m = e.metrics;

@@ -11,6 +11,7 @@
 //! `evaluate` the metrics of a split, `tensorboard` the event files.
 //!
 //! Uses: suite, method, optim, model, data, platform, util.
+pub mod eval_model;
 pub mod evaluate;
 pub mod exec;
 pub mod feed;

@@ -106,6 +106,21 @@ impl TrainState {
     }
 }
 
+/// The state of the checkpoint in `dir` (`None` when there is none),
+/// without loading its tensors.
+pub fn read_state(dir: &Path) -> Result<Option<TrainState>> {
+    let state_path = dir.join(STATE_FILE);
+    if !state_path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&state_path)
+        .map_err(|e| InputError::new(&state_path, None, format!("cannot read: {e}")))?;
+    let st: TrainState = serde_json::from_str(&text).map_err(|e| {
+        InputError::new(&state_path, None, format!("corrupt checkpoint state: {e}"))
+    })?;
+    Ok(Some(st))
+}
+
 /// Reads the checkpoint in `dir` into `vs` and `opt` and returns its state,
 /// or `None` when there is none. A checkpoint of another run config
 /// (`expect.config_sha256`) or dataset, or with a file whose hash does not
@@ -118,14 +133,9 @@ pub fn load(
     device: Device,
 ) -> Result<Option<TrainState>> {
     let state_path = dir.join(STATE_FILE);
-    if !state_path.exists() {
+    let Some(st) = read_state(dir)? else {
         return Ok(None);
-    }
-    let text = std::fs::read_to_string(&state_path)
-        .map_err(|e| InputError::new(&state_path, None, format!("cannot read: {e}")))?;
-    let st: TrainState = serde_json::from_str(&text).map_err(|e| {
-        InputError::new(&state_path, None, format!("corrupt checkpoint state: {e}"))
-    })?;
+    };
     if st.config_sha256 != expect.config_sha256 || st.run_id != expect.run_id {
         bail!(InputError::new(
             &state_path,

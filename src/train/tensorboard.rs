@@ -206,7 +206,11 @@ fn fresh_name(dir: &Path, t: f64) -> PathBuf {
     let pid = std::process::id();
     let mut k = 0;
     loop {
-        let tail = if k == 0 { String::new() } else { format!(".{k}") };
+        let tail = if k == 0 {
+            String::new()
+        } else {
+            format!(".{k}")
+        };
         let p = dir.join(format!(
             "events.out.tfevents.{:010}.{pid}.ddgsd-bench{tail}",
             t as u64
@@ -322,7 +326,11 @@ mod tests {
         std::fs::write(&g, &b).unwrap();
         Curves::open(d.path(), &state(3, 12)).unwrap();
         let s = series(d.path());
-        assert_eq!(s["test/top1"], [1, 2, 3], "epoch 3 rewritten from the state");
+        assert_eq!(
+            s["test/top1"],
+            [1, 2, 3],
+            "epoch 3 rewritten from the state"
+        );
         let _ = f;
     }
 }

@@ -160,7 +160,10 @@ mod tests {
         // unmasked Castagnoli CRC of "123456789" = 0xe3069283.
         assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
         let c = 0xe306_9283u32;
-        assert_eq!(masked_crc(b"123456789"), ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8));
+        assert_eq!(
+            masked_crc(b"123456789"),
+            ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8)
+        );
     }
 
     #[test]
@@ -189,6 +192,10 @@ mod tests {
         let mut bad = buf.clone();
         let n = bad.len();
         bad[n - 6] ^= 1;
-        assert_eq!(read_records(&bad).len(), 2, "a corrupt record ends the file");
+        assert_eq!(
+            read_records(&bad).len(),
+            2,
+            "a corrupt record ends the file"
+        );
     }
 }
