@@ -152,4 +152,30 @@ mod tests {
         let v = rt(DataPlacement::Host, 2, 0);
         assert_eq!(v["runtime"]["threads"], 2, "threads stay compared");
     }
+
+    #[test]
+    fn fields_added_later_leave_the_compared_config_unchanged_at_their_defaults() {
+        // tensorboard (never compared), ece_bins at 15 and no holdout: the
+        // config hash of a run that uses none of them is what it was before
+        // they existed, so older results directories still resume.
+        let v = serde_json::json!({
+            "runtime": RuntimeConfig::plain("cpu", 2),
+            "train": { "epochs": 1, "ece_bins": DEFAULT_ECE_BINS },
+        });
+        let c = without_location(v);
+        assert!(c["runtime"].get("tensorboard").is_none());
+        assert!(c["train"].get("ece_bins").is_none());
+        let v = serde_json::json!({ "train": { "ece_bins": 10 } });
+        assert_eq!(
+            without_location(v)["train"]["ece_bins"],
+            10,
+            "compared when set"
+        );
+        let old: RuntimeConfig = serde_json::from_value(serde_json::json!({
+            "device": "cpu", "threads": 2, "threads_overridden": false,
+            "precision": "fp32", "deterministic": true, "checkpoint_every": 1
+        }))
+        .unwrap();
+        assert!(old.tensorboard, "configs written before the field: on");
+    }
 }
