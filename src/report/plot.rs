@@ -102,6 +102,9 @@ pub fn curves(records: &[Record], arch: &str, arms: &[String]) -> Vec<Curve> {
         .collect()
 }
 
+/// Which band of a curve a panel draws (`None`: the curve has none).
+type Pick = fn(&Curve) -> Option<&Band>;
+
 fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -120,8 +123,8 @@ fn panel<DB: DrawingBackend>(
     caption: &str,
     y_desc: &str,
     curves: &[Curve],
-    pick: fn(&Curve) -> Option<&Band>,
-    thin: Option<(fn(&Curve) -> Option<&Band>, &str)>,
+    pick: Pick,
+    thin: Option<(Pick, &str)>,
     legend_at: SeriesLabelPosition,
 ) -> Result<()> {
     let bands = |c: &Curve| -> Vec<Band> {

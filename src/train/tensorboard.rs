@@ -314,23 +314,20 @@ mod tests {
         let s = series(d.path());
         assert_eq!(s["test/top1"], [1, 2]);
         assert!(!s.contains_key(STEP_LOSS));
-        // A torn tail is dropped, the rest kept.
-        let f = event_files(d.path()).remove(0);
-        let mut b = std::fs::read(&f).unwrap();
+        // A torn tail is dropped, the rest kept; the epoch it held is
+        // written again from the state.
         let mut c = Curves::open(d.path(), &state(2, 8)).unwrap();
         c.epoch(&log(3), 1.0).unwrap();
         drop(c);
         let g = event_files(d.path()).remove(0);
         let whole = std::fs::read(&g).unwrap();
-        b = whole[..whole.len() - 3].to_vec();
-        std::fs::write(&g, &b).unwrap();
+        std::fs::write(&g, &whole[..whole.len() - 3]).unwrap();
         Curves::open(d.path(), &state(3, 12)).unwrap();
         let s = series(d.path());
-        assert_eq!(
-            s["test/top1"],
-            [1, 2, 3],
-            "epoch 3 rewritten from the state"
-        );
-        let _ = f;
+        assert_eq!(s["test/top1"], [1, 2, 3]);
+        // images/s is a timing the history does not keep: the one event
+        // the torn tail held is gone (the earlier ones went with the files
+        // removed above).
+        assert!(!s.contains_key(IMAGES_PER_SECOND));
     }
 }

@@ -92,9 +92,10 @@ impl Event {
             Some(What::Summary(s)) => s
                 .value
                 .iter()
-                .filter_map(|v| match v.value {
-                    Some(Scalar::SimpleValue(x)) => Some((v.tag.as_str(), x)),
-                    None => None,
+                .filter_map(|v| {
+                    v.value
+                        .as_ref()
+                        .map(|Scalar::SimpleValue(x)| (v.tag.as_str(), *x))
                 })
                 .collect(),
             _ => vec![],
@@ -155,15 +156,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn crc_matches_tensorflow() {
-        // TensorFlow's crc32c_test: masked CRC of "foo" ... via the
-        // unmasked Castagnoli CRC of "123456789" = 0xe3069283.
+    fn crc_is_tfrecords_masked_castagnoli_crc() {
+        // The Castagnoli CRC check value of "123456789" is 0xe3069283;
+        // masked ((c >> 15 | c << 17) + 0xa282ead8, mod 2^32), by hand.
         assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
-        let c = 0xe306_9283u32;
-        assert_eq!(
-            masked_crc(b"123456789"),
-            ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8)
-        );
+        assert_eq!(masked_crc(b"123456789"), 0xc78a_b0e5);
     }
 
     #[test]
