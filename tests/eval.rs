@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RUN: &str = "resnet8w4__ddgsd__s0";
 
@@ -96,10 +96,7 @@ fn eval_of_a_checkpoint_equals_the_history_at_that_epoch() {
         .cmd(&["run", "suites/c.toml", "--no-check", "--out", "k"])
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    while !state.exists() && t.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(wait_for(&state, Duration::from_secs(120)), "no checkpoint");
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();

@@ -3,7 +3,7 @@
 //! hash and metrics as the run that never stopped.
 mod common;
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RUN: &str = "resnet8w4__ddgsd__s0";
 
@@ -28,17 +28,6 @@ fn state_path(p: &Project, out: &str) -> std::path::PathBuf {
         .join("r")
         .join(RUN)
         .join("checkpoint/state.json")
-}
-
-fn wait_for(path: &std::path::Path, limit: Duration) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if path.exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    false
 }
 
 fn resume_and_compare(p: &Project, out: &str, want: &serde_json::Value) {

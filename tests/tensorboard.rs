@@ -11,7 +11,7 @@ use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RUN: &str = "resnet8w4__ddgsd__s0";
 const EPOCHS: usize = 5;
@@ -149,17 +149,6 @@ fn tensorboard_reads_every_scalar_of_the_history() {
         .filter(|e| e.file_name().to_string_lossy().contains("tfevents"))
         .collect();
     assert!(files.is_empty(), "{files:?}");
-}
-
-fn wait_for(path: &Path, limit: Duration) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if path.exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    false
 }
 
 #[test]

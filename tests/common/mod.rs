@@ -161,3 +161,15 @@ pub fn expected_from(
     s.push_str(extra);
     project.write(&format!("expected/{suite}.toml"), &s)
 }
+
+/// Waits until `path` exists (polling every 5 ms), at most `limit`.
+pub fn wait_for(path: &Path, limit: std::time::Duration) -> bool {
+    let t = std::time::Instant::now();
+    while t.elapsed() < limit {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    false
+}
