@@ -420,7 +420,7 @@ fn u8_views_normalised_on_the_device_equal_the_host_batches() {
         &suite,
         format!(
             "name = \"s\"\nseeds = [3]\narchitectures = [\"imagenet_resnet18\"]\narms = [\"ddgsd\"]\n\
-             [dataset]\nname = \"imagenet\"\npath = \"{}\"\n[train]\nepochs = 1\nbatch_size = 4\n",
+             [dataset]\nname = \"imagenet\"\npath = \"{}\"\n[train]\nepochs = 1\nmilestones = []\nbatch_size = 4\n",
             root.display()
         ),
     )

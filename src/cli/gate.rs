@@ -1,8 +1,10 @@
 //! The commands that judge results or move the gate: `check`, `compare`, `calibrate`, `pin`.
-use super::verdict_code;
-use crate::results;
+use crate::gate::expected::Expected;
+use crate::results::{self, Loaded};
+use crate::schedule::command::{check_command, line};
 use crate::schedule::runner;
 use crate::util::error::InputError;
+use crate::util::exit::{Exit, NoVerdict};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -17,23 +19,64 @@ pub struct CheckArgs {
     pub expected: Option<PathBuf>,
 }
 
-pub fn check(args: CheckArgs) -> Result<u8> {
+/// The expected file `check` and `compare` judge with: given, or recorded.
+fn expected_of(loaded: &Loaded, explicit: Option<&std::path::Path>) -> Result<Expected> {
+    let e = Expected::of_dir(loaded, explicit, Some("give one with --expected"))?;
+    Ok(e.expect("required"))
+}
+
+/// The line of a results directory whose plan is not finished, with the
+/// command that finishes it and the one that judges it then.
+pub fn unfinished(loaded: &Loaded, expected: Option<&std::path::Path>) -> NoVerdict {
+    let missing = loaded.unfinished();
+    let mut parts = Vec::new();
+    if !loaded.incomplete.is_empty() {
+        parts.push(format!("unfinished: {}", loaded.incomplete.join(", ")));
+    }
+    if !loaded.never_begun.is_empty() {
+        parts.push(format!("never begun: {}", loaded.never_begun.join(", ")));
+    }
+    let out = loaded
+        .dir
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| ".".into());
+    let mut run = vec![
+        "run".to_string(),
+        loaded.meta.suite_file.clone(),
+        "--out".into(),
+        out,
+    ];
+    run.extend(loaded.meta.flags());
+    NoVerdict::new(
+        format!(
+            "{} of the {} planned runs of {} have no record ({})",
+            missing.len(),
+            loaded.planned(),
+            loaded.dir.display(),
+            parts.join("; ")
+        ),
+        format!(
+            "`{}` finishes them, then `{}`",
+            line(&run),
+            check_command(&loaded.dir, expected)
+        ),
+    )
+}
+
+pub fn check(args: CheckArgs) -> Result<Exit> {
     let CheckArgs {
         results: dir,
         expected,
     } = args;
     let loaded = results::load(&dir)?;
-    let exp = runner::load_expected(expected.as_deref(), &loaded.meta.expected_file)?;
-    if !loaded.incomplete.is_empty() {
-        eprintln!(
-            "ddgsd-bench: {} runs have no record yet: {}",
-            loaded.incomplete.len(),
-            loaded.incomplete.join(", ")
-        );
-    }
+    let exp = expected_of(&loaded, expected.as_deref())?;
     let (v, md) = runner::judge_and_write(&loaded, &exp)?;
     print!("{md}");
-    Ok(verdict_code(v.passed()))
+    if v.exit() == Exit::NoVerdict {
+        eprintln!("{}", unfinished(&loaded, expected.as_deref()));
+    }
+    Ok(v.exit())
 }
 
 // The flags of `compare` (its help text is the doc comment of `Cmd::Compare`).
@@ -48,14 +91,19 @@ pub struct CompareArgs {
     pub expected: Option<PathBuf>,
 }
 
-pub fn compare(args: CompareArgs) -> Result<u8> {
+pub fn compare(args: CompareArgs) -> Result<Exit> {
     let CompareArgs { a, b, expected } = args;
     let la = results::load(&a)?;
     let lb = results::load(&b)?;
-    let exp = runner::load_expected(expected.as_deref(), &la.meta.expected_file)?;
+    let exp = expected_of(&la, expected.as_deref())?;
     let c = crate::gate::compare::compare(&la, &lb, &exp)?;
     print!("{}", crate::gate::compare::markdown(&c));
-    Ok(verdict_code(c.passed()))
+    for l in [&la, &lb] {
+        if c.exit() == Exit::NoVerdict && !l.unfinished().is_empty() {
+            eprintln!("{}", unfinished(l, expected.as_deref()));
+        }
+    }
+    Ok(c.exit())
 }
 
 // The flags of `calibrate` (its help text is the doc comment of `Cmd::Calibrate`).
@@ -70,14 +118,14 @@ pub struct CalibrateArgs {
     #[arg(long, default_value = "top1_final", value_parser = ["top1_final", "top1_best"])]
     pub metric: String,
     /// Tolerance = max(floor, k x the seeds' sample sd)
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
     pub k: f64,
     /// Smallest tolerance, in accuracy points
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub floor: f64,
 }
 
-pub fn calibrate(args: CalibrateArgs) -> Result<u8> {
+pub fn calibrate(args: CalibrateArgs) -> Result<Exit> {
     let CalibrateArgs {
         results: dir,
         expected,
@@ -90,7 +138,7 @@ pub fn calibrate(args: CalibrateArgs) -> Result<u8> {
     if loaded.records.is_empty() {
         return Err(InputError::new(&dir, None, "no finished runs to calibrate from").into());
     }
-    let path = expected.unwrap_or_else(|| PathBuf::from(&loaded.meta.expected_file));
+    let path = expected.unwrap_or_else(|| loaded.meta.expected_path().0);
     let rule = Rule {
         metric: if metric == "top1_best" {
             crate::gate::expected::Metric::Top1Best
@@ -115,7 +163,7 @@ pub fn calibrate(args: CalibrateArgs) -> Result<u8> {
             o.updated,
             o.kept_published
         );
-    Ok(0)
+    Ok(Exit::Pass)
 }
 
 // The flags of `pin` (its help text is the doc comment of `Cmd::Pin`).
@@ -128,13 +176,13 @@ pub struct PinArgs {
     pub expected: Option<PathBuf>,
 }
 
-pub fn pin(args: PinArgs) -> Result<u8> {
+pub fn pin(args: PinArgs) -> Result<Exit> {
     let PinArgs {
         results: dir,
         expected,
     } = args;
     let loaded = results::load(&dir)?;
-    let path = expected.unwrap_or_else(|| PathBuf::from(&loaded.meta.expected_file));
+    let path = expected.unwrap_or_else(|| loaded.meta.expected_path().0);
     if loaded.records.is_empty() {
         return Err(InputError::new(&dir, None, "no finished runs to pin").into());
     }
@@ -147,5 +195,5 @@ pub fn pin(args: PinArgs) -> Result<u8> {
         loaded.records.len(),
         plats.into_iter().collect::<Vec<_>>().join(", ")
     );
-    Ok(0)
+    Ok(Exit::Pass)
 }

@@ -1,6 +1,7 @@
 //! The `report` command: tables of one or more results directories, and figures.
 use crate::report;
 use crate::util::error::InputError;
+use crate::util::exit::Exit;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -40,7 +41,7 @@ pub struct ReportArgs {
     pub plot: Option<PathBuf>,
 }
 
-pub fn report(args: ReportArgs) -> Result<u8> {
+pub fn report(args: ReportArgs) -> Result<Exit> {
     let ReportArgs {
         results: dirs,
         format,
@@ -105,5 +106,15 @@ pub fn report(args: ReportArgs) -> Result<u8> {
         }
     }
     print!("{out}");
-    Ok(0)
+    // With an expected file, report exits as check does (the worst of its
+    // directories); without one it judged nothing and rendered the table.
+    let mut exit = Exit::Pass;
+    for (k, i) in inputs.iter().enumerate() {
+        exit = exit.worst(i.verdict.exit());
+        if i.verdict.exit() == Exit::NoVerdict {
+            let e = expected.get(k).map(PathBuf::as_path);
+            eprintln!("{}", super::gate::unfinished(&i.loaded, e));
+        }
+    }
+    Ok(exit)
 }

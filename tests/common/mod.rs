@@ -44,7 +44,7 @@ test = 64
 epochs = {epochs}
 batch_size = 32
 lr = 0.05
-milestones = [100]
+milestones = []
 
 [runtime]
 device = "cpu"
