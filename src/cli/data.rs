@@ -107,6 +107,8 @@ pub fn run(cmd: DataCmd) -> Result<Exit> {
             short_side,
             quality,
         } => {
+            // A bad --to fails now, not after the whole pack.
+            crate::util::atomic::check_target(&to, "--to")?;
             let t0 = Instant::now();
             let opts = pack::PackOptions {
                 short_side,

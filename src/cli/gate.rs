@@ -118,10 +118,10 @@ pub struct CalibrateArgs {
     #[arg(long, default_value = "top1_final", value_parser = ["top1_final", "top1_best"])]
     pub metric: String,
     /// Tolerance = max(floor, k x the seeds' sample sd)
-    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 2.0)]
     pub k: f64,
     /// Smallest tolerance, in accuracy points
-    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.5)]
     pub floor: f64,
 }
 

@@ -75,9 +75,23 @@ fn exit_codes_help() -> String {
     s
 }
 
+/// Every option that takes a value takes a negative number as its value
+/// (`--lease-timeout -1` is then refused by its own check, not read as an
+/// unknown flag `-1`).
+fn negative_numbers(c: clap::Command) -> clap::Command {
+    c.mut_args(|a| {
+        if a.get_action().takes_values() {
+            a.allow_negative_numbers(true)
+        } else {
+            a
+        }
+    })
+    .mut_subcommands(negative_numbers)
+}
+
 /// The command line as clap sees it, with the exit-code table in `--help`.
 pub fn command() -> clap::Command {
-    let mut c = Cli::command().after_long_help(exit_codes_help());
+    let mut c = negative_numbers(Cli::command()).after_long_help(exit_codes_help());
     for sub in ["run", "check", "compare", "report"] {
         c = c.mut_subcommand(sub, |s| s.after_long_help(exit_codes_help()));
     }
@@ -219,6 +233,27 @@ mod tests {
     }
 
     #[test]
+    fn panics_say_whether_libtorch_raised_them() {
+        let set = |at: &str| *PANIC_AT.lock().unwrap() = Some(at.to_string());
+        set("/root/.cargo/registry/src/x/tch-0.24.0/src/wrappers/tensor_generated.rs:77");
+        let torch: Box<dyn std::any::Any + Send> = Box::new(
+            "called `Result::unwrap()` on an `Err` value: Torch(\"no det impl\")\nmore".to_string(),
+        );
+        assert_eq!(
+            panic_line(torch.as_ref()),
+            "libtorch: called `Result::unwrap()` on an `Err` value: Torch(\"no det impl\")"
+        );
+        set("src/report/markdown.rs:12");
+        let ours: Box<dyn std::any::Any + Send> = Box::new("index out of bounds");
+        let l = panic_line(ours.as_ref());
+        assert!(
+            l.starts_with("internal error at src/report/markdown.rs:12 (a bug of ddgsd-bench")
+                && !l.contains("libtorch"),
+            "{l}"
+        );
+    }
+
+    #[test]
     fn clap_errors_become_one_line() {
         let e = command()
             .try_get_matches_from(["ddgsd-bench", "report", "r", "--format", "xml"])
@@ -229,5 +264,10 @@ mod tests {
             "{l}"
         );
         assert!(l.contains("markdown"), "{l}");
+        let e = command()
+            .try_get_matches_from(["ddgsd-bench", "run", "s.toml", "--lease-timeout", "-1"])
+            .unwrap();
+        let run = e.subcommand_matches("run").unwrap();
+        assert_eq!(run.get_one::<f64>("lease_timeout"), Some(&-1.0));
     }
 }

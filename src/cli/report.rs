@@ -68,6 +68,9 @@ pub fn report(args: ReportArgs) -> Result<Exit> {
         )
         .into());
     }
+    if let Some(l) = &label {
+        crate::report::check_label(l).map_err(anyhow::Error::msg)?;
+    }
     if !expected.is_empty() && expected.len() != dirs.len() {
         return Err(InputError::new(
                 &expected[0],

@@ -21,7 +21,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub expected: Option<PathBuf>,
     /// Override runtime.threads (results are bit-identical only at a fixed thread count; the record says it was overridden)
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub threads: Option<usize>,
     /// Override runtime.device: auto, cpu, cuda, cuda:N
     #[arg(long)]
@@ -48,7 +48,7 @@ pub struct RunArgs {
     pub wait: bool,
     /// Seconds without a heartbeat after which another worker's lease on a run is
     /// stale and the run is taken over [env: DDGSD_LEASE_TIMEOUT; default 300]
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    #[arg(long, value_name = "SECS")]
     pub lease_timeout: Option<f64>,
     /// Name of this worker in its leases (set by --workers and the Slurm scripts)
     #[arg(long, hide = true)]

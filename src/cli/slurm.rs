@@ -15,13 +15,13 @@ pub struct SlurmArgs {
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
     /// Tasks in the array (workers; claims balance uneven runs); at most the plan's runs
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub array: u32,
     /// GPUs per task (more than one: a worker per GPU in each task)
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub gpus_per_task: Option<u32>,
     /// CPUs per task
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub cpus_per_task: Option<u32>,
     /// Time limit per task (sbatch --time); a worker gets SIGTERM 2 minutes before and checkpoints
     #[arg(long)]
@@ -33,10 +33,10 @@ pub struct SlurmArgs {
     #[arg(long)]
     pub expected: Option<PathBuf>,
     /// Override runtime.threads in the workers
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub threads: Option<usize>,
     /// Lease timeout of the workers in seconds (see `run --lease-timeout`)
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    #[arg(long, value_name = "SECS")]
     pub lease_timeout: Option<f64>,
     /// Call sbatch for both scripts and print the job ids
     #[arg(long)]

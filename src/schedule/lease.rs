@@ -217,7 +217,11 @@ pub fn stale_reason(l: &LeaseInfo, timeout: Duration) -> Option<String> {
             return Some(format!("{} has rebooted since (boot id {then})", l.host));
         }
     }
-    let on = |why: String| Some(format!("{why} on {}", l.host));
+    // `pid N ...` of this host: `pid N on HOST ...`.
+    let on = |why: String| {
+        let pid = format!("pid {}", l.pid);
+        Some(why.replacen(&pid, &format!("{pid} on {}", l.host), 1))
+    };
     match &l.pid_ns {
         // Another pid namespace: its pids are not ours; the heartbeat decides.
         Some(ns) if Some(ns) != me.pid_ns.as_ref() => None,
@@ -311,29 +315,58 @@ pub fn try_claim(run_dir: &Path, worker: &str, timeout: Duration) -> Result<Clai
         let Some(reason) = stale_reason(&held, timeout) else {
             return Ok(Claim::Held(held));
         };
-        // Take over: move the stale lease aside; one rename wins.
-        let path = run_dir.join(LEASE_FILE);
-        let aside = run_dir.join(format!(".lease-stale-{}", unique_suffix()));
-        if std::fs::rename(&path, &aside).is_err() {
-            continue; // someone else moved it
-        }
-        match read_file(&aside) {
-            Some(moved) if moved.token != held.token || moved.heartbeat != held.heartbeat => {
-                // We moved a lease that was renewed or re-created meanwhile: put it back.
-                let _ = std::fs::hard_link(&aside, &path);
-                let _ = std::fs::remove_file(&aside);
-                return Ok(Claim::Held(moved));
-            }
-            _ => {
-                let _ = std::fs::remove_file(&aside);
-                taken_over = Some(format!("{}: {reason}", held.holder()));
-            }
+        match remove_judged(run_dir, &held) {
+            Removed::Gone => continue, // someone else moved it
+            Removed::Renewed(moved) => return Ok(Claim::Held(moved)),
+            Removed::Yes => taken_over = Some(format!("{}: {reason}", held.holder())),
         }
     }
     Ok(match read(run_dir)? {
         Some(h) => Claim::Held(h),
         None => anyhow::bail!("{}: cannot claim the run", run_dir.display()),
     })
+}
+
+enum Removed {
+    Yes,
+    /// Someone else moved it first.
+    Gone,
+    /// It was renewed or re-created meanwhile (and was put back).
+    Renewed(LeaseInfo),
+}
+
+/// Removes the lease `held`, judged stale, race-free: moved aside under a
+/// unique name (one rename wins), then checked to be the lease judged.
+fn remove_judged(run_dir: &Path, held: &LeaseInfo) -> Removed {
+    let path = run_dir.join(LEASE_FILE);
+    let aside = run_dir.join(format!(".lease-stale-{}", unique_suffix()));
+    if std::fs::rename(&path, &aside).is_err() {
+        return Removed::Gone;
+    }
+    match read_file(&aside) {
+        Some(moved) if moved.token != held.token || moved.heartbeat != held.heartbeat => {
+            let _ = std::fs::hard_link(&aside, &path);
+            let _ = std::fs::remove_file(&aside);
+            Removed::Renewed(moved)
+        }
+        _ => {
+            let _ = std::fs::remove_file(&aside);
+            Removed::Yes
+        }
+    }
+}
+
+/// Removes the stale lease a killed worker left on a finished run (it died
+/// after writing the record, before releasing); returns why it was stale.
+pub fn clear_stale(run_dir: &Path, timeout: Duration) -> Result<Option<String>> {
+    let Some(held) = read(run_dir)? else {
+        return Ok(None);
+    };
+    let Some(reason) = stale_reason(&held, timeout) else {
+        return Ok(None);
+    };
+    Ok(matches!(remove_judged(run_dir, &held), Removed::Yes)
+        .then(|| format!("{}: {reason}", held.holder())))
 }
 
 fn read_file(p: &Path) -> Option<LeaseInfo> {

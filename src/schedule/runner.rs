@@ -208,6 +208,12 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
         let rec = dir.join(&cfg.run_id).join(RECORD_FILE);
         if rec.exists() {
             Record::load(&rec)?;
+            if let Some(who) = lease::clear_stale(&dir.join(&cfg.run_id), opts.lease_timeout)? {
+                eprintln!(
+                    "ddgsd-bench: {}: finished; removed the lease its worker left ({who})",
+                    cfg.run_id
+                );
+            }
             continue;
         }
         pending.push(cfg);

@@ -38,8 +38,8 @@ impl std::fmt::Display for Death {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         write!(f, "worker {} (pid {}) {}", self.label, self.pid, self.how)?;
         match &self.run {
-            Some(r) => write!(f, " while it held {r}"),
-            None => write!(f, " holding no run"),
+            Some(r) => write!(f, ", while it held {r}"),
+            None => write!(f, ", holding no run"),
         }
     }
 }
