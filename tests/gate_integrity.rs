@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Bands for (resnet8w4, arm) over `seeds` runs, centred at `centre`.
 fn bands(suite: &str, arms: &[&str], seeds: usize, centre: f64, tol: f64) -> String {
@@ -31,13 +31,7 @@ fn two_workers_with_failing_bands_never_exit_0() {
         "expected/t.toml",
         &bands("t", &["baseline", "ddgsd"], 2, 99.0, 0.5),
     );
-    let spawn = || {
-        p.cmd(&["run", "suites/t.toml", "--out", "shared"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || p.spawn(&["run", "suites/t.toml", "--out", "shared"]);
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let log = format!("{}\n{}", stderr(&a), stderr(&b));
@@ -210,18 +204,6 @@ fn check_compare_and_report_judge_the_recorded_plan_from_any_directory() {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_run_merged_from_a_machine_with_a_stale_suite_file_is_refused() {
     let p = Project::new();
@@ -314,11 +296,7 @@ fn mismatches_name_the_flag_and_printed_commands_resume_with_every_flag() {
     let state = p
         .path()
         .join("int/r/resnet8w4__baseline__s0/checkpoint/state.json");
-    let t0 = Instant::now();
-    while !state.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("a checkpoint", Duration::from_secs(120), || state.exists());
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
     let err = stderr(&o);

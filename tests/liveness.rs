@@ -7,21 +7,9 @@ use common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RUN: &str = "resnet8w4__baseline__s0";
-
-fn hashes(p: &Project, out: &str, suite: &str) -> BTreeMap<String, String> {
-    p.records(out, suite)
-        .iter()
-        .map(|r| {
-            (
-                r["run_id"].as_str().unwrap().to_string(),
-                r["checkpoint_sha256"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
 
 /// A one-run suite (`epochs` epochs), its straight hashes and a passing expected file.
 fn setup(epochs: u32, seeds: &[u64]) -> (Project, BTreeMap<String, String>) {
@@ -35,14 +23,6 @@ fn setup(epochs: u32, seeds: &[u64]) -> (Project, BTreeMap<String, String>) {
     expected_from(&p, "one", &p.records("straight", "one"), 50.0, "");
     let h = hashes(&p, "straight", "one");
     (p, h)
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn lease(dir: &Path) -> serde_json::Value {

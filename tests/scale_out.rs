@@ -8,19 +8,6 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// run id -> checkpoint_sha256 of a results directory.
-fn hashes(p: &Project, out: &str, suite: &str) -> BTreeMap<String, String> {
-    p.records(out, suite)
-        .iter()
-        .map(|r| {
-            (
-                r["run_id"].as_str().unwrap().to_string(),
-                r["checkpoint_sha256"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// How many times each run was trained to the end, from `... <id> done:` lines.
 fn trainings(log: &str) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
@@ -67,13 +54,7 @@ fn setup() -> (Project, BTreeMap<String, String>) {
 fn two_processes_and_workers_train_each_run_once_with_the_straight_hashes() {
     let (p, straight) = setup();
     // Two processes started together on one results directory.
-    let spawn = || {
-        p.cmd(&["run", "suites/t.toml", "--out", "shared"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || p.spawn(&["run", "suites/t.toml", "--out", "shared"]);
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let log = stderr(&a) + &stderr(&b);

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
@@ -213,7 +213,7 @@ fn errors_are_one_line_and_say_what_the_command_has() {
         ),
         (
             vec!["run", "suites/n.toml", "--lease-timeout", "-1"],
-            "--lease-timeout -1: expected at least 1 second",
+            "--lease-timeout -1: expected a finite number of seconds, at least 1",
         ),
         (
             vec!["run", "suites/n.toml", "--threads", "-2"],
@@ -299,11 +299,9 @@ fn a_resumed_run_removes_the_temporary_files_a_killed_worker_left_and_nothing_el
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while !run.join("checkpoint/state.json").exists() {
-        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("a checkpoint", Duration::from_secs(120), || {
+        run.join("checkpoint/state.json").exists()
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     let host = ddgsd_bench::util::proc::hostname();

@@ -37,11 +37,11 @@ pub enum Cmd {
     Run(run::RunArgs),
     /// Write Slurm batch scripts for a suite (a job array of workers and a check job after it), and submit them with --submit
     Slurm(slurm::SlurmArgs),
-    /// Re-check a results directory against its expected file, without training
+    /// Judge a results directory without training: exactly the plan its suite.json records, against its recorded expected file (exit 3 while planned runs lack a record)
     Check(gate::CheckArgs),
-    /// Render the table of one results directory (ablation layout) or of several (paper layout), and training-curve figures
+    /// Render the table of one results directory (ablation layout) or of several (paper layout), and training-curve figures; with an expected file, exit as check does
     Report(report::ReportArgs),
-    /// Compare two results directories of one suite (another platform, another commit): Δ per run and metric, checkpoint equality, a verdict under the expected file's tolerances (markdown)
+    /// Compare two results directories of one suite (another platform, another commit): Δ per run and metric, checkpoint equality, a verdict under the expected file's tolerances (markdown; exit 3 while a planned run is unfinished on a side)
     Compare(gate::CompareArgs),
     /// Write or update the bands of an expected file from reference runs (centre = mean over seeds, tolerance = max(floor, k x seed sd)); published bands, comments, claims and pins are kept
     Calibrate(gate::CalibrateArgs),

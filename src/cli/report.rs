@@ -112,11 +112,16 @@ pub fn report(args: ReportArgs) -> Result<Exit> {
     // With an expected file, report exits as check does (the worst of its
     // directories); without one it judged nothing and rendered the table.
     let mut exit = Exit::Pass;
+    let mut said = Vec::new();
     for (k, i) in inputs.iter().enumerate() {
         exit = exit.worst(i.verdict.exit());
         if i.verdict.exit() == Exit::NoVerdict {
             let e = expected.get(k).map(PathBuf::as_path);
-            eprintln!("{}", super::gate::unfinished(&i.loaded, e));
+            let line = super::gate::unfinished(&i.loaded, e).to_string();
+            if !said.contains(&line) {
+                eprintln!("{line}");
+                said.push(line);
+            }
         }
     }
     Ok(exit)

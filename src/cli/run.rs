@@ -39,11 +39,14 @@ pub struct RunArgs {
     pub partition: Option<String>,
     /// Start one worker process per entry on this results directory, e.g.
     /// cuda:0,cuda:1 or cpu,cpu (an entry may repeat); each sees only its GPU
-    /// (CUDA_VISIBLE_DEVICES), so set runtime.device to auto or cuda
+    /// (CUDA_VISIBLE_DEVICES), so set runtime.device to auto or cuda; an entry
+    /// for a GPU this process cannot see is refused. A worker killed by a
+    /// signal nobody sent is reported and replaced on its entry
     #[arg(long, value_name = "LIST")]
     pub workers: Option<String>,
     /// When the runs left are held by other workers, wait for them (taking over
     /// any whose lease goes stale) and check the suite, instead of stopping
+    /// without a verdict (exit 3)
     #[arg(long)]
     pub wait: bool,
     /// Seconds without a heartbeat after which another worker's lease on a run is

@@ -118,13 +118,14 @@ impl Expected {
             None => loaded.meta.expected_path(),
         };
         if !path.is_file() {
-            return match hint {
-                Some(h) => Err(crate::util::error::input_err(
-                    &path,
-                    format!("expected file not found ({h})"),
-                )),
-                None => Ok(None),
+            let why = match (explicit, hint) {
+                (_, None) => return Ok(None),
+                (Some(_), _) => "expected file not found (--expected)".to_string(),
+                (None, Some(h)) => {
+                    format!("expected file not found (the one suite.json records; {h})")
+                }
             };
+            return Err(crate::util::error::input_err(&path, why));
         }
         if relative {
             eprintln!(

@@ -89,7 +89,9 @@ pub fn timeout(explicit: Option<f64>) -> Result<Duration> {
     match secs {
         None => Ok(DEFAULT_TIMEOUT),
         Some((s, _)) if s.is_finite() && s >= 1.0 => Ok(Duration::from_secs_f64(s)),
-        Some((s, what)) => anyhow::bail!("{what} {s}: expected at least 1 second"),
+        Some((s, what)) => {
+            anyhow::bail!("{what} {s}: expected a finite number of seconds, at least 1")
+        }
     }
 }
 

@@ -162,7 +162,8 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
     // Runtime.
     let r = &raw.runtime;
     let threads = match ov.threads {
-        Some(n) => positive(file, "--threads", n)?,
+        Some(0) => anyhow::bail!("--threads 0: expected at least 1"),
+        Some(n) => n,
         None => positive(
             file,
             "runtime.threads",
