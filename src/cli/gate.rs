@@ -1,10 +1,10 @@
 //! The commands that judge results or move the gate: `check`, `compare`, `calibrate`, `pin`.
 use crate::gate::expected::Expected;
 use crate::results::{self, Loaded};
-use crate::schedule::command::{check_command, line};
+use crate::schedule::command::unfinished;
 use crate::schedule::runner;
 use crate::util::error::InputError;
-use crate::util::exit::{Exit, NoVerdict};
+use crate::util::exit::Exit;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -23,45 +23,6 @@ pub struct CheckArgs {
 fn expected_of(loaded: &Loaded, explicit: Option<&std::path::Path>) -> Result<Expected> {
     let e = Expected::of_dir(loaded, explicit, Some("give one with --expected"))?;
     Ok(e.expect("required"))
-}
-
-/// The line of a results directory whose plan is not finished, with the
-/// command that finishes it and the one that judges it then.
-pub fn unfinished(loaded: &Loaded, expected: Option<&std::path::Path>) -> NoVerdict {
-    let missing = loaded.unfinished();
-    let mut parts = Vec::new();
-    if !loaded.incomplete.is_empty() {
-        parts.push(format!("unfinished: {}", loaded.incomplete.join(", ")));
-    }
-    if !loaded.never_begun.is_empty() {
-        parts.push(format!("never begun: {}", loaded.never_begun.join(", ")));
-    }
-    let out = loaded
-        .dir
-        .parent()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| ".".into());
-    let mut run = vec![
-        "run".to_string(),
-        loaded.meta.suite_file.clone(),
-        "--out".into(),
-        out,
-    ];
-    run.extend(loaded.meta.flags());
-    NoVerdict::new(
-        format!(
-            "{} of the {} planned runs of {} have no record ({})",
-            missing.len(),
-            loaded.planned(),
-            loaded.dir.display(),
-            parts.join("; ")
-        ),
-        format!(
-            "`{}` finishes them, then `{}`",
-            line(&run),
-            check_command(&loaded.dir, expected)
-        ),
-    )
 }
 
 pub fn check(args: CheckArgs) -> Result<Exit> {

@@ -117,7 +117,7 @@ pub fn report(args: ReportArgs) -> Result<Exit> {
         exit = exit.worst(i.verdict.exit());
         if i.verdict.exit() == Exit::NoVerdict {
             let e = expected.get(k).map(PathBuf::as_path);
-            let line = super::gate::unfinished(&i.loaded, e).to_string();
+            let line = crate::schedule::command::unfinished(&i.loaded, e).to_string();
             if !said.contains(&line) {
                 eprintln!("{line}");
                 said.push(line);

@@ -2,7 +2,9 @@
 //! and passes to its own workers: every flag that matters for the results
 //! (the suite's overrides, the expected file, the share, checking) and for
 //! how the workers behave (`--wait`, `--lease-timeout`), shell-quoted.
+use crate::results::Loaded;
 use crate::schedule::runner::RunOptions;
+use crate::util::exit::NoVerdict;
 use std::path::Path;
 
 /// Quotes a word for bash.
@@ -77,6 +79,45 @@ pub fn check_command(dir: &Path, expected: Option<&Path>) -> String {
         a.extend(["--expected".into(), path(e)]);
     }
     line(&a)
+}
+
+/// Why a results directory has no verdict yet (planned runs without a
+/// record), with the command that finishes them and the one that judges
+/// it then.
+pub fn unfinished(loaded: &Loaded, expected: Option<&Path>) -> NoVerdict {
+    let mut parts = Vec::new();
+    if !loaded.incomplete.is_empty() {
+        parts.push(format!("unfinished: {}", loaded.incomplete.join(", ")));
+    }
+    if !loaded.never_begun.is_empty() {
+        parts.push(format!("never begun: {}", loaded.never_begun.join(", ")));
+    }
+    let out = loaded
+        .dir
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| ".".into());
+    let mut run = vec![
+        "run".to_string(),
+        loaded.meta.suite_file.clone(),
+        "--out".into(),
+        out,
+    ];
+    run.extend(loaded.meta.flags());
+    NoVerdict::new(
+        format!(
+            "{} of the {} planned runs of {} have no record ({})",
+            loaded.unfinished().len(),
+            loaded.planned(),
+            loaded.dir.display(),
+            parts.join("; ")
+        ),
+        format!(
+            "`{}` finishes them, then `{}`",
+            line(&run),
+            check_command(&loaded.dir, expected)
+        ),
+    )
 }
 
 #[cfg(test)]

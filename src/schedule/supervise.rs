@@ -276,7 +276,7 @@ pub fn run(entries: &[Entry], args: &[String], dir: &Path) -> Result<Ended> {
     for r in sp.readers {
         let _ = r.join();
     }
-    show(&rx, &mut slots, &mut display, Duration::ZERO);
+    while show(&rx, &mut slots, &mut display, Duration::ZERO) > 0 {}
     display.close();
     if let Some(&(i, code)) = failed.first() {
         bail!(
@@ -291,15 +291,28 @@ pub fn run(entries: &[Entry], args: &[String], dir: &Path) -> Result<Ended> {
     Ok(Ended::Done { deaths })
 }
 
-/// Shows the lines the workers wrote (waiting up to `wait` for the first).
-fn show(rx: &Receiver<(usize, String)>, slots: &mut [Slot], d: &mut Display, wait: Duration) {
-    let mut first = rx.recv_timeout(wait).ok();
-    while let Some((i, line)) = first.take().or_else(|| rx.try_recv().ok()) {
+/// Shows the lines the workers wrote (waiting up to `wait` for the first),
+/// at most a bounded batch, so that a chatty worker cannot keep the others
+/// from being reaped; returns how many.
+fn show(
+    rx: &Receiver<(usize, String)>,
+    slots: &mut [Slot],
+    d: &mut Display,
+    wait: Duration,
+) -> usize {
+    let mut next = rx.recv_timeout(wait).ok();
+    let mut n = 0;
+    while let Some((i, line)) = next.take() {
         if line.contains("error:") {
             slots[i].last_error = Some(line.clone());
         }
         d.line(i, &line);
+        n += 1;
+        if n < 1000 {
+            next = rx.try_recv().ok();
+        }
     }
+    n
 }
 
 /// One line per worker on a terminal (redrawn in place; finished runs and
