@@ -174,7 +174,7 @@ fn a_run_killed_and_resumed_reads_back_as_one_series() {
             .spawn()
             .unwrap();
         if i == 0 {
-            assert!(wait_for(&state, Duration::from_secs(120)), "no checkpoint");
+            wait_for("a checkpoint", Duration::from_secs(120), || state.exists());
         }
         std::thread::sleep(Duration::from_millis(*ms));
         child.kill().unwrap();

@@ -10,6 +10,7 @@ use crate::train::evaluate::{EvalMetrics, Evaluation};
 use crate::train::exec::Exec;
 use crate::train::record::EpochLog;
 use crate::util::error::InputError;
+use crate::util::exit::Exit;
 use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
@@ -235,7 +236,7 @@ fn same_as(m: &EvalMetrics, log: &EpochLog, bins_as_logged: bool) -> Vec<String>
     diffs
 }
 
-pub fn eval(a: EvalArgs) -> Result<u8> {
+pub fn eval(a: EvalArgs) -> Result<Exit> {
     if let Some(b) = a.batch {
         if b == 0 {
             bail!(InputError::new(
@@ -301,7 +302,7 @@ pub fn eval(a: EvalArgs) -> Result<u8> {
             "differences": diffs,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(0);
+        return Ok(Exit::Pass);
     }
     print!(
         "{}",
@@ -315,7 +316,7 @@ pub fn eval(a: EvalArgs) -> Result<u8> {
             diffs.as_deref()
         )
     );
-    Ok(0)
+    Ok(Exit::Pass)
 }
 
 fn table(

@@ -4,7 +4,10 @@
 use crate::gate::expected::{Band, Claim, Expected, Metric};
 use crate::gate::paired::{paired, Paired};
 use crate::gate::stats::mean_sd;
+use crate::results::Loaded;
 use crate::train::record::Record;
+use crate::util::exit::Exit;
+use anyhow::Result;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -84,6 +87,15 @@ pub struct Verdict {
     /// How `top1_best` was chosen, when a band or claim judges it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_selection: Option<String>,
+    /// Runs of the plan (or found, without a recorded plan).
+    pub planned: usize,
+    /// Planned runs started but without a record.
+    pub unfinished: Vec<String>,
+    /// Planned runs without a run directory.
+    pub never_begun: Vec<String>,
+    /// False for a results directory of an earlier version, whose suite.json
+    /// does not record the plan: only the run directories found are judged.
+    pub plan_known: bool,
 }
 
 /// How the best epochs of `records` were chosen, in words: on a held-out
@@ -104,8 +116,27 @@ pub fn best_selection(records: &[&Record]) -> &'static str {
 }
 
 impl Verdict {
+    /// Every planned run has a record: a verdict can be reached.
+    pub fn complete(&self) -> bool {
+        self.unfinished.is_empty() && self.never_begun.is_empty()
+    }
+
+    /// The exit code: no verdict while planned runs lack a record, else
+    /// pass or out of band. Nothing checked (no expected file) passes: the
+    /// caller asked for a table, not a verdict.
+    pub fn exit(&self) -> Exit {
+        if !self.checked {
+            Exit::Pass
+        } else if !self.complete() {
+            Exit::NoVerdict
+        } else {
+            Exit::verdict(self.passed())
+        }
+    }
+
     pub fn passed(&self) -> bool {
-        self.checked
+        self.complete()
+            && self.checked
             && self.bands.iter().all(|b| b.pass)
             && self.unbanded.is_empty()
             && self.claims.iter().all(|c| c.pass)
@@ -338,5 +369,28 @@ pub fn judge(
         fingerprint_mismatches,
         dataset_fingerprints: fps,
         best_selection,
+        planned: records.len(),
+        unfinished: vec![],
+        never_begun: vec![],
+        plan_known: false,
     }
+}
+
+/// Judges a results directory: exactly its plan (runs without a record
+/// are listed and leave the verdict open), against `expected`, which must
+/// be of its suite and name only its architectures and arms.
+pub fn judge_dir(loaded: &Loaded, expected: &Expected) -> Result<Verdict> {
+    expected.require_suite(&loaded.meta.suite, "results are of")?;
+    expected.require_plan(&loaded.meta.archs, &loaded.meta.arms)?;
+    let mut v = judge(
+        &loaded.records,
+        expected,
+        &loaded.meta.archs,
+        &loaded.meta.arms,
+    );
+    v.planned = loaded.planned();
+    v.unfinished = loaded.incomplete.clone();
+    v.never_begun = loaded.never_begun.clone();
+    v.plan_known = loaded.plan_known();
+    Ok(v)
 }

@@ -21,7 +21,7 @@ pub use self::csv::Csv;
 pub use cell::Syntax;
 pub use input::Input;
 pub use json::Json;
-pub use latex::Latex;
+pub use latex::{check_label, Latex};
 pub use markdown::Markdown;
 pub(crate) use quantity::notes;
 pub use quantity::{best_selection, Measure, Quantity, Selection};
