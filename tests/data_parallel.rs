@@ -168,7 +168,9 @@ fn a_killed_rank_stops_the_others_in_bounded_time_and_resume_is_exact() {
         .collect();
     assert_eq!(errors.len(), 1, "one error line:\n{err}");
     assert!(
-        errors[0].contains(&format!("rank 1 of 2 (pid {pid1}) was killed by SIGKILL")),
+        errors[0].contains(&format!(
+            "rank 1 of 2 (pid {pid1}) was killed by signal 9 (SIGKILL)"
+        )),
         "{err}"
     );
     // Rank 0 named the lost rank itself (as it does under srun or torchrun).

@@ -1,4 +1,5 @@
 //! The `bench` command: a training step per architecture, or the whole loop (`--loop`, `--pytorch`).
+use crate::util::exit::Exit;
 use anyhow::Result;
 use clap::Args;
 
@@ -51,7 +52,7 @@ pub struct BenchArgs {
     pub ranks: Vec<usize>,
 }
 
-pub fn bench(args: BenchArgs) -> Result<u8> {
+pub fn bench(args: BenchArgs) -> Result<Exit> {
     let BenchArgs {
         archs,
         batch,
@@ -102,10 +103,10 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
         };
         if !ranks.is_empty() {
             print!("{}", crate::bench::scaling::run(&o, &ranks)?);
-            return Ok(0);
+            return Ok(Exit::Pass);
         }
         print!("{}", crate::bench::train_loop::run(&o)?);
-        return Ok(0);
+        return Ok(Exit::Pass);
     }
     let opts = crate::bench::step::BenchOptions {
         archs,
@@ -118,5 +119,5 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
         memory_format,
     };
     print!("{}", crate::bench::step::run(&opts)?);
-    Ok(0)
+    Ok(Exit::Pass)
 }

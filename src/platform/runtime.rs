@@ -81,6 +81,14 @@ pub struct RuntimeConfig {
     /// ranks before the run stops naming the lost rank; not compared.
     #[serde(default = "default_collective_timeout")]
     pub collective_timeout: f64,
+    /// TensorBoard event files in every run directory; not compared (they
+    /// are a view of the history). Configs written before the field: on.
+    #[serde(default = "yes")]
+    pub tensorboard: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[runtime] backend`: NCCL on CUDA and gloo on the CPU (`auto`), or
@@ -128,6 +136,7 @@ impl RuntimeConfig {
             world_size: 1,
             backend: BackendChoice::Auto,
             collective_timeout: DEFAULT_COLLECTIVE_TIMEOUT,
+            tensorboard: true,
         }
     }
 

@@ -19,6 +19,7 @@ use crate::platform::EnvInfo;
 use crate::schedule::runner::{SuiteOutcome, STOP};
 use crate::suite::ResolvedSuite;
 use crate::train::{self, Outcome};
+use crate::util::exit::Exit;
 use anyhow::{bail, Context, Result};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -158,7 +159,7 @@ pub fn follow(
     let mut data = data;
     loop {
         match receive(&r.group)? {
-            Announce::Done => return Ok(SuiteOutcome::Done(None)),
+            Announce::Done => return Ok(SuiteOutcome::Trained),
             Announce::Stop => return Ok(SuiteOutcome::Interrupted),
             Announce::Wait => continue,
             Announce::Run(i) => {
@@ -214,25 +215,13 @@ pub fn rank_visible(rank: usize, gpus: usize, parent: Option<&str>) -> String {
     }
 }
 
-fn signal_name(sig: i32) -> String {
-    match sig {
-        libc::SIGKILL => "SIGKILL".into(),
-        libc::SIGTERM => "SIGTERM".into(),
-        libc::SIGINT => "SIGINT".into(),
-        libc::SIGSEGV => "SIGSEGV".into(),
-        libc::SIGABRT => "SIGABRT".into(),
-        libc::SIGBUS => "SIGBUS".into(),
-        n => format!("signal {n}"),
-    }
-}
-
 /// `run --ranks N` outside a launcher: N rank processes of this binary with
 /// `args` (this command line), rank 0's table on stdout, every rank's
 /// stderr prefixed with its rank. Returns rank 0's exit code; a rank that
 /// dies (killed, out of memory) is an error naming it, once the others
 /// stopped (they do within the collective timeout; past it and a margin the
 /// launcher kills them).
-pub fn launch_local(rt: &RuntimeConfig, world: usize, args: &[String]) -> Result<u8> {
+pub fn launch_local(rt: &RuntimeConfig, world: usize, args: &[String]) -> Result<Exit> {
     dist::available().map_err(anyhow::Error::msg)?;
     let exe = std::env::current_exe().context("cannot find this binary to start the ranks")?;
     let gpus = if rt.device == "cpu" || !tch::Cuda::is_available() {
@@ -270,7 +259,7 @@ pub fn launch_local(rt: &RuntimeConfig, world: usize, args: &[String]) -> Result
         let mut child = c
             .spawn()
             .with_context(|| format!("cannot start rank {r}"))?;
-        crate::schedule::workers::send_lines(&mut child, r, tx.clone());
+        crate::schedule::supervise::send_lines(&mut child, r, tx.clone());
         children.push(child);
     }
     drop(tx);
@@ -377,7 +366,7 @@ pub fn launch_local(rt: &RuntimeConfig, world: usize, args: &[String]) -> Result
     {
         bail!("rank {r} of {world} exited with {c} (its error is above)");
     }
-    Ok(u8::try_from(rank0).unwrap_or(2))
+    Ok(Exit::from_code(rank0).unwrap_or(Exit::Input))
 }
 
 /// Why a rank's exit means it was lost: killed by a signal (other than
@@ -386,7 +375,10 @@ fn lost(s: &std::process::ExitStatus) -> Option<String> {
     use std::os::unix::process::ExitStatusExt;
     match s.signal() {
         Some(libc::SIGTERM) | Some(libc::SIGINT) | None => None,
-        Some(sig) => Some(format!("was killed by {}", signal_name(sig))),
+        Some(sig) => Some(format!(
+            "was killed by {}",
+            crate::schedule::supervise::signal_name(sig)
+        )),
     }
 }
 

@@ -45,8 +45,12 @@ pub struct TrainState {
     pub global_step: u64,
     pub acc: Accum,
     pub history: Vec<EpochLog>,
+    /// The test top-1 of the best epoch and that epoch: by validation top-1
+    /// with a holdout (`best_val_top1` its value), else by test top-1.
     pub best_top1: f64,
     pub best_epoch: u32,
+    #[serde(default)]
+    pub best_val_top1: Option<f64>,
     pub images_trained: u64,
     pub train_seconds: f64,
     pub wall_seconds: f64,
@@ -72,6 +76,7 @@ impl TrainState {
             history: vec![],
             best_top1: f64::NEG_INFINITY,
             best_epoch: 0,
+            best_val_top1: None,
             images_trained: 0,
             train_seconds: 0.0,
             wall_seconds: 0.0,
@@ -82,6 +87,38 @@ impl TrainState {
             optim_sha256: String::new(),
         }
     }
+}
+
+impl TrainState {
+    /// Takes `log` as the best epoch if it beats the best so far: on the
+    /// validation top-1 when it has one, else on the test top-1 (ties keep
+    /// the earlier epoch).
+    pub fn note_best(&mut self, log: &EpochLog) {
+        let better = match log.val_top1 {
+            Some(v) => self.best_val_top1.is_none_or(|b| v > b),
+            None => log.test_top1 > self.best_top1,
+        };
+        if better {
+            self.best_top1 = log.test_top1;
+            self.best_epoch = log.epoch;
+            self.best_val_top1 = log.val_top1;
+        }
+    }
+}
+
+/// The state of the checkpoint in `dir` (`None` when there is none),
+/// without loading its tensors.
+pub fn read_state(dir: &Path) -> Result<Option<TrainState>> {
+    let state_path = dir.join(STATE_FILE);
+    if !state_path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&state_path)
+        .map_err(|e| InputError::new(&state_path, None, format!("cannot read: {e}")))?;
+    let st: TrainState = serde_json::from_str(&text).map_err(|e| {
+        InputError::new(&state_path, None, format!("corrupt checkpoint state: {e}"))
+    })?;
+    Ok(Some(st))
 }
 
 /// Reads the checkpoint in `dir` into `vs` and `opt` and returns its state,
@@ -96,14 +133,9 @@ pub fn load(
     device: Device,
 ) -> Result<Option<TrainState>> {
     let state_path = dir.join(STATE_FILE);
-    if !state_path.exists() {
+    let Some(st) = read_state(dir)? else {
         return Ok(None);
-    }
-    let text = std::fs::read_to_string(&state_path)
-        .map_err(|e| InputError::new(&state_path, None, format!("cannot read: {e}")))?;
-    let st: TrainState = serde_json::from_str(&text).map_err(|e| {
-        InputError::new(&state_path, None, format!("corrupt checkpoint state: {e}"))
-    })?;
+    };
     if st.config_sha256 != expect.config_sha256 || st.run_id != expect.run_id {
         bail!(InputError::new(
             &state_path,
@@ -145,7 +177,26 @@ pub fn load(
         .collect();
     opt.load_state(&optim)
         .map_err(|e| InputError::new(&optim_path, None, e))?;
+    remove_unreferenced(dir, &st);
     Ok(Some(st))
+}
+
+/// Removes the checkpoint files (`model-*.safetensors`, `optim-*.safetensors`)
+/// that `st` does not name: those of earlier checkpoints, left when a
+/// worker was killed after committing a newer state.json but before
+/// removing them.
+fn remove_unreferenced(dir: &Path, st: &TrainState) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = (name.starts_with("model-") || name.starts_with("optim-"))
+            && name.ends_with(".safetensors");
+        if ours && name != st.model_file && name != st.optim_file {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Writes weights, momentum and position (see the module comment).
@@ -161,16 +212,11 @@ pub fn save(dir: &Path, st: &mut TrainState, vs: &VarStore, opt: &Sgd) -> Result
         .map(|(n, t)| (n, t.to_device(Device::Cpu)))
         .collect();
     checkpoint::write_safetensors(&dir.join(&optim_file), &optim)?;
-    let old = (st.model_file.clone(), st.optim_file.clone());
     st.model_sha256 = file_sha256(&dir.join(&model_file))?;
     st.optim_sha256 = file_sha256(&dir.join(&optim_file))?;
     st.model_file = model_file;
     st.optim_file = optim_file;
     atomic::write_json(&dir.join(STATE_FILE), st)?;
-    for f in [old.0, old.1] {
-        if !f.is_empty() && f != st.model_file && f != st.optim_file {
-            let _ = std::fs::remove_file(dir.join(f));
-        }
-    }
+    remove_unreferenced(dir, st);
     Ok(())
 }
