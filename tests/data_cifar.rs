@@ -456,7 +456,7 @@ fn open_refuses_the_wrong_cifar_and_missing_data_points_to_fetch() {
     let suite = t.path().join("c100.toml");
     std::fs::write(
         &suite,
-        "name = \"c100\"\nseeds = [0]\narchitectures = [\"resnet8\"]\narms = [\"baseline\"]\n\n[dataset]\nname = \"cifar100\"\npath = \"data/cifar-100-python.tar.gz\"\n\n[train]\nepochs = 1\n\n[runtime]\ndevice = \"cpu\"\n",
+        "name = \"c100\"\nseeds = [0]\narchitectures = [\"resnet8\"]\narms = [\"baseline\"]\n\n[dataset]\nname = \"cifar100\"\npath = \"data/cifar-100-python.tar.gz\"\n\n[train]\nepochs = 1\nmilestones = []\n\n[runtime]\ndevice = \"cpu\"\n",
     )
     .unwrap();
     let o = bin()
@@ -481,6 +481,8 @@ fn shipped_suites_and_expected_files_are_well_formed() {
     for (name, ds) in [
         ("cifar10", "cifar10"),
         ("cifar100", "cifar100"),
+        ("cifar10-tuning", "cifar10"),
+        ("cifar100-tuning", "cifar100"),
         ("imagenet", "imagenet"),
         ("selfkd-cifar100", "cifar100"),
         ("selfkd-pskd-cifar100", "cifar100"),
@@ -497,6 +499,11 @@ fn shipped_suites_and_expected_files_are_well_formed() {
         ) {
             Ok(s) => {
                 assert_eq!(s.dataset.name(), ds);
+                // The published protocols train on every training image; the
+                // tuning variants hold 5000 out.
+                let holdout = s.runs[0].holdout.map(|h| h.n);
+                let want = name.ends_with("-tuning").then_some(5000);
+                assert_eq!(holdout, want, "{name}");
                 for b in &e.bands {
                     assert!(
                         s.archs.iter().any(|a| a.id() == b.arch),

@@ -65,6 +65,8 @@ fn gpu_check_script_runs_on_the_cpu() {
         "bench",
         "methods",
         "targets",
+        "dp-group-of-one",
+        "dp-two-ranks",
     ] {
         assert!(
             report.contains(&format!("**PASS** {check}:")),

@@ -615,7 +615,12 @@ fn no_code_outside_method_names_a_method() {
     let mut found = Vec::new();
     let mut scanned = 0;
     for (rel, text) in &files {
-        let top = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         // method/ itself, and the suite layer, which maps [arm.NAME] fields
         // onto the DDGSD family's `[loss]` semantics (MethodConfig::Ddgsd).
         if top == "method" || top == "suite" {

@@ -1,4 +1,5 @@
 //! The `bench` command: a training step per architecture, or the whole loop (`--loop`, `--pytorch`).
+use crate::util::exit::Exit;
 use anyhow::Result;
 use clap::Args;
 
@@ -47,9 +48,14 @@ pub struct BenchArgs {
     /// contiguous or channels_last (weights and inputs)
     #[arg(long = "memory-format", default_value = "contiguous", value_parser = ["contiguous", "channels_last"])]
     pub memory_format: String,
+    /// With --loop: train the loop as a data-parallel run at each of these rank counts (e.g. 1,2;
+    /// `run --ranks N`, this binary) and print images/s and the scaling efficiency; on the CPU
+    /// --threads is split over the ranks
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub ranks: Vec<usize>,
 }
 
-pub fn bench(args: BenchArgs) -> Result<u8> {
+pub fn bench(args: BenchArgs) -> Result<Exit> {
     let BenchArgs {
         archs,
         batch,
@@ -65,6 +71,7 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
         rounds,
         precision,
         memory_format,
+        ranks,
     } = args;
     use crate::platform::runtime::{MemoryFormat, Precision};
     let precision = if precision == "bf16" {
@@ -77,6 +84,9 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
     } else {
         MemoryFormat::Contiguous
     };
+    if !ranks.is_empty() && (pytorch || !full_loop) {
+        anyhow::bail!("bench --ranks: only with --loop (and without --pytorch)");
+    }
     if full_loop || pytorch {
         if arm != "ddgsd" {
             anyhow::bail!(
@@ -100,8 +110,12 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
             precision,
             memory_format,
         };
+        if !ranks.is_empty() {
+            print!("{}", crate::bench::scaling::run(&o, &ranks)?);
+            return Ok(Exit::Pass);
+        }
         print!("{}", crate::bench::train_loop::run(&o)?);
-        return Ok(0);
+        return Ok(Exit::Pass);
     }
     let opts = crate::bench::step::BenchOptions {
         archs,
@@ -115,5 +129,5 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
         arm,
     };
     print!("{}", crate::bench::step::run(&opts)?);
-    Ok(0)
+    Ok(Exit::Pass)
 }

@@ -1,6 +1,7 @@
 //! The `report` command: tables of one or more results directories, and figures.
 use crate::report;
 use crate::util::error::InputError;
+use crate::util::exit::Exit;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -17,10 +18,10 @@ pub struct ReportArgs {
     /// ablation: rows architecture, columns arm (one directory); paper: the paper's Table 3, rows architecture and method, columns dataset
     #[arg(long, default_value = "ablation", value_parser = ["ablation", "paper"])]
     pub layout: String,
-    /// top1, top5, or error (100 - top-1, what the paper prints); with --layout paper a comma-separated list gives a column per dataset and metric (e.g. error,top5)
-    #[arg(long, default_value = "top1", value_delimiter = ',', value_parser = ["top1", "top5", "error"])]
+    /// top1, top5, error (100 - top-1, what the paper prints), or the test split's calibration: nll (nats) or ece (%); lower is better for error, nll and ece. With --layout paper a comma-separated list gives a column per dataset and metric (e.g. error,top5,nll,ece)
+    #[arg(long, default_value = "top1", value_delimiter = ',', value_parser = ["top1", "top5", "error", "nll", "ece"])]
     pub metric: Vec<String>,
-    /// The accuracy after the last epoch, or the best over epochs
+    /// After the last epoch, or at the best epoch (by validation top-1 when the runs have a holdout, else on the test set: the heading says which)
     #[arg(long, default_value = "final", value_parser = ["final", "best"])]
     pub which: String,
     /// Expected file (default: the one recorded when the suite ran, if it exists); once per results directory
@@ -40,7 +41,7 @@ pub struct ReportArgs {
     pub plot: Option<PathBuf>,
 }
 
-pub fn report(args: ReportArgs) -> Result<u8> {
+pub fn report(args: ReportArgs) -> Result<Exit> {
     let ReportArgs {
         results: dirs,
         format,
@@ -88,6 +89,9 @@ pub fn report(args: ReportArgs) -> Result<u8> {
         )
         .into());
     }
+    if let Some(l) = &label {
+        crate::report::check_label(l).map_err(anyhow::Error::msg)?;
+    }
     if !expected.is_empty() && expected.len() != dirs.len() {
         return Err(InputError::new(
                 &expected[0],
@@ -126,5 +130,20 @@ pub fn report(args: ReportArgs) -> Result<u8> {
         }
     }
     print!("{out}");
-    Ok(0)
+    // With an expected file, report exits as check does (the worst of its
+    // directories); without one it judged nothing and rendered the table.
+    let mut exit = Exit::Pass;
+    let mut said = Vec::new();
+    for (k, i) in inputs.iter().enumerate() {
+        exit = exit.worst(i.verdict.exit());
+        if i.verdict.exit() == Exit::NoVerdict {
+            let e = expected.get(k).map(PathBuf::as_path);
+            let line = crate::schedule::command::unfinished(&i.loaded, e).to_string();
+            if !said.contains(&line) {
+                eprintln!("{line}");
+                said.push(line);
+            }
+        }
+    }
+    Ok(exit)
 }

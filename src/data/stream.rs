@@ -30,6 +30,10 @@ pub enum Purpose {
     Synthetic,
     /// Partner samples (CS-KD's same-class sample of each anchor).
     Partner,
+    /// Which training samples a `[dataset] holdout` takes out (keyed by the
+    /// dataset seed, not the run seed: every run of a suite holds out the
+    /// same samples).
+    Holdout,
 }
 
 impl Purpose {
@@ -39,6 +43,7 @@ impl Purpose {
             Purpose::Shuffle => "shuffle",
             Purpose::Synthetic => "synthetic",
             Purpose::Partner => "partner",
+            Purpose::Holdout => "holdout",
         }
     }
 }

@@ -4,7 +4,10 @@
 use crate::gate::expected::{Band, Claim, Expected, Metric};
 use crate::gate::paired::{paired, Paired};
 use crate::gate::stats::mean_sd;
+use crate::results::Loaded;
 use crate::train::record::Record;
+use crate::util::exit::Exit;
+use anyhow::Result;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -81,11 +84,59 @@ pub struct Verdict {
     /// Records whose dataset fingerprint differs from the expected one.
     pub fingerprint_mismatches: Vec<String>,
     pub dataset_fingerprints: Vec<String>,
+    /// How `top1_best` was chosen, when a band or claim judges it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_selection: Option<String>,
+    /// Runs of the plan (or found, without a recorded plan).
+    pub planned: usize,
+    /// Planned runs started but without a record.
+    pub unfinished: Vec<String>,
+    /// Planned runs without a run directory.
+    pub never_begun: Vec<String>,
+    /// False for a results directory of an earlier version, whose suite.json
+    /// does not record the plan: only the run directories found are judged.
+    pub plan_known: bool,
+}
+
+/// How the best epochs of `records` were chosen, in words: on a held-out
+/// validation split, on the test set itself, or a mix.
+pub fn best_selection(records: &[&Record]) -> &'static str {
+    use crate::train::record::BestOn;
+    let val = records
+        .iter()
+        .filter(|r| r.metrics.best_on == BestOn::Validation)
+        .count();
+    if val == 0 {
+        "top1_best is best on test: the epoch of the best test top-1, chosen on the test set itself"
+    } else if val == records.len() {
+        "top1_best is the test top-1 at the epoch of the best validation top-1 (held-out split)"
+    } else {
+        "top1_best: at the epoch of the best validation top-1 for runs with a holdout, best on test for the others"
+    }
 }
 
 impl Verdict {
+    /// Every planned run has a record: a verdict can be reached.
+    pub fn complete(&self) -> bool {
+        self.unfinished.is_empty() && self.never_begun.is_empty()
+    }
+
+    /// The exit code: no verdict while planned runs lack a record, else
+    /// pass or out of band. Nothing checked (no expected file) passes: the
+    /// caller asked for a table, not a verdict.
+    pub fn exit(&self) -> Exit {
+        if !self.checked {
+            Exit::Pass
+        } else if !self.complete() {
+            Exit::NoVerdict
+        } else {
+            Exit::verdict(self.passed())
+        }
+    }
+
     pub fn passed(&self) -> bool {
-        self.checked
+        self.complete()
+            && self.checked
             && self.bands.iter().all(|b| b.pass)
             && self.unbanded.is_empty()
             && self.claims.iter().all(|c| c.pass)
@@ -299,6 +350,10 @@ pub fn judge(
     fps.sort();
     fps.dedup();
 
+    let judges_best = expected.bands.iter().any(|b| b.metric == Metric::Top1Best)
+        || expected.claims.iter().any(|c| c.metric == Metric::Top1Best);
+    let all: Vec<&Record> = records.iter().collect();
+    let best_selection = (judges_best && !all.is_empty()).then(|| best_selection(&all).to_string());
     Verdict {
         suite: expected.suite.clone(),
         expected_file: expected.file.display().to_string(),
@@ -313,5 +368,29 @@ pub fn judge(
         pins,
         fingerprint_mismatches,
         dataset_fingerprints: fps,
+        best_selection,
+        planned: records.len(),
+        unfinished: vec![],
+        never_begun: vec![],
+        plan_known: false,
     }
+}
+
+/// Judges a results directory: exactly its plan (runs without a record
+/// are listed and leave the verdict open), against `expected`, which must
+/// be of its suite and name only its architectures and arms.
+pub fn judge_dir(loaded: &Loaded, expected: &Expected) -> Result<Verdict> {
+    expected.require_suite(&loaded.meta.suite, "results are of")?;
+    expected.require_plan(&loaded.meta.archs, &loaded.meta.arms)?;
+    let mut v = judge(
+        &loaded.records,
+        expected,
+        &loaded.meta.archs,
+        &loaded.meta.arms,
+    );
+    v.planned = loaded.planned();
+    v.unfinished = loaded.incomplete.clone();
+    v.never_begun = loaded.never_begun.clone();
+    v.plan_known = loaded.plan_known();
+    Ok(v)
 }

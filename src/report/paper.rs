@@ -4,7 +4,10 @@
 //! column per dataset and metric (the PS-KD README's shape: top-1 error,
 //! top-5 error, ... of one dataset). The best method of an architecture is
 //! bold in each column, by that column's direction (lower for errors).
-use super::{make_cell, mark_best, title_tail, CellInput, Judged, Layout, MetricKind, Options};
+use super::Measure;
+use super::{
+    make_cell, mark_best, notes, title_tail, CellInput, Judged, Layout, MetricKind, Options,
+};
 use super::{Quantity, Report, Row};
 
 struct Column<'a> {
@@ -50,8 +53,13 @@ pub fn build(suites: &[Judged], opts: &Options) -> Report {
                     j,
                 });
             }
-        } else if dataset == "imagenet" && opts.metrics[0] != MetricKind::Top5 {
-            let q5 = Quantity { top5: true, ..q };
+        } else if dataset == "imagenet"
+            && matches!(opts.metrics[0], MetricKind::Top1 | MetricKind::Error)
+        {
+            let q5 = Quantity {
+                measure: Measure::Top5,
+                ..q
+            };
             columns.push(Column {
                 label: format!("{label} top-1"),
                 q,
@@ -108,17 +116,20 @@ pub fn build(suites: &[Judged], opts: &Options) -> Report {
         .iter()
         .map(|j| j.loaded.meta.suite.as_str())
         .collect();
+    let all: Vec<&crate::train::record::Record> =
+        suites.iter().flat_map(|j| &j.loaded.records).collect();
     Report {
         layout: Layout::Paper,
         metric: opts.metrics[0],
         which: opts.which,
         lower_is_better: q.lower_is_better(),
-        title: format!("{}: {}", names.join(", "), title_tail(&qs)),
+        title: format!("{}: {}", names.join(", "), title_tail(&qs, &all)),
         row_heads: vec!["arch".into(), "method".into()],
         column_metrics: columns.iter().map(|c| c.q.name()).collect(),
         columns: columns.into_iter().map(|c| c.label).collect(),
         rows,
         sources,
+        notes: notes(&q, &all),
     }
 }
 

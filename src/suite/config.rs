@@ -1,6 +1,7 @@
 //! The resolved configuration: what a suite becomes once every default is
 //! filled in, and the [`RunConfig`] of each run (stored in its record and
 //! compared when a run is resumed).
+use crate::data::holdout::HoldoutSpec;
 use crate::data::DatasetSpec;
 use crate::method::arms::{ArmConfig, Double};
 use crate::model::ArchSpec;
@@ -21,6 +22,19 @@ pub struct TrainConfig {
     pub nesterov: bool,
     pub weight_decay: f64,
     pub schedule: Schedule,
+    /// Bins of the expected calibration error logged every epoch
+    /// (`[train] ece_bins`); compared between runs only when not the
+    /// default, so configs written before the field existed still resume.
+    #[serde(default = "default_ece_bins")]
+    pub ece_bins: usize,
+}
+
+/// Equal-width confidence bins of the ECE unless `[train] ece_bins` says
+/// otherwise (Guo et al. 2017; PS-KD's code uses 10: docs/method.md §14).
+pub const DEFAULT_ECE_BINS: usize = 15;
+
+fn default_ece_bins() -> usize {
+    DEFAULT_ECE_BINS
 }
 
 /// Everything one run depends on, besides the dataset's bytes and the platform.
@@ -33,6 +47,10 @@ pub struct RunConfig {
     pub arm: ArmConfig,
     pub seed: u64,
     pub dataset: DatasetSpec,
+    /// The validation split taken out of training (`[dataset] holdout`);
+    /// absent (and so not compared) without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<HoldoutSpec>,
     pub train: TrainConfig,
     pub runtime: RuntimeConfig,
 }
@@ -48,17 +66,37 @@ impl RunConfig {
 
 /// Removes `dataset.path` from a config stored as JSON, and `runtime.data`,
 /// `runtime.prefetch` and `runtime.loader_threads` (where and how far ahead
-/// batches are built changes no bit).
+/// batches are built changes no bit), `runtime.collective_timeout`,
+/// `runtime.world_size` and `backend` of a single-process run,
+/// `runtime.tensorboard` (event files are a view of the history) and
+/// `train.ece_bins` at its default.
 pub fn without_location(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(d) = v.get_mut("dataset").and_then(|d| d.as_object_mut()) {
         d.remove("path");
     }
     if let Some(r) = v.get_mut("runtime").and_then(|r| r.as_object_mut()) {
-        for k in ["data", "prefetch", "loader_threads"] {
+        for k in [
+            "data",
+            "prefetch",
+            "loader_threads",
+            "collective_timeout",
+            "tensorboard",
+        ] {
             r.remove(k);
+        }
+        // One process: world size and backend were not fields yet, and the
+        // backend means nothing there.
+        if r.get("world_size").and_then(|w| w.as_u64()).unwrap_or(1) == 1 {
+            r.remove("world_size");
+            r.remove("backend");
         }
         if r.get("memory_format").and_then(|m| m.as_str()) == Some("contiguous") {
             r.remove("memory_format");
+        }
+    }
+    if let Some(t) = v.get_mut("train").and_then(|t| t.as_object_mut()) {
+        if t.get("ece_bins").and_then(|b| b.as_u64()) == Some(DEFAULT_ECE_BINS as u64) {
+            t.remove("ece_bins");
         }
     }
     v
@@ -69,6 +107,8 @@ pub fn without_location(mut v: serde_json::Value) -> serde_json::Value {
 pub struct Overrides {
     pub threads: Option<usize>,
     pub device: Option<String>,
+    /// `--ranks N` or the launcher's world size: `runtime.world_size`.
+    pub world_size: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,5 +167,49 @@ mod tests {
         );
         let v = rt(DataPlacement::Host, 2, 0);
         assert_eq!(v["runtime"]["threads"], 2, "threads stay compared");
+    }
+
+    #[test]
+    fn world_size_is_compared_only_above_one() {
+        let plain = RuntimeConfig::plain("cpu", 2);
+        let old = without_location(serde_json::json!({ "runtime": plain }));
+        assert!(old["runtime"].get("world_size").is_none());
+        assert!(old["runtime"].get("backend").is_none());
+        assert!(old["runtime"].get("collective_timeout").is_none());
+        let two = RuntimeConfig {
+            world_size: 2,
+            collective_timeout: 5.0,
+            ..plain
+        };
+        let v = without_location(serde_json::json!({ "runtime": two }));
+        assert_eq!(v["runtime"]["world_size"], 2);
+        assert_eq!(v["runtime"]["backend"], "auto");
+        assert!(v["runtime"].get("collective_timeout").is_none());
+    }
+
+    #[test]
+    fn fields_added_later_leave_the_compared_config_unchanged_at_their_defaults() {
+        // tensorboard (never compared), ece_bins at 15 and no holdout: the
+        // config hash of a run that uses none of them is what it was before
+        // they existed, so older results directories still resume.
+        let v = serde_json::json!({
+            "runtime": RuntimeConfig::plain("cpu", 2),
+            "train": { "epochs": 1, "ece_bins": DEFAULT_ECE_BINS },
+        });
+        let c = without_location(v);
+        assert!(c["runtime"].get("tensorboard").is_none());
+        assert!(c["train"].get("ece_bins").is_none());
+        let v = serde_json::json!({ "train": { "ece_bins": 10 } });
+        assert_eq!(
+            without_location(v)["train"]["ece_bins"],
+            10,
+            "compared when set"
+        );
+        let old: RuntimeConfig = serde_json::from_value(serde_json::json!({
+            "device": "cpu", "threads": 2, "threads_overridden": false,
+            "precision": "fp32", "deterministic": true, "checkpoint_every": 1
+        }))
+        .unwrap();
+        assert!(old.tensorboard, "configs written before the field: on");
     }
 }

@@ -2,7 +2,10 @@
 //! every field checked (the checks of single fields are in `fields`). The
 //! resolved [`RunConfig`] of each run is what its record stores and what a
 //! resumed run is compared against.
-use super::fields::{enum_field, loss_layer, non_negative, positive, resolve_dataset};
+use super::fields::{
+    check_batch, check_schedule, enum_field, loss_layer, non_negative, positive, positive_finite,
+    resolve_dataset, resolve_holdout,
+};
 use super::raw::{RawArch, RawSuite};
 use crate::data::augment::Distortion;
 use crate::data::DatasetSpec;
@@ -17,10 +20,11 @@ use anyhow::Result;
 use std::path::Path;
 
 pub use super::config::{
-    effective_train, run_id, Overrides, ResolvedSuite, RunConfig, TrainConfig,
+    effective_train, run_id, Overrides, ResolvedSuite, RunConfig, TrainConfig, DEFAULT_ECE_BINS,
 };
 use crate::platform::runtime::{
-    DataPlacement, MemoryFormat, Precision, RuntimeConfig, DEFAULT_PREFETCH, DEFAULT_THREADS,
+    BackendChoice, DataPlacement, MemoryFormat, Precision, RuntimeConfig,
+    DEFAULT_COLLECTIVE_TIMEOUT, DEFAULT_PREFETCH, DEFAULT_THREADS,
 };
 
 /// Reads, parses and resolves a suite file.
@@ -53,6 +57,7 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         }
     }
     let dataset = resolve_dataset(file, &raw.dataset)?;
+    let holdout = resolve_holdout(file, &raw.dataset, &dataset)?;
 
     // Architectures.
     if raw.architectures.is_empty() {
@@ -108,16 +113,24 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             "expected strictly increasing epochs",
         );
     }
+    let warmup_epochs = t.warmup_epochs.unwrap_or(0);
+    check_schedule(
+        file,
+        epochs,
+        &milestones,
+        t.milestones.is_none(),
+        warmup_epochs,
+    )?;
     let warmup_kind = match t.warmup_kind.as_deref() {
         None => WarmupKind::Constant,
         Some(k) => enum_field(file, "train.warmup_kind", k, "constant, linear, ramp")?,
     };
-    let lr = positive(file, "train.lr", t.lr.unwrap_or(0.1))?;
+    let lr = positive_finite(file, "train.lr", t.lr.unwrap_or(0.1))?;
     let schedule = Schedule {
         lr,
         milestones,
-        gamma: positive(file, "train.gamma", t.gamma.unwrap_or(0.1))?,
-        warmup_epochs: t.warmup_epochs.unwrap_or(0),
+        gamma: positive_finite(file, "train.gamma", t.gamma.unwrap_or(0.1))?,
+        warmup_epochs,
         warmup_lr: non_negative(file, "train.warmup_lr", t.warmup_lr.unwrap_or(0.01))?,
         warmup_kind,
     };
@@ -141,6 +154,17 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         nesterov: t.nesterov.unwrap_or(true),
         weight_decay: non_negative(file, "train.weight_decay", t.weight_decay.unwrap_or(5e-4))?,
         schedule,
+        ece_bins: match t.ece_bins {
+            None => DEFAULT_ECE_BINS,
+            Some(b) if (1..=1000).contains(&b) => b,
+            Some(b) => {
+                return field_err(
+                    file,
+                    "train.ece_bins",
+                    format!("expected 1..=1000 bins, got {b}"),
+                )
+            }
+        },
     };
     if train.nesterov && train.momentum == 0.0 {
         return field_err(
@@ -153,7 +177,8 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
     // Runtime.
     let r = &raw.runtime;
     let threads = match ov.threads {
-        Some(n) => positive(file, "--threads", n)?,
+        Some(0) => anyhow::bail!("--threads 0: expected at least 1"),
+        Some(n) => n,
         None => positive(
             file,
             "runtime.threads",
@@ -230,7 +255,12 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             r.prefetch.unwrap_or(DEFAULT_PREFETCH),
         )?,
         loader_threads: r.loader_threads.unwrap_or(0),
+        world_size: 1,
+        backend: BackendChoice::Auto,
+        collective_timeout: DEFAULT_COLLECTIVE_TIMEOUT,
+        tensorboard: r.tensorboard.unwrap_or(true),
     };
+    let runtime = resolve_data_parallel(file, r, ov, runtime)?;
 
     // Loss defaults, then arms.
     let mut loss = LossConfig::default();
@@ -345,6 +375,21 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         .join(format!("{name}.toml")),
     };
 
+    if runtime.world_size > 1 {
+        for arm in &arms_out {
+            let b = effective_train(&train, arm).batch_size;
+            if b % runtime.world_size != 0 {
+                return field_err(
+                    file,
+                    "train.batch_size",
+                    format!(
+                        "the global batch of arm `{}` ({b} images) does not divide into runtime.world_size = {} equal shares",
+                        arm.name, runtime.world_size
+                    ),
+                );
+            }
+        }
+    }
     let mut runs = Vec::new();
     for arch in &archs {
         for arm in &arms_out {
@@ -356,13 +401,14 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
                     arm: arm.clone(),
                     seed,
                     dataset: dataset.clone(),
+                    holdout,
                     train: effective_train(&train, arm),
                     runtime: runtime.clone(),
                 });
             }
         }
     }
-    Ok(ResolvedSuite {
+    let suite = ResolvedSuite {
         name,
         description: raw.description.unwrap_or_default(),
         file: file.to_path_buf(),
@@ -372,5 +418,55 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         seeds: raw.seeds,
         dataset,
         runs,
-    })
+    };
+    if let DatasetSpec::Synthetic(sy) = &suite.dataset {
+        check_against_data(&suite, sy.train)?;
+    }
+    Ok(suite)
+}
+
+/// Checks the suite against its data, once its training split's size is
+/// known (synthetic: when resolved; files: when opened).
+pub fn check_against_data(suite: &ResolvedSuite, train_len: usize) -> Result<()> {
+    for r in &suite.runs {
+        check_batch(&suite.file, &r.run_id, r.train.batch_size, train_len)?;
+    }
+    Ok(())
+}
+
+/// `world_size` (or the override of `--ranks` / the launcher), `backend`,
+/// `collective_timeout`, and `sync_bn` (refused: see README "Scale out").
+fn resolve_data_parallel(
+    file: &Path,
+    r: &super::raw::RawRuntime,
+    ov: &Overrides,
+    mut rt: RuntimeConfig,
+) -> Result<RuntimeConfig> {
+    rt.world_size = match ov.world_size {
+        Some(n) => positive(file, "--ranks", n)?,
+        None => positive(file, "runtime.world_size", r.world_size.unwrap_or(1))?,
+    };
+    if let Some(b) = &r.backend {
+        rt.backend = enum_field(file, "runtime.backend", b, "auto, gloo, nccl")?;
+    }
+    let t = r.collective_timeout.unwrap_or(DEFAULT_COLLECTIVE_TIMEOUT);
+    if !(t.is_finite() && t > 0.0) {
+        return field_err(
+            file,
+            "runtime.collective_timeout",
+            format!("expected a positive number of seconds, got {t}"),
+        );
+    }
+    rt.collective_timeout = t;
+    if r.sync_bn == Some(true) {
+        return field_err(
+            file,
+            "runtime.sync_bn",
+            "synchronised batch norm is not available: libtorch 2.11's batch-norm \
+             stat-gathering ops (batch_norm_stats, batch_norm_gather_stats_with_counts, \
+             batch_norm_backward_reduce, batch_norm_elemt) have CUDA kernels only, so batch norm \
+             is per rank (as torchvision's reference trains without --sync-bn)",
+        );
+    }
+    Ok(rt)
 }

@@ -50,8 +50,12 @@ pub struct TrainState {
     pub global_step: u64,
     pub acc: Accum,
     pub history: Vec<EpochLog>,
+    /// The test top-1 of the best epoch and that epoch: by validation top-1
+    /// with a holdout (`best_val_top1` its value), else by test top-1.
     pub best_top1: f64,
     pub best_epoch: u32,
+    #[serde(default)]
+    pub best_val_top1: Option<f64>,
     pub images_trained: u64,
     pub train_seconds: f64,
     pub wall_seconds: f64,
@@ -82,6 +86,7 @@ impl TrainState {
             history: vec![],
             best_top1: f64::NEG_INFINITY,
             best_epoch: 0,
+            best_val_top1: None,
             images_trained: 0,
             train_seconds: 0.0,
             wall_seconds: 0.0,
@@ -94,6 +99,38 @@ impl TrainState {
             method_sha256: String::new(),
         }
     }
+}
+
+impl TrainState {
+    /// Takes `log` as the best epoch if it beats the best so far: on the
+    /// validation top-1 when it has one, else on the test top-1 (ties keep
+    /// the earlier epoch).
+    pub fn note_best(&mut self, log: &EpochLog) {
+        let better = match log.val_top1 {
+            Some(v) => self.best_val_top1.is_none_or(|b| v > b),
+            None => log.test_top1 > self.best_top1,
+        };
+        if better {
+            self.best_top1 = log.test_top1;
+            self.best_epoch = log.epoch;
+            self.best_val_top1 = log.val_top1;
+        }
+    }
+}
+
+/// The state of the checkpoint in `dir` (`None` when there is none),
+/// without loading its tensors.
+pub fn read_state(dir: &Path) -> Result<Option<TrainState>> {
+    let state_path = dir.join(STATE_FILE);
+    if !state_path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&state_path)
+        .map_err(|e| InputError::new(&state_path, None, format!("cannot read: {e}")))?;
+    let st: TrainState = serde_json::from_str(&text).map_err(|e| {
+        InputError::new(&state_path, None, format!("corrupt checkpoint state: {e}"))
+    })?;
+    Ok(Some(st))
 }
 
 /// Reads the checkpoint in `dir` into `vs`, `opt` and `method` and returns
@@ -109,14 +146,9 @@ pub fn load(
     device: Device,
 ) -> Result<Option<TrainState>> {
     let state_path = dir.join(STATE_FILE);
-    if !state_path.exists() {
+    let Some(st) = read_state(dir)? else {
         return Ok(None);
-    }
-    let text = std::fs::read_to_string(&state_path)
-        .map_err(|e| InputError::new(&state_path, None, format!("cannot read: {e}")))?;
-    let st: TrainState = serde_json::from_str(&text).map_err(|e| {
-        InputError::new(&state_path, None, format!("corrupt checkpoint state: {e}"))
-    })?;
+    };
     if st.config_sha256 != expect.config_sha256 || st.run_id != expect.run_id {
         bail!(InputError::new(
             &state_path,
@@ -175,7 +207,29 @@ pub fn load(
     method
         .load_state(&method_state)
         .map_err(|e| InputError::new(&method_path, Some("method state"), e))?;
+    remove_unreferenced(dir, &st);
     Ok(Some(st))
+}
+
+/// Removes the checkpoint files (`model-*`, `optim-*`, `method-*`
+/// `.safetensors`) that `st` does not name: those of earlier checkpoints,
+/// left when a worker was killed after committing a newer state.json but
+/// before removing them.
+fn remove_unreferenced(dir: &Path, st: &TrainState) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let keep = [&st.model_file, &st.optim_file, &st.method_file];
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = ["model-", "optim-", "method-"]
+            .iter()
+            .any(|p| name.starts_with(p))
+            && name.ends_with(".safetensors");
+        if ours && !keep.contains(&&name) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Writes weights, momentum, the method's state and position (see the
@@ -210,11 +264,6 @@ pub fn save(
         checkpoint::write_safetensors(&dir.join(&f), &state)?;
         f
     };
-    let old = [
-        st.model_file.clone(),
-        st.optim_file.clone(),
-        st.method_file.clone(),
-    ];
     st.model_sha256 = file_sha256(&dir.join(&model_file))?;
     st.optim_sha256 = file_sha256(&dir.join(&optim_file))?;
     st.method_sha256 = if method_file.is_empty() {
@@ -226,10 +275,6 @@ pub fn save(
     st.optim_file = optim_file;
     st.method_file = method_file;
     atomic::write_json(&dir.join(STATE_FILE), st)?;
-    for f in old {
-        if !f.is_empty() && ![&st.model_file, &st.optim_file, &st.method_file].contains(&&f) {
-            let _ = std::fs::remove_file(dir.join(f));
-        }
-    }
+    remove_unreferenced(dir, st);
     Ok(())
 }

@@ -42,16 +42,16 @@ impl Net<'_> {
         })
     }
 
-    /// One step at learning rate `lr`: the loss, its backward and the SGD
-    /// update; returns the loss and the number of samples whose view-0
-    /// prediction was right (an integer scalar on the device).
-    pub fn step(
+    /// The loss of a step and its backward (gradients in the parameters,
+    /// no update yet: a data-parallel run averages them first); returns
+    /// the loss and the number of samples whose view-0 prediction was right
+    /// (an integer scalar on the device).
+    pub fn backward(
         &self,
         method: &mut dyn Method,
         opt: &mut Sgd,
         inputs: &Inputs,
         epoch: u32,
-        lr: f64,
     ) -> Result<(Loss, tch::Tensor)> {
         let loss = self.loss(method, inputs, epoch)?;
         let hits = loss
@@ -62,7 +62,20 @@ impl Net<'_> {
             .sum(Kind::Int64);
         opt.zero_grad();
         loss.total.backward();
-        opt.step(lr);
         Ok((loss, hits))
+    }
+
+    /// One step at learning rate `lr`: [`Net::backward`] and the SGD update.
+    pub fn step(
+        &self,
+        method: &mut dyn Method,
+        opt: &mut Sgd,
+        inputs: &Inputs,
+        epoch: u32,
+        lr: f64,
+    ) -> Result<(Loss, tch::Tensor)> {
+        let r = self.backward(method, opt, inputs, epoch)?;
+        opt.step(lr);
+        Ok(r)
     }
 }

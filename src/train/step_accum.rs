@@ -53,9 +53,22 @@ impl DeviceAccum {
     /// Adds one step's terms and its correct count (`hits`, an integer
     /// scalar); no host synchronisation.
     pub fn add(&mut self, loss: &Loss, hits: &Tensor, global_step: u64) {
+        self.add_weighted(loss, hits, global_step, 1.0);
+    }
+
+    /// [`DeviceAccum::add`] with the loss and its terms times `w` (a rank's
+    /// share of a data-parallel batch; 1 adds them as they are).
+    pub fn add_weighted(&mut self, loss: &Loss, hits: &Tensor, global_step: u64, w: f64) {
         tch::no_grad(|| {
             let v = loss.stacked(&[hits]);
-            self.sums += v.to_kind(Kind::Double);
+            if w == 1.0 {
+                self.sums += v.to_kind(Kind::Double);
+            } else {
+                let mut s = vec![w; self.names.len() + 1];
+                s.push(1.0);
+                let scale = Tensor::from_slice(&s).to_device(self.sums.device());
+                self.sums += v.to_kind(Kind::Double) * scale;
+            }
             let first = loss
                 .total
                 .detach()
