@@ -110,6 +110,16 @@ fn two_ranks_twice_give_identical_hashes_and_identical_replicas() {
     let dir = p.path().join("a/dp").join(RUN);
     assert!(dir.join("model.safetensors").exists());
     assert!(!dir.join("lease.json").exists());
+    let events: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tfevents"))
+        .collect();
+    assert_eq!(events.len(), 1, "rank 0's event file only: {events:?}");
+    assert!(
+        events[0].contains(&format!(".{}.", ranks[0]["pid"])),
+        "{events:?}"
+    );
 }
 
 /// Reads `ddgsd-bench: N ranks on this machine (rank 0 pid A, rank 1 pid B; ...`.

@@ -200,7 +200,11 @@ pub fn run_suite(
         "ddgsd-bench: suite `{}`: {} workers ({}) on {}",
         suite.name,
         entries.len(),
-        list_text(entries).replace(',', ", "),
+        entries
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         dir.display()
     );
     match supervise::run(entries, &args, &dir)? {

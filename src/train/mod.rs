@@ -461,7 +461,8 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
     let ids = tr.split.as_ref().map(|s| s.train_ids.clone());
     let n = ids.as_ref().map_or(ctx.data.info().train_len, Vec::len);
     let steps = n.div_ceil(t.batch_size);
-    let mut curves = if cfg.runtime.tensorboard {
+    // Rank 0 writes the event file (the other ranks write nothing).
+    let mut curves = if cfg.runtime.tensorboard && ctx.writes() {
         Some(Curves::open(ctx.dir, &tr.st)?)
     } else {
         None
