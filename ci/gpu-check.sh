@@ -194,7 +194,7 @@ test = 100
 [train]
 epochs = 2
 batch_size = 32
-milestones = [100]
+milestones = []
 [runtime]
 device = "$DEVICE"
 threads = 1
