@@ -4,13 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh --test
-# pdflatex + booktabs for the LaTeX test of tests/report_golden.rs (Debian, as
-# root; about 90 s once on a fresh machine). Without them that test says SKIP.
-if ! command -v pdflatex >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "ci/test.sh: installing pdflatex (texlive-latex-base, texlive-latex-recommended)" >&2
+# Debian packages some tests start for real (as root; once on a fresh
+# machine). Without them those tests say SKIP:
+# - pdflatex + booktabs for the LaTeX test of tests/report_golden.rs (about 90 s);
+# - strace for the syscall fault injection of tests/fault_injection.rs.
+missing=()
+command -v pdflatex >/dev/null 2>&1 || missing+=(texlive-latex-base texlive-latex-recommended)
+command -v strace >/dev/null 2>&1 || missing+=(strace)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "ci/test.sh: installing ${missing[*]}" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-      --no-install-recommends texlive-latex-base texlive-latex-recommended >/dev/null; } \
-    || echo "ci/test.sh: warning: could not install pdflatex; the LaTeX test will say SKIP" >&2
+      --no-install-recommends "${missing[@]}" >/dev/null; } \
+    || echo "ci/test.sh: warning: could not install ${missing[*]}; the tests that need them will say SKIP" >&2
 fi
 # cmake from the venv, in case a test build has to rebuild libjpeg-turbo.
 if [ -x .venv/bin/cmake ]; then export PATH="$PWD/.venv/bin:$PATH"; fi

@@ -456,7 +456,7 @@ fn open_refuses_the_wrong_cifar_and_missing_data_points_to_fetch() {
     let suite = t.path().join("c100.toml");
     std::fs::write(
         &suite,
-        "name = \"c100\"\nseeds = [0]\narchitectures = [\"resnet8\"]\narms = [\"baseline\"]\n\n[dataset]\nname = \"cifar100\"\npath = \"data/cifar-100-python.tar.gz\"\n\n[train]\nepochs = 1\n\n[runtime]\ndevice = \"cpu\"\n",
+        "name = \"c100\"\nseeds = [0]\narchitectures = [\"resnet8\"]\narms = [\"baseline\"]\n\n[dataset]\nname = \"cifar100\"\npath = \"data/cifar-100-python.tar.gz\"\n\n[train]\nepochs = 1\nmilestones = []\n\n[runtime]\ndevice = \"cpu\"\n",
     )
     .unwrap();
     let o = bin()

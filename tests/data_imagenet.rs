@@ -332,6 +332,55 @@ fn bad_layouts_and_bad_packs_are_refused() {
     );
 }
 
+/// A class whose every training file is undecodable is an empty class,
+/// refused by `data verify` and `data pack` (nothing written); a `--to`
+/// that cannot be written is refused before the pack starts.
+#[test]
+fn a_class_left_without_a_decodable_training_image_is_empty_and_bad_targets_fail_first() {
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let r = root.to_str().unwrap();
+    let class = root.join("train").join(CLASSES[2]);
+    for e in std::fs::read_dir(&class).unwrap() {
+        std::fs::write(e.unwrap().path(), b"\xff\xd8\xff\xe0 not an image").unwrap();
+    }
+    let want = format!("train/{}: no decodable training image", CLASSES[2]);
+    let dst = t.path().join("x.pack");
+    for args in [
+        vec!["data", "verify", r],
+        vec!["data", "pack", r, "--to", dst.to_str().unwrap()],
+    ] {
+        let o = run(&args);
+        let e = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        let line = e
+            .lines()
+            .find(|l| l.starts_with("ddgsd-bench: error:"))
+            .unwrap();
+        assert!(line.contains(&want), "{args:?}: {line}");
+    }
+    assert!(!dst.exists(), "nothing written");
+    let leftovers: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        leftovers
+            .iter()
+            .all(|n| !n.to_string_lossy().starts_with(".tmp-")),
+        "{leftovers:?}"
+    );
+    // --to a folder, or into a folder that does not exist: at once.
+    for (to, needle) in [
+        (t.path().to_path_buf(), "--to names a folder"),
+        (t.path().join("no/such/x.pack"), "no such folder"),
+    ] {
+        let t0 = std::time::Instant::now();
+        refused(&["data", "pack", r, "--to", to.to_str().unwrap()], needle);
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+    }
+}
+
 /// `[runtime] data = "device"` on ImageNet: the loader writes u8 views and
 /// the device normalises them; the batches must equal the host path's f32
 /// batches bit for bit, for every distortion, through the trainer's own
@@ -420,7 +469,7 @@ fn u8_views_normalised_on_the_device_equal_the_host_batches() {
         &suite,
         format!(
             "name = \"s\"\nseeds = [3]\narchitectures = [\"imagenet_resnet18\"]\narms = [\"ddgsd\"]\n\
-             [dataset]\nname = \"imagenet\"\npath = \"{}\"\n[train]\nepochs = 1\nbatch_size = 4\n",
+             [dataset]\nname = \"imagenet\"\npath = \"{}\"\n[train]\nepochs = 1\nmilestones = []\nbatch_size = 4\n",
             root.display()
         ),
     )

@@ -37,6 +37,37 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// A copy of the outer train tar whose `<wnid>.tar` holds one undecodable file.
+fn with_undecodable_class(train_tar: &[u8], wnid: &str) -> Vec<u8> {
+    use std::io::Read;
+    let member = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    let mut out = tar::Builder::new(Vec::new());
+    let mut a = tar::Archive::new(train_tar);
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        if name == format!("{wnid}.tar") {
+            let mut inner = tar::Builder::new(Vec::new());
+            member(
+                &mut inner,
+                &format!("{wnid}_only.JPEG"),
+                b"\xff\xd8\xff\xe0 not an image",
+            );
+            data = inner.into_inner().unwrap();
+        }
+        member(&mut out, &name, &data);
+    }
+    out.into_inner().unwrap()
+}
+
 #[test]
 fn official_archives_pack_like_their_imagefolder() {
     let Some(py) = python() else {
@@ -106,6 +137,22 @@ fn official_archives_pack_like_their_imagefolder() {
     let o = pack(&arch, &d);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(Pack::open(&d).unwrap().header(), ha);
+
+    // A class whose every training file is undecodable is an empty class:
+    // refused, nothing written.
+    let train_tar = arch.join("ILSVRC2012_img_train.tar");
+    let good = std::fs::read(&train_tar).unwrap();
+    std::fs::write(&train_tar, with_undecodable_class(&good, "n01484850")).unwrap();
+    let e = t.path().join("e.pack");
+    let o = pack(&arch, &e);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("train/n01484850: no decodable training image"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!e.exists());
+    std::fs::write(&train_tar, good).unwrap();
 
     // An archive under its official name at its official size must have
     // the published MD5; nothing is written when it does not.

@@ -240,11 +240,14 @@ fn partitions_merge_by_copying_into_the_straight_result() {
             "--out",
             out,
         ]);
-        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        // A share is trained, not judged: no verdict (exit 3), and the line
+        // names the check to run after merging.
+        assert_eq!(code(&o), 3, "{}", stderr(&o));
+        let e = stderr(&o);
         assert!(
-            stderr(&o).contains(&format!("partition {m}/2")),
-            "{}",
-            stderr(&o)
+            e.contains(&format!("no verdict (exit 3): partition {m}/2"))
+                && e.contains(&format!("ddgsd-bench check {out}/h")),
+            "{e}"
         );
     }
     let (w1, w2) = (p.records("w1", "h"), p.records("w2", "h"));

@@ -8,19 +8,6 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// run id -> checkpoint_sha256 of a results directory.
-fn hashes(p: &Project, out: &str, suite: &str) -> BTreeMap<String, String> {
-    p.records(out, suite)
-        .iter()
-        .map(|r| {
-            (
-                r["run_id"].as_str().unwrap().to_string(),
-                r["checkpoint_sha256"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// How many times each run was trained to the end, from `... <id> done:` lines.
 fn trainings(log: &str) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
@@ -67,23 +54,25 @@ fn setup() -> (Project, BTreeMap<String, String>) {
 fn two_processes_and_workers_train_each_run_once_with_the_straight_hashes() {
     let (p, straight) = setup();
     // Two processes started together on one results directory.
-    let spawn = || {
-        p.cmd(&["run", "suites/t.toml", "--out", "shared"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || p.spawn(&["run", "suites/t.toml", "--out", "shared"]);
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert_eq!(
-        (code(&a), code(&b)),
-        (0, 0),
-        "{}\n{}",
-        stderr(&a),
-        stderr(&b)
-    );
     let log = stderr(&a) + &stderr(&b);
+    // The worker that finishes the last run checks (0); one that stops
+    // while the other still holds a run has no verdict (3), never 0.
+    for o in [&a, &b] {
+        match code(o) {
+            0 => assert!(stdout(o).contains("Verdict: PASS"), "{log}"),
+            3 => assert!(
+                stderr(o).contains("no verdict (exit 3): nothing left to claim")
+                    && stderr(o).contains("held by other workers")
+                    && !stdout(o).contains("Verdict"),
+                "{log}"
+            ),
+            c => panic!("exit {c}: {log}"),
+        }
+    }
+    assert!(code(&a) == 0 || code(&b) == 0, "{log}");
     let t = trainings(&log);
     assert_eq!(t.len(), 4, "{log}");
     assert!(
@@ -166,7 +155,9 @@ fn ctrl_c_stops_every_worker_with_a_checkpoint_and_resumes_to_the_same_hashes() 
     let log = stderr(&out);
     assert_eq!(code(&out), 130, "{log}");
     assert!(
-        log.contains("Resume with: ddgsd-bench run suites/long.toml --out w --workers cpu,cpu"),
+        log.contains(
+            "Resume with: ddgsd-bench run suites/long.toml --out w --no-check --workers cpu,cpu"
+        ),
         "{log}"
     );
     // On a loaded machine one worker may finish its run before the Ctrl-C
@@ -251,11 +242,20 @@ fn live_leases_are_skipped_stale_ones_taken_over_and_resumed() {
     expected_from(&p, "one", &p.records("straight", "one"), 50.0, "");
     let r = p.run(&["run", "suites/one.toml", "--out", "r2"]);
     let log = stderr(&r);
-    assert_eq!(code(&r), 0, "{log}");
+    assert_eq!(code(&r), 3, "no verdict while a run is held: {log}");
     assert!(
-        log.contains("held by other workers") && log.contains("gpu box"),
+        log.contains("no verdict (exit 3)")
+            && log.contains(
+                "held by other workers: resnet8w4__baseline__s0 (gpu box (pid 1 on elsewhere))"
+            )
+            && log.contains("ddgsd-bench run suites/one.toml --out r2 --wait")
+            && log.contains("ddgsd-bench check r2/one"),
         "{log}"
     );
+    // With --no-check it has done its part: exit 0, nothing judged.
+    let r = p.run(&["run", "suites/one.toml", "--out", "r2", "--no-check"]);
+    assert_eq!(code(&r), 0, "{}", stderr(&r));
+    assert!(stderr(&r).contains("nothing to judge"), "{}", stderr(&r));
     assert!(
         !stdout(&r).contains("Verdict"),
         "no verdict while runs are held"
@@ -345,7 +345,7 @@ fn slurm_writes_the_two_scripts_and_checks_its_input() {
     let p = Project::new();
     p.write(
         "suites/t.toml",
-        &tiny_suite("t", &["baseline"], &[0], 1, ""),
+        &tiny_suite("t", &["baseline"], &[0, 1, 2], 1, ""),
     );
     let r = p.run(&["slurm", "suites/t.toml", "--out", "res", "--array", "3"]);
     assert_eq!(code(&r), 2, "no expected file yet");
@@ -356,8 +356,38 @@ fn slurm_writes_the_two_scripts_and_checks_its_input() {
     );
     p.write(
         "expected/t.toml",
-        "suite = \"t\"\n[[band]]\narch = \"resnet8w4\"\narm = \"baseline\"\nmetric = \"top1_final\"\ncentre = 50.0\ntolerance = 50.0\nseeds = 1\nsource = \"test\"\n",
+        "suite = \"t\"\n[[band]]\narch = \"resnet8w4\"\narm = \"baseline\"\nmetric = \"top1_final\"\ncentre = 50.0\ntolerance = 50.0\nseeds = 3\nsource = \"test\"\n",
     );
+    // Options sbatch would take and then fail on, or that waste the cluster:
+    // refused before anything is written, one line naming the option.
+    for (args, what) in [
+        (&["--array", "4"][..], "plan of 3 runs: 1 would sit idle"),
+        (
+            &["--array", "2", "--gpus-per-task", "2"][..],
+            "4 workers for a plan of 3 runs",
+        ),
+        (
+            &["--array", "3", "--cpus-per-task", "0"][..],
+            "--cpus-per-task 0",
+        ),
+        (&["--array", "3", "--time", "bogus"][..], "--time `bogus`"),
+        (
+            &["--array", "3", "--lease-timeout", "-1"][..],
+            "--lease-timeout -1",
+        ),
+        (&["--array", "3", "--threads", "0"][..], "--threads"),
+    ] {
+        let mut a = vec!["slurm", "suites/t.toml", "--out", "res"];
+        a.extend(args);
+        let r = p.run(&a);
+        assert_eq!(code(&r), 2, "{args:?}");
+        assert!(
+            error_line(&r).contains(what),
+            "{args:?}: {}",
+            error_line(&r)
+        );
+        assert!(!p.path().join("res").exists(), "{args:?}: nothing written");
+    }
     let r = p.run(&[
         "slurm",
         "suites/t.toml",

@@ -102,14 +102,6 @@ fn start_cluster() -> Result<Cluster, String> {
     Ok(c)
 }
 
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn array_of_two_workers_with_a_requeue_matches_a_straight_run() {
     let cluster = match start_cluster() {

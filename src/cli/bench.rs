@@ -1,4 +1,5 @@
 //! The `bench` command: a training step per architecture, or the whole loop (`--loop`, `--pytorch`).
+use crate::util::exit::Exit;
 use anyhow::Result;
 use clap::Args;
 
@@ -46,7 +47,7 @@ pub struct BenchArgs {
     pub memory_format: String,
 }
 
-pub fn bench(args: BenchArgs) -> Result<u8> {
+pub fn bench(args: BenchArgs) -> Result<Exit> {
     let BenchArgs {
         archs,
         batch,
@@ -92,7 +93,7 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
             memory_format,
         };
         print!("{}", crate::bench::train_loop::run(&o)?);
-        return Ok(0);
+        return Ok(Exit::Pass);
     }
     let opts = crate::bench::step::BenchOptions {
         archs,
@@ -105,5 +106,5 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
         memory_format,
     };
     print!("{}", crate::bench::step::run(&opts)?);
-    Ok(0)
+    Ok(Exit::Pass)
 }

@@ -7,6 +7,7 @@ use crate::data::imagenet::{Imagenet, Transform};
 use crate::data::pixels::pixel_batch;
 use crate::data::Dataset;
 use crate::util::error::InputError;
+use crate::util::exit::Exit;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use md5::{Digest, Md5};
@@ -74,7 +75,7 @@ pub enum DataCmd {
 }
 
 /// Runs one `data` subcommand; returns the exit code.
-pub fn run(cmd: DataCmd) -> Result<u8> {
+pub fn run(cmd: DataCmd) -> Result<Exit> {
     match cmd {
         DataCmd::Fetch {
             dataset,
@@ -90,15 +91,15 @@ pub fn run(cmd: DataCmd) -> Result<u8> {
             });
             let path = fetch(v, &to, url.as_deref(), md5.as_deref())?;
             println!("{}", path.display());
-            Ok(0)
+            Ok(Exit::Pass)
         }
         DataCmd::Verify { path, dataset } => {
             print!("{}", verify(&path, dataset.as_deref())?);
-            Ok(0)
+            Ok(Exit::Pass)
         }
         DataCmd::Hash { path, dataset } => {
             println!("{}", hash(&path, dataset.as_deref())?);
-            Ok(0)
+            Ok(Exit::Pass)
         }
         DataCmd::Pack {
             src,
@@ -106,6 +107,8 @@ pub fn run(cmd: DataCmd) -> Result<u8> {
             short_side,
             quality,
         } => {
+            // A bad --to fails now, not after the whole pack.
+            crate::util::atomic::check_target(&to, "--to")?;
             let t0 = Instant::now();
             let opts = pack::PackOptions {
                 short_side,
@@ -130,7 +133,7 @@ pub fn run(cmd: DataCmd) -> Result<u8> {
             );
             println!("source fingerprint: {}", h.source_fingerprint);
             println!("pack fingerprint:   {}", h.fingerprint);
-            Ok(0)
+            Ok(Exit::Pass)
         }
         DataCmd::Bench {
             path,
@@ -139,7 +142,7 @@ pub fn run(cmd: DataCmd) -> Result<u8> {
             batch_size,
         } => {
             print!("{}", bench(&path, dataset.as_deref(), batches, batch_size)?);
-            Ok(0)
+            Ok(Exit::Pass)
         }
     }
 }

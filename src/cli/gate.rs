@@ -1,8 +1,10 @@
 //! The commands that judge results or move the gate: `check`, `compare`, `calibrate`, `pin`.
-use super::verdict_code;
-use crate::results;
+use crate::gate::expected::Expected;
+use crate::results::{self, Loaded};
+use crate::schedule::command::unfinished;
 use crate::schedule::runner;
 use crate::util::error::InputError;
+use crate::util::exit::Exit;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -17,23 +19,25 @@ pub struct CheckArgs {
     pub expected: Option<PathBuf>,
 }
 
-pub fn check(args: CheckArgs) -> Result<u8> {
+/// The expected file `check` and `compare` judge with: given, or recorded.
+fn expected_of(loaded: &Loaded, explicit: Option<&std::path::Path>) -> Result<Expected> {
+    let e = Expected::of_dir(loaded, explicit, Some("give one with --expected"))?;
+    Ok(e.expect("required"))
+}
+
+pub fn check(args: CheckArgs) -> Result<Exit> {
     let CheckArgs {
         results: dir,
         expected,
     } = args;
     let loaded = results::load(&dir)?;
-    let exp = runner::load_expected(expected.as_deref(), &loaded.meta.expected_file)?;
-    if !loaded.incomplete.is_empty() {
-        eprintln!(
-            "ddgsd-bench: {} runs have no record yet: {}",
-            loaded.incomplete.len(),
-            loaded.incomplete.join(", ")
-        );
-    }
+    let exp = expected_of(&loaded, expected.as_deref())?;
     let (v, md) = runner::judge_and_write(&loaded, &exp)?;
     print!("{md}");
-    Ok(verdict_code(v.passed()))
+    if v.exit() == Exit::NoVerdict {
+        eprintln!("{}", unfinished(&loaded, expected.as_deref()));
+    }
+    Ok(v.exit())
 }
 
 // The flags of `compare` (its help text is the doc comment of `Cmd::Compare`).
@@ -48,14 +52,19 @@ pub struct CompareArgs {
     pub expected: Option<PathBuf>,
 }
 
-pub fn compare(args: CompareArgs) -> Result<u8> {
+pub fn compare(args: CompareArgs) -> Result<Exit> {
     let CompareArgs { a, b, expected } = args;
     let la = results::load(&a)?;
     let lb = results::load(&b)?;
-    let exp = runner::load_expected(expected.as_deref(), &la.meta.expected_file)?;
+    let exp = expected_of(&la, expected.as_deref())?;
     let c = crate::gate::compare::compare(&la, &lb, &exp)?;
     print!("{}", crate::gate::compare::markdown(&c));
-    Ok(verdict_code(c.passed()))
+    for l in [&la, &lb] {
+        if c.exit() == Exit::NoVerdict && !l.unfinished().is_empty() {
+            eprintln!("{}", unfinished(l, expected.as_deref()));
+        }
+    }
+    Ok(c.exit())
 }
 
 // The flags of `calibrate` (its help text is the doc comment of `Cmd::Calibrate`).
@@ -77,7 +86,7 @@ pub struct CalibrateArgs {
     pub floor: f64,
 }
 
-pub fn calibrate(args: CalibrateArgs) -> Result<u8> {
+pub fn calibrate(args: CalibrateArgs) -> Result<Exit> {
     let CalibrateArgs {
         results: dir,
         expected,
@@ -90,7 +99,7 @@ pub fn calibrate(args: CalibrateArgs) -> Result<u8> {
     if loaded.records.is_empty() {
         return Err(InputError::new(&dir, None, "no finished runs to calibrate from").into());
     }
-    let path = expected.unwrap_or_else(|| PathBuf::from(&loaded.meta.expected_file));
+    let path = expected.unwrap_or_else(|| loaded.meta.expected_path().0);
     let rule = Rule {
         metric: if metric == "top1_best" {
             crate::gate::expected::Metric::Top1Best
@@ -115,7 +124,7 @@ pub fn calibrate(args: CalibrateArgs) -> Result<u8> {
             o.updated,
             o.kept_published
         );
-    Ok(0)
+    Ok(Exit::Pass)
 }
 
 // The flags of `pin` (its help text is the doc comment of `Cmd::Pin`).
@@ -128,13 +137,13 @@ pub struct PinArgs {
     pub expected: Option<PathBuf>,
 }
 
-pub fn pin(args: PinArgs) -> Result<u8> {
+pub fn pin(args: PinArgs) -> Result<Exit> {
     let PinArgs {
         results: dir,
         expected,
     } = args;
     let loaded = results::load(&dir)?;
-    let path = expected.unwrap_or_else(|| PathBuf::from(&loaded.meta.expected_file));
+    let path = expected.unwrap_or_else(|| loaded.meta.expected_path().0);
     if loaded.records.is_empty() {
         return Err(InputError::new(&dir, None, "no finished runs to pin").into());
     }
@@ -147,5 +156,5 @@ pub fn pin(args: PinArgs) -> Result<u8> {
         loaded.records.len(),
         plats.into_iter().collect::<Vec<_>>().join(", ")
     );
-    Ok(0)
+    Ok(Exit::Pass)
 }

@@ -2,6 +2,7 @@
 use crate::model::checkpoint;
 use crate::suite::partition::Partition;
 use crate::suite::{self, resolve::Overrides, Plan};
+use crate::util::exit::Exit;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ pub struct PlanArgs {
     pub partition: Option<String>,
 }
 
-pub fn plan(args: PlanArgs) -> Result<u8> {
+pub fn plan(args: PlanArgs) -> Result<Exit> {
     let PlanArgs {
         suite: file,
         json,
@@ -37,7 +38,7 @@ pub fn plan(args: PlanArgs) -> Result<u8> {
     } else {
         print!("{}", Plan::new(&s).describe(part));
     }
-    Ok(0)
+    Ok(Exit::Pass)
 }
 
 // The flags of `env` (its help text is the doc comment of `Cmd::Env`).
@@ -54,7 +55,7 @@ pub struct EnvArgs {
     pub nondeterministic: bool,
 }
 
-pub fn env(args: EnvArgs) -> Result<u8> {
+pub fn env(args: EnvArgs) -> Result<Exit> {
     let EnvArgs {
         device,
         threads,
@@ -71,7 +72,7 @@ pub fn env(args: EnvArgs) -> Result<u8> {
     v["platform"] = serde_json::Value::String(env.platform());
     v["cuda_available"] = serde_json::Value::Bool(tch::Cuda::is_available());
     println!("{}", serde_json::to_string_pretty(&v)?);
-    Ok(0)
+    Ok(Exit::Pass)
 }
 
 // The flags of `hash` (its help text is the doc comment of `Cmd::Hash`).
@@ -81,10 +82,10 @@ pub struct HashArgs {
     pub checkpoint: PathBuf,
 }
 
-pub fn hash(args: HashArgs) -> Result<u8> {
+pub fn hash(args: HashArgs) -> Result<Exit> {
     let HashArgs { checkpoint: path } = args;
     println!("{}  {}", checkpoint::hash_file(&path)?, path.display());
-    Ok(0)
+    Ok(Exit::Pass)
 }
 
 // The flags of `models` (its help text is the doc comment of `Cmd::Models`).
@@ -95,8 +96,8 @@ pub struct ModelsArgs {
     pub classes: Option<i64>,
 }
 
-pub fn models(args: ModelsArgs) -> Result<u8> {
+pub fn models(args: ModelsArgs) -> Result<Exit> {
     let ModelsArgs { classes } = args;
     print!("{}", crate::model::registry_table(classes)?);
-    Ok(0)
+    Ok(Exit::Pass)
 }

@@ -1,6 +1,7 @@
 //! The `report` command: tables of one or more results directories, and figures.
 use crate::report;
 use crate::util::error::InputError;
+use crate::util::exit::Exit;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -40,7 +41,7 @@ pub struct ReportArgs {
     pub plot: Option<PathBuf>,
 }
 
-pub fn report(args: ReportArgs) -> Result<u8> {
+pub fn report(args: ReportArgs) -> Result<Exit> {
     let ReportArgs {
         results: dirs,
         format,
@@ -66,6 +67,9 @@ pub fn report(args: ReportArgs) -> Result<u8> {
             "the ablation layout renders one results directory; use --layout paper for several",
         )
         .into());
+    }
+    if let Some(l) = &label {
+        crate::report::check_label(l).map_err(anyhow::Error::msg)?;
     }
     if !expected.is_empty() && expected.len() != dirs.len() {
         return Err(InputError::new(
@@ -105,5 +109,20 @@ pub fn report(args: ReportArgs) -> Result<u8> {
         }
     }
     print!("{out}");
-    Ok(0)
+    // With an expected file, report exits as check does (the worst of its
+    // directories); without one it judged nothing and rendered the table.
+    let mut exit = Exit::Pass;
+    let mut said = Vec::new();
+    for (k, i) in inputs.iter().enumerate() {
+        exit = exit.worst(i.verdict.exit());
+        if i.verdict.exit() == Exit::NoVerdict {
+            let e = expected.get(k).map(PathBuf::as_path);
+            let line = crate::schedule::command::unfinished(&i.loaded, e).to_string();
+            if !said.contains(&line) {
+                eprintln!("{line}");
+                said.push(line);
+            }
+        }
+    }
+    Ok(exit)
 }

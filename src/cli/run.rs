@@ -1,9 +1,9 @@
 //! The `run` command: train every run of a suite (or a worker's share), then judge it.
-use super::verdict_code;
 use crate::schedule::runner::{self, RunOptions, SuiteOutcome};
 use crate::schedule::{lease, workers};
 use crate::suite::partition::Partition;
 use crate::suite::{self, resolve::Overrides};
+use crate::util::exit::Exit;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -29,20 +29,24 @@ pub struct RunArgs {
     /// Resume: skip finished runs and continue unfinished ones from their last checkpoint (also the default when the results directory exists)
     #[arg(long)]
     pub resume: bool,
-    /// Train only; do not check against an expected file
+    /// Train only; do not check against an expected file (exit 0 once this worker's part is trained)
     #[arg(long)]
     pub no_check: bool,
-    /// Run only this worker's share, hash:M/N (1 <= M <= N), and skip the check: N workers
-    /// (one per GPU, a Slurm array) write run directories that merge by copying
+    /// Run only this worker's share, hash:M/N (1 <= M <= N): N workers (one per GPU, a
+    /// Slurm array) write run directories that merge by copying; a share is not judged
+    /// (exit 3 naming the check to run after the merge; exit 0 with --no-check)
     #[arg(long)]
     pub partition: Option<String>,
     /// Start one worker process per entry on this results directory, e.g.
     /// cuda:0,cuda:1 or cpu,cpu (an entry may repeat); each sees only its GPU
-    /// (CUDA_VISIBLE_DEVICES), so set runtime.device to auto or cuda
+    /// (CUDA_VISIBLE_DEVICES), so set runtime.device to auto or cuda; an entry
+    /// for a GPU this process cannot see is refused. A worker killed by a
+    /// signal nobody sent is reported and replaced on its entry
     #[arg(long, value_name = "LIST")]
     pub workers: Option<String>,
     /// When the runs left are held by other workers, wait for them (taking over
     /// any whose lease goes stale) and check the suite, instead of stopping
+    /// without a verdict (exit 3)
     #[arg(long)]
     pub wait: bool,
     /// Seconds without a heartbeat after which another worker's lease on a run is
@@ -52,9 +56,12 @@ pub struct RunArgs {
     /// Name of this worker in its leases (set by --workers and the Slurm scripts)
     #[arg(long, hide = true)]
     pub worker_label: Option<String>,
+    /// Set by --workers for a GPU entry: refuse to train on the CPU
+    #[arg(long, hide = true)]
+    pub worker_gpu: bool,
 }
 
-pub fn run(args: RunArgs) -> Result<u8> {
+pub fn run(args: RunArgs) -> Result<Exit> {
     let RunArgs {
         suite: file,
         out,
@@ -68,29 +75,30 @@ pub fn run(args: RunArgs) -> Result<u8> {
         wait,
         lease_timeout,
         worker_label,
+        worker_gpu,
     } = args;
     let ov = Overrides { threads, device };
     let s = suite::load(&file, &ov)?;
     let partition = partition.as_deref().map(Partition::parse).transpose()?;
+    let entries = workers.as_deref().map(workers::parse_list).transpose()?;
     let opts = RunOptions {
-        out,
         expected,
-        check: !no_check && partition.is_none(),
+        check: !no_check,
         partition,
         wait,
         lease_timeout: lease::timeout(lease_timeout)?,
-        worker: worker_label.unwrap_or_else(|| format!("pid {}", std::process::id())),
+        worker: worker_label.unwrap_or_default(),
+        overrides: ov,
+        workers: entries.as_ref().map(|e| workers::list_text(e)),
+        require_gpu: worker_gpu,
+        ..RunOptions::new(out)
     };
-    let outcome = match workers {
-        Some(list) => {
-            let entries = workers::parse_list(&list)?;
-            workers::run_suite(&s, &opts, &entries, &ov)?
-        }
+    let outcome = match &entries {
+        Some(entries) => workers::run_suite(&s, &opts, entries)?,
         None => runner::run_suite(&s, &opts)?,
     };
-    match outcome {
-        SuiteOutcome::Done(Some(v)) => Ok(verdict_code(v.passed())),
-        SuiteOutcome::Done(None) => Ok(0),
-        SuiteOutcome::Interrupted => Ok(130),
+    if let SuiteOutcome::NoVerdict(nv) = &outcome {
+        eprintln!("{nv}");
     }
+    Ok(outcome.exit())
 }

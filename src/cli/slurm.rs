@@ -1,6 +1,7 @@
 //! The `slurm` command: write (and submit) the batch scripts of a suite.
 use crate::schedule::{runner, slurm};
 use crate::suite::{self, resolve::Overrides};
+use crate::util::exit::Exit;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ pub struct SlurmArgs {
     /// Parent of the results directory, on storage every node shares
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
-    /// Tasks in the array (workers; claims balance uneven runs)
+    /// Tasks in the array (workers; claims balance uneven runs); at most the plan's runs
     #[arg(long)]
     pub array: u32,
     /// GPUs per task (more than one: a worker per GPU in each task)
@@ -42,7 +43,7 @@ pub struct SlurmArgs {
     pub submit: bool,
 }
 
-pub fn slurm(args: SlurmArgs) -> Result<u8> {
+pub fn slurm(args: SlurmArgs) -> Result<Exit> {
     let SlurmArgs {
         suite: file,
         out,
@@ -56,10 +57,20 @@ pub fn slurm(args: SlurmArgs) -> Result<u8> {
         lease_timeout,
         submit,
     } = args;
-    let s = suite::load(&file, &Overrides::default())?;
-    // The check job's expected file must exist now, not after hours of training.
+    let s = suite::load(
+        &file,
+        &Overrides {
+            threads,
+            device: None,
+        },
+    )?;
+    // The check job's expected file must be good now, not after hours of training.
+    let opts = runner::RunOptions {
+        expected: expected.clone(),
+        ..runner::RunOptions::new(out.clone())
+    };
+    runner::expected_for(&s, &opts)?;
     let expected = expected.unwrap_or_else(|| s.expected.clone());
-    runner::load_expected(Some(&expected), "")?.require_suite(&s.name, "this suite is")?;
     let o = slurm::SlurmOptions {
         suite_file: file,
         suite_name: s.name.clone(),
@@ -72,6 +83,8 @@ pub fn slurm(args: SlurmArgs) -> Result<u8> {
         sbatch_args,
         threads,
         lease_timeout,
+        runs: s.runs.len(),
+        max_array_size: slurm::max_array_size(),
     };
     let scripts = slurm::write(&o)?;
     println!("{}", scripts.worker.display());
@@ -81,7 +94,7 @@ pub fn slurm(args: SlurmArgs) -> Result<u8> {
         println!("array job {a} ({array} workers), check job {c} (after the array)");
         println!("watch:  squeue -j {a},{c}");
         println!("logs:   tail -f {}/worker-{a}_*.out", scripts.dir.display());
-        println!("result: sacct -j {c} --format=JobID,State,ExitCode  (exit code 0 pass, 1 out of band, 2 input); {}/check-{c}.out has the table", scripts.dir.display());
+        println!("result: sacct -j {c} --format=JobID,State,ExitCode  (exit code 0 pass, 1 out of band, 2 input, 3 no verdict: runs unfinished, submit again); {}/check-{c}.out has the table", scripts.dir.display());
     } else {
         println!(
             "submit: a=$(sbatch --parsable {}) && sbatch --dependency=afterany:$a {} $a",
@@ -89,5 +102,5 @@ pub fn slurm(args: SlurmArgs) -> Result<u8> {
             scripts.check.display()
         );
     }
-    Ok(0)
+    Ok(Exit::Pass)
 }

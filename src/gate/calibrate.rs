@@ -34,8 +34,25 @@ impl Default for Rule {
 }
 
 impl Rule {
-    pub fn tolerance(&self, sd: f64) -> f64 {
-        round2((self.k * sd).max(self.floor))
+    /// The band of values `xs` (one per seed): (centre, tolerance, the sd
+    /// as the source states it). The centre is rounded to two decimals and
+    /// the tolerance never below that rounding, so the band holds on the
+    /// runs it came from (with `--floor 0` too). One seed has no sample sd:
+    /// its tolerance is the floor.
+    pub fn band(&self, xs: &[f64]) -> (f64, f64, String) {
+        let (mean, sd) = mean_sd(xs);
+        let centre = round2(mean);
+        let (spread, sd_text) = if xs.len() < 2 {
+            (
+                0.0,
+                "sd undefined: one seed, tolerance = the floor".to_string(),
+            )
+        } else {
+            (self.k * sd, format!("sd {sd:.2}"))
+        };
+        let rounding = ((mean - centre).abs() * 100.0 - 1e-9).ceil().max(0.0) / 100.0;
+        let tolerance = round2(spread.max(self.floor)).max(rounding);
+        (centre, tolerance, sd_text)
     }
 }
 
@@ -62,13 +79,13 @@ pub fn calibrate(
     rule: &Rule,
     note: &str,
 ) -> Result<Outcome> {
-    if !(rule.k.is_finite() && rule.k >= 0.0 && rule.floor.is_finite() && rule.floor >= 0.0) {
-        bail!(InputError::new(
-            path,
-            None,
-            "calibrate needs k >= 0 and floor >= 0"
-        ));
+    if !(rule.k.is_finite() && rule.k >= 0.0) {
+        bail!("--k {}: expected a finite number >= 0", rule.k);
     }
+    if !(rule.floor.is_finite() && rule.floor >= 0.0) {
+        bail!("--floor {}: expected a finite number >= 0", rule.floor);
+    }
+    atomic::refuse_read_only(path, "calibrate")?;
     let text = if path.exists() {
         Expected::load(path)?.require_suite(suite, "results are of")?;
         read_text(path)?
@@ -100,14 +117,14 @@ pub fn calibrate(
             .collect();
         runs.sort_by_key(|r| r.seed);
         let xs: Vec<f64> = runs.iter().map(|r| rule.metric.of(&r.metrics)).collect();
-        let (mean, sd) = mean_sd(&xs);
+        let (centre, tolerance, sd) = rule.band(&xs);
         let seeds: Vec<String> = runs
             .iter()
             .zip(&xs)
             .map(|(r, x)| format!("{}: {x:.2}", r.seed))
             .collect();
         let source = format!(
-            "calibrate: reference runs of this project (seeds {}; sd {sd:.2}){note}",
+            "calibrate: reference runs of this project (seeds {}; {sd}){note}",
             seeds.join(", ")
         );
         let existing = bands.iter_mut().find(|t| {
@@ -134,8 +151,8 @@ pub fn calibrate(
                 bands.iter_mut().last().expect("just pushed")
             }
         };
-        t.insert("centre", value(round2(mean)));
-        t.insert("tolerance", value(rule.tolerance(sd)));
+        t.insert("centre", value(centre));
+        t.insert("tolerance", value(tolerance));
         t.insert("seeds", value(runs.len() as i64));
         t.insert("source", value(source));
         t.insert("verified", value(true));
@@ -186,9 +203,26 @@ mod tests {
     #[test]
     fn tolerance_rule() {
         let r = super::Rule::default();
-        assert_eq!(r.tolerance(0.1), 0.5);
-        assert_eq!(r.tolerance(0.4), 0.8);
-        assert_eq!(r.tolerance(0.333), 0.67);
+        // sd 0.1, 0.4, 0.333 (two seeds: sd = |a - b| / sqrt 2).
+        let two = |sd: f64| [50.0, 50.0 + sd * 2f64.sqrt()];
+        assert_eq!(r.band(&two(0.1)).1, 0.5);
+        assert_eq!(r.band(&two(0.4)).1, 0.8);
+        assert_eq!(r.band(&two(0.333)).1, 0.67);
+        assert!(r.band(&two(0.4)).2.contains("sd 0.40"));
+        let (c, t, sd) = r.band(&[61.234]);
+        assert_eq!((c, t), (61.23, 0.5));
+        assert!(sd.contains("undefined"), "{sd}");
+        // --floor 0 --k 0: the band still holds on its own runs.
+        let zero = super::Rule {
+            k: 0.0,
+            floor: 0.0,
+            ..r
+        };
+        for xs in [vec![61.234], vec![61.2371, 61.2389], vec![70.0, 70.0]] {
+            let (c, t, _) = zero.band(&xs);
+            let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+            assert!((mean - c).abs() <= t + 1e-9, "{xs:?}: {c} ± {t}");
+        }
     }
 
     #[test]

@@ -4,7 +4,10 @@
 use crate::gate::expected::{Band, Claim, Expected, Metric};
 use crate::gate::paired::{paired, Paired};
 use crate::gate::stats::mean_sd;
+use crate::results::Loaded;
 use crate::train::record::Record;
+use crate::util::exit::Exit;
+use anyhow::Result;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -81,11 +84,39 @@ pub struct Verdict {
     /// Records whose dataset fingerprint differs from the expected one.
     pub fingerprint_mismatches: Vec<String>,
     pub dataset_fingerprints: Vec<String>,
+    /// Runs of the plan (or found, without a recorded plan).
+    pub planned: usize,
+    /// Planned runs started but without a record.
+    pub unfinished: Vec<String>,
+    /// Planned runs without a run directory.
+    pub never_begun: Vec<String>,
+    /// False for a results directory of an earlier version, whose suite.json
+    /// does not record the plan: only the run directories found are judged.
+    pub plan_known: bool,
 }
 
 impl Verdict {
+    /// Every planned run has a record: a verdict can be reached.
+    pub fn complete(&self) -> bool {
+        self.unfinished.is_empty() && self.never_begun.is_empty()
+    }
+
+    /// The exit code: no verdict while planned runs lack a record, else
+    /// pass or out of band. Nothing checked (no expected file) passes: the
+    /// caller asked for a table, not a verdict.
+    pub fn exit(&self) -> Exit {
+        if !self.checked {
+            Exit::Pass
+        } else if !self.complete() {
+            Exit::NoVerdict
+        } else {
+            Exit::verdict(self.passed())
+        }
+    }
+
     pub fn passed(&self) -> bool {
-        self.checked
+        self.complete()
+            && self.checked
             && self.bands.iter().all(|b| b.pass)
             && self.unbanded.is_empty()
             && self.claims.iter().all(|c| c.pass)
@@ -313,5 +344,28 @@ pub fn judge(
         pins,
         fingerprint_mismatches,
         dataset_fingerprints: fps,
+        planned: records.len(),
+        unfinished: vec![],
+        never_begun: vec![],
+        plan_known: false,
     }
+}
+
+/// Judges a results directory: exactly its plan (runs without a record
+/// are listed and leave the verdict open), against `expected`, which must
+/// be of its suite and name only its architectures and arms.
+pub fn judge_dir(loaded: &Loaded, expected: &Expected) -> Result<Verdict> {
+    expected.require_suite(&loaded.meta.suite, "results are of")?;
+    expected.require_plan(&loaded.meta.archs, &loaded.meta.arms)?;
+    let mut v = judge(
+        &loaded.records,
+        expected,
+        &loaded.meta.archs,
+        &loaded.meta.arms,
+    );
+    v.planned = loaded.planned();
+    v.unfinished = loaded.incomplete.clone();
+    v.never_begun = loaded.never_begun.clone();
+    v.plan_known = loaded.plan_known();
+    Ok(v)
 }

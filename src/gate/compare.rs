@@ -2,13 +2,16 @@
 //! platform, another commit). A row per run with the Δ (B - A) of each
 //! metric and whether the checkpoint hashes are equal; then, per group
 //! (arch, arm) and band metric of the expected file, the Δ of the mean over
-//! seeds against the band's tolerance. It fails on a group whose Δ exceeds
-//! its tolerance, a group without a band, a run present on one side only,
-//! or different checkpoints from the same deterministic platform.
+//! seeds against the band's tolerance. The runs compared are A's plan (and
+//! any run B plans that A does not). It fails on a group whose Δ exceeds
+//! its tolerance, a group without a band, a run one side does not plan, or
+//! different checkpoints from the same deterministic platform; a planned
+//! run without a record on either side leaves it without a verdict.
 use crate::gate::expected::{Expected, Metric};
 use crate::results::Loaded;
 use crate::train::record::Record;
 use crate::util::error::InputError;
+use crate::util::exit::Exit;
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -23,6 +26,10 @@ pub struct RunRow {
     pub same_checkpoint: Option<bool>,
     pub same_platform: Option<bool>,
     pub pass: bool,
+    /// Planned on the side that lacks its record: not finished yet.
+    pub unfinished: bool,
+    /// Why it is missing on a side (`not in B's plan`, `unfinished in A`).
+    pub missing: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,7 +55,29 @@ pub struct Comparison {
 
 impl Comparison {
     pub fn passed(&self) -> bool {
-        self.runs.iter().all(|r| r.pass) && self.groups.iter().all(|g| g.pass)
+        self.complete() && self.runs.iter().all(|r| r.pass) && self.groups.iter().all(|g| g.pass)
+    }
+
+    /// Every run both sides plan has its records.
+    pub fn complete(&self) -> bool {
+        !self.runs.iter().any(|r| r.unfinished)
+    }
+
+    pub fn exit(&self) -> Exit {
+        if self.complete() {
+            Exit::verdict(self.passed())
+        } else {
+            Exit::NoVerdict
+        }
+    }
+}
+
+/// Whether a side plans a run: by its recorded plan, or (a suite.json of an
+/// earlier version) by having started it.
+fn plans(l: &Loaded, id: &str) -> bool {
+    match &l.meta.plan {
+        Some(p) => p.iter().any(|e| e.run_id == id),
+        None => l.incomplete.iter().any(|r| r == id),
     }
 }
 
@@ -83,11 +112,23 @@ pub fn compare(a: &Loaded, b: &Loaded, expected: &Expected) -> Result<Comparison
         ));
     }
     expected.require_suite(&a.meta.suite, "results are of")?;
+    expected.require_plan(&a.meta.archs, &a.meta.arms)?;
+    let planned = |l: &'_ Loaded| -> Vec<String> {
+        l.meta
+            .plan
+            .iter()
+            .flatten()
+            .map(|e| e.run_id.clone())
+            .collect()
+    };
+    let (pa, pb) = (planned(a), planned(b));
     let ids: BTreeSet<&str> = a
         .records
         .iter()
         .chain(&b.records)
         .map(|r| r.run_id.as_str())
+        .chain(pa.iter().map(String::as_str))
+        .chain(pb.iter().map(String::as_str))
         .collect();
     let find = |l: &'_ Loaded, id: &str| l.records.iter().find(|r| r.run_id == id).cloned();
     let runs = ids
@@ -111,6 +152,16 @@ pub fn compare(a: &Loaded, b: &Loaded, expected: &Expected) -> Result<Comparison
                 && !(same_platform == Some(true)
                     && deterministic
                     && same_checkpoint == Some(false));
+            let side = |l: &Loaded, r: &Option<Record>, name: &str| match r {
+                Some(_) => None,
+                None if plans(l, id) => Some((true, format!("unfinished in {name}"))),
+                None if l.plan_known() => Some((false, format!("not in {name}'s plan"))),
+                None => Some((false, format!("missing in {name}"))),
+            };
+            let gaps: Vec<(bool, String)> = [side(a, &ra, "A"), side(b, &rb, "B")]
+                .into_iter()
+                .flatten()
+                .collect();
             RunRow {
                 run_id: id.to_string(),
                 a: ra.as_ref().map(metrics),
@@ -118,6 +169,13 @@ pub fn compare(a: &Loaded, b: &Loaded, expected: &Expected) -> Result<Comparison
                 same_checkpoint,
                 same_platform,
                 pass,
+                unfinished: gaps.iter().any(|g| g.0),
+                missing: (!gaps.is_empty()).then(|| {
+                    gaps.iter()
+                        .map(|g| g.1.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }),
             }
         })
         .collect();
@@ -195,7 +253,10 @@ pub fn markdown(c: &Comparison) -> String {
             (Some(false), Some(true)) if !r.pass => "differs (same platform) ✗".into(),
             (Some(false), Some(true)) => "differs (same platform)".into(),
             (Some(false), _) => "differs (other platform)".into(),
-            _ => "missing on one side ✗".into(),
+            _ => format!(
+                "{} ✗",
+                r.missing.as_deref().unwrap_or("missing on one side")
+            ),
         };
         t.push_record([
             r.run_id.clone(),
@@ -235,10 +296,15 @@ pub fn markdown(c: &Comparison) -> String {
         .iter()
         .filter(|r| r.same_checkpoint == Some(true))
         .count();
+    let unfinished = c.runs.iter().filter(|r| r.unfinished).count();
     out.push_str(&format!(
         "\nCheckpoints: {equal} of {} runs equal.\nVerdict: {}\n",
         c.runs.len(),
-        if c.passed() { "PASS" } else { "FAIL" }
+        match c.exit() {
+            Exit::NoVerdict => format!("none: {unfinished} planned runs are unfinished"),
+            Exit::Pass => "PASS".into(),
+            _ => "FAIL".into(),
+        }
     ));
     out
 }

@@ -103,6 +103,40 @@ impl Expected {
         }
     }
 
+    /// The expected file that judges a results directory: `explicit`, else
+    /// the one its suite.json records (an absolute path since this version;
+    /// the relative path of an earlier version's suite.json is read from
+    /// the current directory, and a note says so). When there is none: an
+    /// error ending in `hint` when one is required, else `None`.
+    pub fn of_dir(
+        loaded: &crate::results::Loaded,
+        explicit: Option<&Path>,
+        hint: Option<&str>,
+    ) -> Result<Option<Expected>> {
+        let (path, relative) = match explicit {
+            Some(p) => (p.to_path_buf(), false),
+            None => loaded.meta.expected_path(),
+        };
+        if !path.is_file() {
+            let why = match (explicit, hint) {
+                (_, None) => return Ok(None),
+                (Some(_), _) => "expected file not found (--expected)".to_string(),
+                (None, Some(h)) => {
+                    format!("expected file not found (the one suite.json records; {h})")
+                }
+            };
+            return Err(crate::util::error::input_err(&path, why));
+        }
+        if relative {
+            eprintln!(
+                "ddgsd-bench: note: {}/suite.json names its expected file by a relative path (an earlier version wrote it): reading {} from the current directory",
+                loaded.dir.display(),
+                path.display()
+            );
+        }
+        Ok(Some(Expected::load(&path)?))
+    }
+
     pub fn load(file: &Path) -> Result<Expected> {
         let text = read_text(file)?;
         let mut e: Expected = parse_toml(file, &text)?;
@@ -120,6 +154,45 @@ impl Expected {
                 "suite",
                 format!("expected file of suite `{}`, {what} `{suite}`", self.suite),
             );
+        }
+        Ok(())
+    }
+
+    /// Refuses a band or claim naming an architecture or arm that the
+    /// suite does not have (a typo would otherwise drop the band silently).
+    pub fn require_plan(&self, archs: &[String], arms: &[String]) -> Result<()> {
+        let f = &self.file;
+        let bad = |field: String, what: &str, name: &str, of: &[String]| {
+            field_err(
+                f,
+                &field,
+                format!(
+                    "`{name}` is not {what} of suite `{}` (it has {})",
+                    self.suite,
+                    of.iter()
+                        .map(|x| format!("`{x}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        };
+        for (i, b) in self.bands.iter().enumerate() {
+            if !archs.contains(&b.arch) {
+                return bad(format!("band[{i}].arch"), "an architecture", &b.arch, archs);
+            }
+            if !arms.contains(&b.arm) {
+                return bad(format!("band[{i}].arm"), "an arm", &b.arm, arms);
+            }
+        }
+        for (i, c) in self.claims.iter().enumerate() {
+            if let Some(a) = c.arch.as_ref().filter(|a| !archs.contains(a)) {
+                return bad(format!("claim[{i}].arch"), "an architecture", a, archs);
+            }
+            for (k, arm) in [("better", &c.better), ("worse", &c.worse)] {
+                if !arms.contains(arm) {
+                    return bad(format!("claim[{i}].{k}"), "an arm", arm, arms);
+                }
+            }
         }
         Ok(())
     }
@@ -222,6 +295,37 @@ mod tests {
                 "imagenet:imagenet_resnet18:baseline:69.76",
             ]
         );
+    }
+
+    #[test]
+    fn bands_and_claims_of_unknown_architectures_or_arms_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("e.toml");
+        let band = |arch: &str, arm: &str| {
+            format!("[[band]]\narch = \"{arch}\"\narm = \"{arm}\"\nmetric = \"top1_final\"\ncentre = 50.0\ntolerance = 1.0\nseeds = 1\nsource = \"x\"\n")
+        };
+        let (archs, arms) = (
+            vec!["r8".to_string()],
+            vec!["baseline".to_string(), "ddgsd".to_string()],
+        );
+        let cases = [
+            (format!("{}{}", band("r8", "baseline"), band("r8", "ddgsdd")), "band[1].arm", "`ddgsdd` is not an arm"),
+            (band("r9", "baseline"), "band[0].arch", "`r9` is not an architecture"),
+            ("[[claim]]\nbetter = \"ddgsd\"\nworse = \"basline\"\nmetric = \"top1_final\"\nmin_delta = 0.0\nsource = \"x\"\n".to_string(), "claim[0].worse", "`basline`"),
+            ("[[claim]]\nbetter = \"ddgsd\"\nworse = \"baseline\"\narch = \"r7\"\nmetric = \"top1_final\"\nmin_delta = 0.0\nsource = \"x\"\n".to_string(), "claim[0].arch", "`r7`"),
+        ];
+        for (body, field, what) in cases {
+            std::fs::write(&f, format!("suite = \"s\"\n{body}")).unwrap();
+            let e = Expected::load(&f)
+                .unwrap()
+                .require_plan(&archs, &arms)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("field `{field}`")) && e.contains(what),
+                "{e}"
+            );
+        }
     }
 
     #[test]

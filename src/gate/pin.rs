@@ -11,6 +11,7 @@ use toml_edit::{value, DocumentMut, Item, Table};
 
 /// Adds or replaces one pin per record; returns how many changed.
 pub fn write_pins(expected: &Path, records: &[Record]) -> Result<usize> {
+    atomic::refuse_read_only(expected, "pin")?;
     // The file must be a valid expected file before and after.
     let before = Expected::load(expected)?;
     if let Some(r) = records.iter().find(|r| r.suite != before.suite) {

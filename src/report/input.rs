@@ -2,11 +2,11 @@
 //! (given, or the one recorded when the suite ran if it still exists, or
 //! none), and its verdict.
 use super::Judged;
-use crate::gate::check::{judge, Verdict};
+use crate::gate::check::{judge_dir, Verdict};
 use crate::gate::expected::Expected;
 use crate::results::{self, Loaded};
 use anyhow::Result;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub struct Input {
     pub loaded: Loaded,
@@ -17,18 +17,10 @@ pub struct Input {
 impl Input {
     pub fn load(dir: &Path, expected: Option<&Path>) -> Result<Input> {
         let loaded = results::load(dir)?;
-        let recorded = PathBuf::from(&loaded.meta.expected_file);
-        let expected = match expected {
-            Some(p) => Expected::load(p)?,
-            None if recorded.is_file() => Expected::load(&recorded)?,
-            None => Expected::none(&loaded.meta.suite),
-        };
-        let verdict = judge(
-            &loaded.records,
-            &expected,
-            &loaded.meta.archs,
-            &loaded.meta.arms,
-        );
+        let hint = "given with --expected";
+        let expected = Expected::of_dir(&loaded, expected, expected.map(|_| hint))?
+            .unwrap_or_else(|| Expected::none(&loaded.meta.suite));
+        let verdict = judge_dir(&loaded, &expected)?;
         Ok(Input {
             loaded,
             expected,

@@ -61,6 +61,20 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Checks a `\label` key: it is written as it is (escaping it like text
+/// would make `\ref{tab:a_b}` miss `\label{tab:a\_b}`), so it may hold only
+/// characters that need no escaping in a key.
+pub fn check_label(l: &str) -> Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || ":_-./+=,;!?@*'()".contains(c);
+    match l.chars().find(|&c| !ok(c)) {
+        _ if l.is_empty() => Err("--label ``: expected a key such as tab:ablation".into()),
+        Some(c) => Err(format!(
+            "--label `{l}`: `{c}` cannot be written in a \\label key (letters, digits and : _ - . / + = , ; ! ? @ * ' ( ) are)"
+        )),
+        None => Ok(()),
+    }
+}
+
 impl Exporter for Latex {
     fn render(&self, r: &Report, _: &[Judged]) -> Result<String> {
         let ncols = r.row_heads.len() + r.columns.len();
@@ -73,7 +87,8 @@ impl Exporter for Latex {
             let caption = self.caption.clone().unwrap_or_else(|| r.title.clone());
             out.push_str(&format!("\\caption{{{}}}\n", escape(&caption)));
             if let Some(l) = &self.label {
-                out.push_str(&format!("\\label{{{}}}\n", escape(l)));
+                check_label(l).map_err(anyhow::Error::msg)?;
+                out.push_str(&format!("\\label{{{l}}}\n"));
             }
         }
         out.push_str(&format!(
@@ -129,5 +144,15 @@ mod tests {
             r"76.55 $\rightarrow$ 78.53 $\pm$ 1"
         );
         assert_eq!(super::escape("ü✓"), "ü[U+2713]");
+    }
+
+    #[test]
+    fn labels_are_written_as_keys() {
+        assert!(super::check_label("tab:abl_cifar-100").is_ok());
+        for bad in [
+            "", "a b", "a%b", "a#b", "a\\b", "a{b}", "a~b", "a$b", "a&b", "a^b",
+        ] {
+            assert!(super::check_label(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -20,7 +20,7 @@ pub use self::csv::Csv;
 pub use cell::Syntax;
 pub use input::Input;
 pub use json::Json;
-pub use latex::Latex;
+pub use latex::{check_label, Latex};
 pub use markdown::Markdown;
 pub use verdict::{footer, verdict_json};
 

@@ -2,11 +2,32 @@
 //! bands, claims and pins that did not simply pass, and the verdict; and the
 //! verdict as JSON (verdict.json).
 use crate::gate::check::{PinStatus, Verdict};
+use crate::util::exit::Exit;
 use anyhow::Result;
+
+/// The planned runs without a record, or nothing when every one has one.
+fn unfinished(v: &Verdict) -> String {
+    if v.complete() {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    if !v.unfinished.is_empty() {
+        parts.push(format!("unfinished: {}", v.unfinished.join(", ")));
+    }
+    if !v.never_begun.is_empty() {
+        parts.push(format!("never begun: {}", v.never_begun.join(", ")));
+    }
+    format!(
+        "Runs: {} of {} planned have no record ({}).\n",
+        v.unfinished.len() + v.never_begun.len(),
+        v.planned,
+        parts.join("; ")
+    )
+}
 
 /// Everything `check` prints after the table.
 pub fn footer(v: &Verdict) -> String {
-    let mut out = String::new();
+    let mut out = unfinished(v);
     if !v.checked {
         out.push_str(&format!(
             "No expected file: nothing checked.\n\nDataset fingerprint: {}\n",
@@ -96,10 +117,15 @@ pub fn footer(v: &Verdict) -> String {
         "\nDataset fingerprint: {}\n",
         v.dataset_fingerprints.join(", ")
     ));
-    out.push_str(&format!(
-        "Verdict: {}\n",
-        if v.passed() { "PASS" } else { "FAIL" }
-    ));
+    out.push_str(&match v.exit() {
+        Exit::NoVerdict => format!(
+            "Verdict: none: {} of the {} planned runs have no record\n",
+            v.unfinished.len() + v.never_begun.len(),
+            v.planned
+        ),
+        _ if v.passed() => "Verdict: PASS\n".into(),
+        _ => "Verdict: FAIL\n".into(),
+    });
     out
 }
 
@@ -107,5 +133,6 @@ pub fn footer(v: &Verdict) -> String {
 pub fn verdict_json(v: &Verdict) -> Result<serde_json::Value> {
     let mut val = serde_json::to_value(v)?;
     val["passed"] = serde_json::Value::Bool(v.passed());
+    val["complete"] = serde_json::Value::Bool(v.complete());
     Ok(val)
 }

@@ -47,31 +47,85 @@ pub fn claim_run_dir(dir: &Path, cfg: &RunConfig) -> Result<()> {
     atomic::write_json(&dir.join(CONFIG_FILE), cfg)
 }
 
+/// Removes the temporary files a killed holder of the run left in its
+/// directory and its `checkpoint/` (the caller holds the run's lease, and
+/// only the holder writes there); returns their names.
+pub fn remove_leftovers(dir: &Path) -> Vec<String> {
+    let mut gone = atomic::remove_leftovers(dir, true);
+    let ck = crate::train::CHECKPOINT_DIR;
+    gone.extend(
+        atomic::remove_leftovers(&dir.join(ck), true)
+            .into_iter()
+            .map(|n| format!("{ck}/{n}")),
+    );
+    gone
+}
+
 /// Read-only: compares a run directory's stored config (if any) with the
 /// one about to run and names the first differing field.
 pub fn check_run_dir(dir: &Path, cfg: &RunConfig) -> Result<()> {
     let path = dir.join(CONFIG_FILE);
     if path.exists() {
-        let new = cfg.comparable();
         let text = std::fs::read_to_string(&path)
             .map_err(|e| InputError::new(&path, None, format!("cannot read: {e}")))?;
         let old: Value = serde_json::from_str(&text)
             .map_err(|e| InputError::new(&path, None, format!("corrupt config: {e}")))?;
         let old = crate::suite::config::without_location(old);
-        if let Some(field) = first_difference(&old, &new, "") {
-            bail!(InputError::new(
-                &path,
-                Some(&field),
-                format!(
-                    "this results directory was made with `{}`, the suite now says `{}`; use another --out or remove {}",
-                    old.pointer(&pointer(&field)).map(|v| v.to_string()).unwrap_or("(absent)".into()),
-                    new.pointer(&pointer(&field)).map(|v| v.to_string()).unwrap_or("(absent)".into()),
-                    dir.display()
-                )
-            ));
+        if let Some(e) = drift(&path, None, &old, &cfg.comparable()) {
+            bail!(e);
         }
     }
     Ok(())
+}
+
+/// The value at a field path, for messages.
+pub fn value_at(v: &Value, field: &str) -> String {
+    v.pointer(&pointer(field))
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "(absent)".into())
+}
+
+/// The refusal of a config that drifted from the one a run was made with
+/// (`old`: stored, `new`: what this command would run), or `None` when they
+/// agree. It names the field, and the flag when a flag sets it; it never
+/// advises removing a run (a finished one is a result).
+pub fn drift(path: &Path, run: Option<&str>, old: &Value, new: &Value) -> Option<InputError> {
+    let field = first_difference(old, new, "")?;
+    let (was, now) = (value_at(old, &field), value_at(new, &field));
+    let flag = |v: &Value| v.pointer("/runtime/threads_overridden") == Some(&Value::Bool(true));
+    let threads = |v: &Value| value_at(v, "runtime.threads");
+    let how = match field.as_str() {
+        "runtime.threads" | "runtime.threads_overridden" => {
+            let made = if flag(old) {
+                format!("--threads {}", threads(old))
+            } else {
+                format!("runtime.threads = {} of the suite, without --threads", threads(old))
+            };
+            let resume = if flag(old) {
+                format!("give --threads {}", threads(old))
+            } else {
+                "leave --threads out".into()
+            };
+            format!("it was made with {made}: {resume} to continue it")
+        }
+        "runtime.device" => format!(
+            "it was made with runtime.device = {was} (the suite's field or --device): give --device {} to continue it",
+            was.trim_matches('"')
+        ),
+        _ => "the suite file changed since".into(),
+    };
+    let whose = run.map(|r| format!("run `{r}` ")).unwrap_or_default();
+    let field_name = match run {
+        Some(r) => format!("plan.{r}.{field}"),
+        None => field.clone(),
+    };
+    Some(InputError::new(
+        path,
+        Some(&field_name),
+        format!(
+            "{whose}was made with {was}, this command would run {now} ({how}); to run it with {now}, use another --out (what is there is kept)"
+        ),
+    ))
 }
 
 fn pointer(field: &str) -> String {

@@ -11,6 +11,19 @@
 //! lease is taken over race-free: the taker renames it to a unique name
 //! (one rename wins), checks that what it moved is the lease it judged
 //! stale (else it puts it back), then creates its own.
+//!
+//! **Liveness on one host.** A lease records its holder's host, pid, start
+//! time (`/proc/PID/stat`), boot id and pid namespace. A holder of this host,
+//! boot and pid namespace is dead when its pid is gone, is a zombie (killed,
+//! not yet reaped: `kill(pid, 0)` still succeeds on it) or belongs to a
+//! process with another start time (the pid was reused, e.g. by the caller
+//! itself: a restarted worker meets the lease of its earlier self). A lease
+//! of an earlier boot of this host is dead. The pids of another pid
+//! namespace (another container on this host) are not ours to look up: such
+//! leases, and those of other hosts, go stale by their heartbeat alone.
+//! Leases written before these fields were recorded are judged as before
+//! (the pid exists and is not a zombie).
+use crate::util::proc;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -31,10 +44,20 @@ pub struct LeaseInfo {
     pub token: String,
     pub host: String,
     pub pid: u32,
+    /// The holder's start time: field 22 of `/proc/PID/stat` (clock ticks
+    /// since boot); absent in leases of earlier versions or without /proc.
+    #[serde(default)]
+    pub start_time: Option<u64>,
+    /// `/proc/sys/kernel/random/boot_id` of the holder's host.
+    #[serde(default)]
+    pub boot_id: Option<String>,
+    /// The holder's pid namespace (`readlink /proc/self/ns/pid`).
+    #[serde(default)]
+    pub pid_ns: Option<String>,
     /// `SLURM_ARRAY_JOB_ID_SLURM_ARRAY_TASK_ID` (or `SLURM_JOB_ID`) when
     /// the holder runs under Slurm.
     pub slurm_task: Option<String>,
-    /// Free text naming the worker (e.g. its device).
+    /// Free text naming the worker (e.g. its device; may be empty).
     pub worker: String,
     /// Unix seconds.
     pub started: f64,
@@ -66,7 +89,9 @@ pub fn timeout(explicit: Option<f64>) -> Result<Duration> {
     match secs {
         None => Ok(DEFAULT_TIMEOUT),
         Some((s, _)) if s.is_finite() && s >= 1.0 => Ok(Duration::from_secs_f64(s)),
-        Some((s, what)) => anyhow::bail!("{what} {s}: expected at least 1 second"),
+        Some((s, what)) => {
+            anyhow::bail!("{what} {s}: expected a finite number of seconds, at least 1")
+        }
     }
 }
 
@@ -77,16 +102,7 @@ pub fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; the result is NUL-terminated or truncated.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
-    if rc != 0 {
-        return "unknown".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
+pub use crate::util::proc::hostname;
 
 /// This process's Slurm task, if it runs under Slurm.
 pub fn slurm_task() -> Option<String> {
@@ -95,12 +111,6 @@ pub fn slurm_task() -> Option<String> {
         (Some(j), Some(t)) => Some(format!("{j}_{t}")),
         _ => var("SLURM_JOB_ID"),
     }
-}
-
-fn pid_alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 fn unique_suffix() -> String {
@@ -133,6 +143,9 @@ pub fn read(run_dir: &Path) -> Result<Option<LeaseInfo>> {
                 token: format!("unreadable-{mtime}"),
                 host: String::new(),
                 pid: 0,
+                start_time: None,
+                boot_id: None,
+                pid_ns: None,
                 slurm_task: None,
                 worker: "unreadable lease".into(),
                 started: mtime,
@@ -144,7 +157,45 @@ pub fn read(run_dir: &Path) -> Result<Option<LeaseInfo>> {
     }
 }
 
-/// Why a lease is stale, or `None` when it is live.
+impl LeaseInfo {
+    /// The holder in messages: `w1 cpu (pid 7189 on vm)`, or `pid 7189 on
+    /// vm` for a worker without a name.
+    pub fn holder(&self) -> String {
+        let me = proc::Identity::current();
+        let ns = if self.host == me.host && self.pid_ns.is_some() && self.pid_ns != me.pid_ns {
+            " in another pid namespace"
+        } else {
+            ""
+        };
+        let at = format!("pid {}{ns} on {}", self.pid, self.host);
+        // Leases of earlier versions name an unnamed worker `pid N`.
+        if self.worker.is_empty() || self.worker == format!("pid {}", self.pid) {
+            at
+        } else {
+            format!("{} ({at})", self.worker)
+        }
+    }
+
+    /// A lease for this process, now.
+    fn mine(worker: &str) -> LeaseInfo {
+        let me = proc::Identity::current();
+        let t = now();
+        LeaseInfo {
+            token: unique_suffix(),
+            host: me.host,
+            pid: me.pid,
+            start_time: me.start_time,
+            boot_id: me.boot_id,
+            pid_ns: me.pid_ns,
+            slurm_task: slurm_task(),
+            worker: worker.to_string(),
+            started: t,
+            heartbeat: t,
+        }
+    }
+}
+
+/// Why a lease is stale, or `None` when it is live (see the module comment).
 pub fn stale_reason(l: &LeaseInfo, timeout: Duration) -> Option<String> {
     let age = now() - l.heartbeat;
     if age > timeout.as_secs_f64() {
@@ -153,16 +204,74 @@ pub fn stale_reason(l: &LeaseInfo, timeout: Duration) -> Option<String> {
             timeout.as_secs_f64()
         ));
     }
-    if l.host == hostname() && l.pid != std::process::id() && !pid_alive(l.pid) {
-        return Some(format!("pid {} on {} is gone", l.pid, l.host));
-    }
-    if l.slurm_task.is_some() && l.slurm_task == slurm_task() && l.pid != std::process::id() {
+    let me = proc::Identity::current();
+    if l.slurm_task.is_some() && l.slurm_task == slurm_task() && l.pid != me.pid {
         return Some(format!(
             "held by an earlier run of this Slurm task {}",
             l.slurm_task.as_deref().unwrap_or("")
         ));
     }
-    None
+    if l.host != me.host {
+        return None;
+    }
+    if let (Some(then), Some(now)) = (&l.boot_id, &me.boot_id) {
+        if then != now {
+            return Some(format!("{} has rebooted since (boot id {then})", l.host));
+        }
+    }
+    // `pid N ...` of this host: `pid N on HOST ...`.
+    let on = |why: String| {
+        let pid = format!("pid {}", l.pid);
+        Some(why.replacen(&pid, &format!("{pid} on {}", l.host), 1))
+    };
+    match &l.pid_ns {
+        // Another pid namespace: its pids are not ours; the heartbeat decides.
+        Some(ns) if Some(ns) != me.pid_ns.as_ref() => None,
+        Some(_) if l.pid == me.pid => match (l.start_time, me.start_time) {
+            (Some(then), Some(now)) if then != now => on(format!(
+                "pid {} was an earlier process (started at tick {then}; this process, pid {} too, at tick {now})",
+                l.pid, me.pid
+            )),
+            _ => None, // this very process
+        },
+        Some(_) => proc::alive(l.pid, l.start_time).err().and_then(on),
+        // A lease of an earlier version: no start time, no namespace.
+        None if l.pid == me.pid => None,
+        None => proc::alive(l.pid, None).err().and_then(on),
+    }
+}
+
+/// Removes the lease files that claimants on this host left when they were
+/// killed between writing and renaming (`.lease-<host>-<pid>-...`); files of
+/// live processes and of other hosts stay. Returns their names.
+pub fn remove_leftovers(run_dir: &Path) -> Vec<String> {
+    let host = hostname();
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return vec![];
+    };
+    let mut removed = Vec::new();
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(".lease-stale-").or_else(|| {
+            name.strip_prefix(".lease-")
+                .and_then(|r| r.strip_suffix(".tmp"))
+        }) else {
+            continue;
+        };
+        // <host>-<pid>-<nanos>-<n>; the host may hold `-`.
+        let mut parts = rest.rsplitn(4, '-');
+        let (_n, _nanos, pid, h) = (parts.next(), parts.next(), parts.next(), parts.next());
+        let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if h == Some(host.as_str())
+            && proc::alive(pid, None).is_err()
+            && std::fs::remove_file(e.path()).is_ok()
+        {
+            removed.push(name);
+        }
+    }
+    removed
 }
 
 /// Writes `info` to a unique temporary file in `run_dir` and returns its path.
@@ -194,16 +303,7 @@ fn create(run_dir: &Path, info: &LeaseInfo) -> Result<bool> {
 
 /// Tries to claim the run in `run_dir` (which must exist).
 pub fn try_claim(run_dir: &Path, worker: &str, timeout: Duration) -> Result<Claim> {
-    let t = now();
-    let info = LeaseInfo {
-        token: unique_suffix(),
-        host: hostname(),
-        pid: std::process::id(),
-        slurm_task: slurm_task(),
-        worker: worker.to_string(),
-        started: t,
-        heartbeat: t,
-    };
+    let info = LeaseInfo::mine(worker);
     let mut taken_over = None;
     for _ in 0..4 {
         if create(run_dir, &info)? {
@@ -217,32 +317,58 @@ pub fn try_claim(run_dir: &Path, worker: &str, timeout: Duration) -> Result<Clai
         let Some(reason) = stale_reason(&held, timeout) else {
             return Ok(Claim::Held(held));
         };
-        // Take over: move the stale lease aside; one rename wins.
-        let path = run_dir.join(LEASE_FILE);
-        let aside = run_dir.join(format!(".lease-stale-{}", unique_suffix()));
-        if std::fs::rename(&path, &aside).is_err() {
-            continue; // someone else moved it
-        }
-        match read_file(&aside) {
-            Some(moved) if moved.token != held.token || moved.heartbeat != held.heartbeat => {
-                // We moved a lease that was renewed or re-created meanwhile: put it back.
-                let _ = std::fs::hard_link(&aside, &path);
-                let _ = std::fs::remove_file(&aside);
-                return Ok(Claim::Held(moved));
-            }
-            _ => {
-                let _ = std::fs::remove_file(&aside);
-                taken_over = Some(format!(
-                    "{} (pid {} on {}): {reason}",
-                    held.worker, held.pid, held.host
-                ));
-            }
+        match remove_judged(run_dir, &held) {
+            Removed::Gone => continue, // someone else moved it
+            Removed::Renewed(moved) => return Ok(Claim::Held(moved)),
+            Removed::Yes => taken_over = Some(format!("{}: {reason}", held.holder())),
         }
     }
     Ok(match read(run_dir)? {
         Some(h) => Claim::Held(h),
         None => anyhow::bail!("{}: cannot claim the run", run_dir.display()),
     })
+}
+
+enum Removed {
+    Yes,
+    /// Someone else moved it first.
+    Gone,
+    /// It was renewed or re-created meanwhile (and was put back).
+    Renewed(LeaseInfo),
+}
+
+/// Removes the lease `held`, judged stale, race-free: moved aside under a
+/// unique name (one rename wins), then checked to be the lease judged.
+fn remove_judged(run_dir: &Path, held: &LeaseInfo) -> Removed {
+    let path = run_dir.join(LEASE_FILE);
+    let aside = run_dir.join(format!(".lease-stale-{}", unique_suffix()));
+    if std::fs::rename(&path, &aside).is_err() {
+        return Removed::Gone;
+    }
+    match read_file(&aside) {
+        Some(moved) if moved.token != held.token || moved.heartbeat != held.heartbeat => {
+            let _ = std::fs::hard_link(&aside, &path);
+            let _ = std::fs::remove_file(&aside);
+            Removed::Renewed(moved)
+        }
+        _ => {
+            let _ = std::fs::remove_file(&aside);
+            Removed::Yes
+        }
+    }
+}
+
+/// Removes the stale lease a killed worker left on a finished run (it died
+/// after writing the record, before releasing); returns why it was stale.
+pub fn clear_stale(run_dir: &Path, timeout: Duration) -> Result<Option<String>> {
+    let Some(held) = read(run_dir)? else {
+        return Ok(None);
+    };
+    let Some(reason) = stale_reason(&held, timeout) else {
+        return Ok(None);
+    };
+    Ok(matches!(remove_judged(run_dir, &held), Removed::Yes)
+        .then(|| format!("{}: {reason}", held.holder())))
 }
 
 fn read_file(p: &Path) -> Option<LeaseInfo> {

@@ -8,6 +8,9 @@ fn lease_with(dir: &Path, f: impl FnOnce(&mut LeaseInfo)) {
         token: "other".into(),
         host: "some-other-host".into(),
         pid: 1,
+        start_time: None,
+        boot_id: None,
+        pid_ns: None,
         slurm_task: None,
         worker: "test".into(),
         started: t,
@@ -109,6 +112,115 @@ fn dead_pid_on_this_host_is_taken_over() {
         l.pid = 1;
     });
     assert!(stale_reason(&read(d.path()).unwrap().unwrap(), T).is_none());
+}
+
+/// A lease of this host, boot and pid namespace for `pid` started at `start`.
+fn local_lease(dir: &Path, pid: u32, start: Option<u64>) -> LeaseInfo {
+    let me = proc::Identity::current();
+    lease_with(dir, |l| {
+        l.host = me.host.clone();
+        l.pid = pid;
+        l.start_time = start;
+        l.boot_id = me.boot_id.clone();
+        l.pid_ns = me.pid_ns.clone();
+    });
+    read(dir).unwrap().unwrap()
+}
+
+#[test]
+fn a_zombie_holder_is_dead() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    let start = proc::stat(pid).unwrap().start_time;
+    assert!(stale_reason(&local_lease(d.path(), pid, Some(start)), T).is_none());
+    // SIGKILL, not reaped: a zombie, which kill(pid, 0) still finds.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let t0 = std::time::Instant::now();
+    while proc::stat(pid).map(|s| s.state) != Some('Z') {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no zombie");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(unsafe { libc::kill(pid as i32, 0) }, 0, "a zombie exists");
+    let why = stale_reason(&local_lease(d.path(), pid, Some(start)), T).unwrap();
+    assert!(why.contains("zombie"), "{why}");
+    // An old lease (no start time) of a zombie is dead too.
+    lease_with(d.path(), |l| {
+        l.host = hostname();
+        l.pid = pid;
+    });
+    let why = stale_reason(&read(d.path()).unwrap().unwrap(), T).unwrap();
+    assert!(why.contains("zombie"), "{why}");
+    c.wait().unwrap();
+}
+
+#[test]
+fn a_reused_pid_or_an_earlier_self_is_dead_and_other_namespaces_wait_for_the_heartbeat() {
+    let d = tempfile::tempdir().unwrap();
+    let me = proc::Identity::current();
+    let start = me.start_time.unwrap();
+    // A live process whose start time is not the holder's: its pid was reused.
+    let mut c = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let t = proc::stat(c.id()).unwrap().start_time;
+    let why = stale_reason(&local_lease(d.path(), c.id(), Some(t + 5)), T).unwrap();
+    assert!(why.contains("another process now"), "{why}");
+    c.kill().unwrap();
+    c.wait().unwrap();
+    // This very process's pid, started earlier: an earlier self.
+    let why = stale_reason(&local_lease(d.path(), me.pid, Some(start - 1)), T).unwrap();
+    assert!(why.contains("earlier process"), "{why}");
+    assert!(stale_reason(&local_lease(d.path(), me.pid, Some(start)), T).is_none());
+    // Another boot of this host.
+    let mut l = local_lease(d.path(), 1, None);
+    l.boot_id = Some("another-boot".into());
+    assert!(stale_reason(&l, T).unwrap().contains("rebooted"));
+    // Another pid namespace: even a pid that is dead here is not judged by it.
+    let mut l = local_lease(d.path(), 4_194_305, Some(1));
+    l.pid_ns = Some("pid:[1]".into());
+    assert!(stale_reason(&l, T).is_none());
+    assert!(
+        l.holder().contains("in another pid namespace on"),
+        "{}",
+        l.holder()
+    );
+    l.heartbeat -= 31.0;
+    assert!(stale_reason(&l, T).unwrap().contains("heartbeat"));
+}
+
+#[test]
+fn holders_are_named_once() {
+    let mut l = LeaseInfo::mine("");
+    assert_eq!(l.holder(), format!("pid {} on {}", l.pid, l.host));
+    l.worker = format!("pid {}", l.pid); // how earlier versions named an unnamed worker
+    assert_eq!(l.holder(), format!("pid {} on {}", l.pid, l.host));
+    l.worker = "w1 cpu".into();
+    assert_eq!(l.holder(), format!("w1 cpu (pid {} on {})", l.pid, l.host));
+}
+
+#[test]
+fn leftover_lease_files_of_dead_claimants_are_removed() {
+    let d = tempfile::tempdir().unwrap();
+    let h = hostname();
+    let me = std::process::id();
+    let dead = format!(".lease-{h}-4194305-17-0.tmp");
+    let aside = format!(".lease-stale-{h}-4194305-18-1");
+    let live = format!(".lease-{h}-{me}-19-2.tmp");
+    let other = ".lease-elsewhere-4194305-20-3.tmp".to_string();
+    for n in [&dead, &aside, &live, &other] {
+        std::fs::write(d.path().join(n), b"{}").unwrap();
+    }
+    let mut gone = remove_leftovers(d.path());
+    gone.sort();
+    let mut want = vec![dead, aside];
+    want.sort();
+    assert_eq!(gone, want);
+    assert!(d.path().join(&live).exists() && d.path().join(&other).exists());
 }
 
 #[test]

@@ -1,10 +1,13 @@
 //! Who trains which run, where, and when a suite is done: the suite runner,
-//! leases on run directories (claims with heartbeats), `--workers`, Slurm
-//! scripts and the progress line.
+//! leases on run directories (claims with heartbeats), `--workers` and the
+//! processes it supervises, Slurm scripts, the command lines printed to
+//! resume or judge, and the progress line.
 //!
 //! Uses: report, gate, results, train, suite, data, platform, util.
+pub mod command;
 pub mod lease;
 pub mod progress;
 pub mod runner;
 pub mod slurm;
+pub mod supervise;
 pub mod workers;

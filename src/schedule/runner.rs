@@ -6,13 +6,16 @@ use crate::gate::check::{self, Verdict};
 use crate::gate::expected::Expected;
 use crate::platform;
 use crate::results::{self, Loaded};
-use crate::schedule::lease::{self, Claim};
+use crate::schedule::command::{check_command, run_command};
+use crate::schedule::lease::{self, Claim, LeaseInfo};
 use crate::schedule::progress::Progress;
+use crate::suite::resolve::Overrides;
 use crate::suite::ResolvedSuite;
 use crate::train::record::{Record, RECORD_FILE};
 use crate::train::{self, Outcome, Tick};
 use crate::util::atomic;
 use crate::util::error::InputError;
+use crate::util::exit::{Exit, NoVerdict};
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,9 +40,12 @@ pub fn install_signal_handlers() {
     }
 }
 
+#[derive(Clone)]
 pub struct RunOptions {
     pub out: PathBuf,
+    /// `--expected`, as given.
     pub expected: Option<PathBuf>,
+    /// False with `--no-check`: the user asked not to judge.
     pub check: bool,
     /// Only this worker's share of the runs (`--partition hash:M/N`).
     pub partition: Option<crate::suite::partition::Partition>,
@@ -48,52 +54,146 @@ pub struct RunOptions {
     pub wait: bool,
     /// A lease whose heartbeat is older than this is stale.
     pub lease_timeout: Duration,
-    /// Names this worker in its leases (e.g. its device).
+    /// Names this worker in its leases (e.g. its device; empty: its pid).
     pub worker: String,
+    /// `--threads` / `--device`, as given (the suite is resolved with them).
+    pub overrides: Overrides,
+    /// `--workers`, as given (normalised), for the commands printed.
+    pub workers: Option<String>,
+    /// A worker started for a GPU entry of `--workers`: training on the CPU
+    /// (its GPU not visible after all) is an error, not a silent fallback.
+    pub require_gpu: bool,
+}
+
+impl RunOptions {
+    /// The defaults of `run` for results under `out`.
+    pub fn new(out: PathBuf) -> Self {
+        RunOptions {
+            out,
+            expected: None,
+            check: true,
+            partition: None,
+            wait: false,
+            lease_timeout: lease::DEFAULT_TIMEOUT,
+            worker: String::new(),
+            overrides: Overrides::default(),
+            workers: None,
+            require_gpu: false,
+        }
+    }
+
+    fn mine<'a>(&self, suite: &'a ResolvedSuite) -> Vec<&'a crate::suite::RunConfig> {
+        suite
+            .runs
+            .iter()
+            .filter(|c| self.partition.is_none_or(|p| p.contains(&c.run_id)))
+            .collect()
+    }
 }
 
 /// What `run` ended with.
 pub enum SuiteOutcome {
-    /// Every run finished; the verdict (absent with --no-check).
-    Done(Option<Box<Verdict>>),
+    /// Every planned run is finished and was judged (the table is printed).
+    Judged(Box<Verdict>),
+    /// `--no-check`: this worker's part is done; nothing was judged.
+    Trained,
+    /// Stopped without a verdict: why, and which command gives it.
+    NoVerdict(NoVerdict),
     /// Stopped by a signal after checkpointing.
     Interrupted,
 }
 
-/// Loads the expected file of a results directory or an explicit one.
-pub fn load_expected(explicit: Option<&Path>, meta_expected: &str) -> Result<Expected> {
-    let path = explicit
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(meta_expected));
+impl SuiteOutcome {
+    pub fn exit(&self) -> Exit {
+        match self {
+            SuiteOutcome::Judged(v) => v.exit(),
+            SuiteOutcome::Trained => Exit::Pass,
+            SuiteOutcome::NoVerdict(_) => Exit::NoVerdict,
+            SuiteOutcome::Interrupted => Exit::Interrupted,
+        }
+    }
+}
+
+/// Loads the expected file a `run` checks against: `explicit`, else the
+/// suite's.
+pub fn load_expected(explicit: Option<&Path>, suite_expected: &Path) -> Result<Expected> {
+    let path = explicit.unwrap_or(suite_expected);
     if !path.exists() {
         bail!(InputError::new(
-            &path,
+            path,
             None,
             "expected file not found (give one with --expected, or --no-check to skip checking)"
         ));
     }
-    Expected::load(&path)
+    Expected::load(path)
 }
 
 /// Judges a loaded results directory and writes table.md / verdict.json
-/// next to the records.
+/// next to the records. A directory that cannot be written (a read-only
+/// archive of results) is still judged: a warning says that the table was
+/// not saved.
 pub fn judge_and_write(loaded: &Loaded, expected: &Expected) -> Result<(Verdict, String)> {
-    expected.require_suite(&loaded.meta.suite, "results are of")?;
-    let v = check::judge(
-        &loaded.records,
-        expected,
-        &loaded.meta.archs,
-        &loaded.meta.arms,
-    );
+    let v = check::judge_dir(loaded, expected)?;
     let md = crate::report::check_markdown(&crate::report::Judged {
         loaded,
         expected,
         verdict: &v,
     })?;
-    atomic::write(&loaded.dir.join("table.md"), md.as_bytes())?;
     let json = serde_json::to_string_pretty(&crate::report::verdict_json(&v)?)? + "\n";
-    atomic::write(&loaded.dir.join("verdict.json"), json.as_bytes())?;
+    let saved = atomic::write(&loaded.dir.join("table.md"), md.as_bytes())
+        .and_then(|_| atomic::write(&loaded.dir.join("verdict.json"), json.as_bytes()));
+    if let Err(e) = saved {
+        eprintln!(
+            "ddgsd-bench: warning: {}: table.md and verdict.json not written ({}); the verdict below stands",
+            loaded.dir.display(),
+            crate::util::error::one_line(&e)
+        );
+    }
     Ok((v, md))
+}
+
+/// The runs still held by other workers, for a message.
+fn held_list(held: &[(String, LeaseInfo)]) -> String {
+    held.iter()
+        .map(|(id, h)| format!("{id} ({})", h.holder()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs that finished meanwhile drop out of `held`.
+fn still_held(dir: &Path, held: &mut Vec<(String, LeaseInfo)>) {
+    held.retain(|(id, _)| !dir.join(id).join(RECORD_FILE).exists());
+}
+
+/// Stopping while other workers hold runs: no verdict (or, with
+/// `--no-check`, this worker's part is done).
+fn stop_held(
+    suite: &ResolvedSuite,
+    opts: &RunOptions,
+    dir: &Path,
+    held: &[(String, LeaseInfo)],
+) -> SuiteOutcome {
+    let why = format!(
+        "nothing left to claim; {} run(s) are held by other workers: {}",
+        held.len(),
+        held_list(held)
+    );
+    if !opts.check {
+        eprintln!("ddgsd-bench: {why}; stopping (--no-check: nothing to judge)");
+        return SuiteOutcome::Trained;
+    }
+    let waiting = RunOptions {
+        wait: true,
+        ..opts.clone()
+    };
+    SuiteOutcome::NoVerdict(NoVerdict::new(
+        why,
+        format!(
+            "the worker that finishes the last run checks the suite; or `{}` (waits for them), or `{}` once they are finished",
+            run_command(&suite.file, &waiting),
+            check_command(dir, None)
+        ),
+    ))
 }
 
 pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcome> {
@@ -102,18 +202,18 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
     // Read-only checks first: nothing is written before the input is known good.
     results::check_suite_dir(&opts.out, suite)?;
     let dir = opts.out.join(&suite.name);
+    let mine = opts.mine(suite);
     let mut pending = Vec::new();
-    let mine: Vec<&crate::suite::RunConfig> = suite
-        .runs
-        .iter()
-        .filter(|c| opts.partition.is_none_or(|p| p.contains(&c.run_id)))
-        .collect();
     for &cfg in &mine {
-        let run_dir = dir.join(&cfg.run_id);
-        results::check_run_dir(&run_dir, cfg)?;
-        let rec = run_dir.join(RECORD_FILE);
+        let rec = dir.join(&cfg.run_id).join(RECORD_FILE);
         if rec.exists() {
             Record::load(&rec)?;
+            if let Some(who) = lease::clear_stale(&dir.join(&cfg.run_id), opts.lease_timeout)? {
+                eprintln!(
+                    "ddgsd-bench: {}: finished; removed the lease its worker left ({who})",
+                    cfg.run_id
+                );
+            }
             continue;
         }
         pending.push(cfg);
@@ -121,14 +221,28 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
     let rt = &suite.runs[0].runtime;
     platform::init(rt)?;
     let device = platform::select_device(rt)?;
+    if opts.require_gpu && device == tch::Device::Cpu {
+        bail!(
+            "worker `{}` was started for a GPU, but CUDA_VISIBLE_DEVICES={} shows it none: refusing to train on the CPU",
+            opts.worker,
+            std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_default()
+        );
+    }
     let env = platform::collect(device, rt, crate::data::imagenet::decode::DECODER);
     // The data before anything is written (a missing dataset is an input error).
     let dataset = if pending.is_empty() {
         None
     } else {
-        Some(open_dataset(suite)?)
+        let d = open_dataset(suite)?;
+        crate::suite::resolve::check_against_data(suite, d.info().train_len)?;
+        Some(d)
     };
-    let dir = results::prepare(&opts.out, suite)?;
+    let dir = results::prepare(
+        &opts.out,
+        suite,
+        expected.as_ref().map(|e| e.file.as_path()),
+        &opts.overrides,
+    )?;
     install_signal_handlers();
     let total = mine.len();
     eprintln!(
@@ -152,7 +266,10 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
                 continue;
             }
             if STOP.load(Ordering::SeqCst) {
-                eprintln!("\nddgsd-bench: interrupted. {}", resume_hint(suite, opts));
+                eprintln!(
+                    "\nddgsd-bench: interrupted. Resume with: {}",
+                    run_command(&suite.file, opts)
+                );
                 return Ok(SuiteOutcome::Interrupted);
             }
             std::fs::create_dir_all(&run_dir)
@@ -173,6 +290,16 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
                 eprintln!(
                     "ddgsd-bench: {}: taking the run over from {from}",
                     cfg.run_id
+                );
+            }
+            let mut left = results::run_dir::remove_leftovers(&run_dir);
+            left.extend(lease::remove_leftovers(&run_dir));
+            if !left.is_empty() {
+                eprintln!(
+                    "ddgsd-bench: {}: removed {} temporary file(s) a killed worker left: {}",
+                    cfg.run_id,
+                    left.len(),
+                    left.join(", ")
                 );
             }
             results::claim_run_dir(&run_dir, cfg)?;
@@ -212,11 +339,11 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
                 Outcome::Stopped { epoch, step } => {
                     drop(lease); // released: any worker may resume it now
                     eprintln!(
-                        "\nddgsd-bench: interrupted; {} checkpointed at epoch {} step {}. {}",
+                        "\nddgsd-bench: interrupted; {} checkpointed at epoch {} step {}. Resume with: {}",
                         cfg.run_id,
                         epoch + 1,
                         step,
-                        resume_hint(suite, opts)
+                        run_command(&suite.file, opts)
                     );
                     return Ok(SuiteOutcome::Interrupted);
                 }
@@ -229,23 +356,13 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
             break;
         }
         // Runs seen held earlier in this pass may have finished since.
-        held.retain(|(id, _)| !dir.join(id).join(RECORD_FILE).exists());
+        still_held(&dir, &mut held);
         if held.is_empty() {
             continue;
         }
         // Everything left is held by live workers.
         if !opts.wait {
-            let who: Vec<String> = held
-                .iter()
-                .map(|(id, h)| format!("{id} ({} pid {} on {})", h.worker, h.pid, h.host))
-                .collect();
-            eprintln!(
-                "ddgsd-bench: nothing left to claim; {} runs are still held by other workers: {}. Stopping without a verdict: the worker that finishes the last run checks the suite (or wait for them with --wait, or run `ddgsd-bench check {}` later)",
-                held.len(),
-                who.join(", "),
-                dir.display()
-            );
-            return Ok(SuiteOutcome::Done(None));
+            return Ok(stop_held(suite, opts, &dir, &held));
         }
         let poll =
             (opts.lease_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
@@ -257,16 +374,18 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
     conclude(suite, opts, expected)
 }
 
-/// The expected file of a run with checking on (checked before any training).
+/// The expected file of a run that will judge the suite (checked, with the
+/// suite's architectures and arms, before any training); `None` when this
+/// run will not judge (`--no-check`, a `--partition` share).
 pub fn expected_for(suite: &ResolvedSuite, opts: &RunOptions) -> Result<Option<Expected>> {
-    if !opts.check {
+    if !opts.check || opts.partition.is_some() {
         return Ok(None);
     }
-    let e = load_expected(
-        opts.expected.as_deref(),
-        &suite.expected.display().to_string(),
-    )?;
+    let e = load_expected(opts.expected.as_deref(), &suite.expected)?;
     e.require_suite(&suite.name, "this suite is")?;
+    let archs: Vec<String> = suite.archs.iter().map(|a| a.id()).collect();
+    let arms: Vec<String> = suite.arms.iter().map(|a| a.name.clone()).collect();
+    e.require_plan(&archs, &arms)?;
     Ok(Some(e))
 }
 
@@ -279,43 +398,71 @@ pub fn conclude(
     expected: Option<Expected>,
 ) -> Result<SuiteOutcome> {
     let dir = opts.out.join(&suite.name);
-    let mine: Vec<&crate::suite::RunConfig> = suite
-        .runs
-        .iter()
-        .filter(|c| opts.partition.is_none_or(|p| p.contains(&c.run_id)))
-        .collect();
-    let open: Vec<&str> = mine
-        .iter()
-        .filter(|c| !dir.join(&c.run_id).join(RECORD_FILE).exists())
-        .map(|c| c.run_id.as_str())
-        .collect();
+    let mine = opts.mine(suite);
+    let mut held: Vec<(String, LeaseInfo)> = Vec::new();
+    let mut open = Vec::new();
+    for c in &mine {
+        let run_dir = dir.join(&c.run_id);
+        if run_dir.join(RECORD_FILE).exists() {
+            continue;
+        }
+        match lease::read(&run_dir)? {
+            Some(h) if lease::stale_reason(&h, opts.lease_timeout).is_none() => {
+                held.push((c.run_id.clone(), h))
+            }
+            _ => open.push(c.run_id.clone()),
+        }
+    }
     if !open.is_empty() {
-        eprintln!(
-            "ddgsd-bench: {} runs are not finished (held by other workers): {}. Stopping without a verdict: the worker that finishes the last run checks the suite (or use --wait, or `ddgsd-bench check {}` later)",
+        // Unfinished and unclaimed: a worker stopped without finishing them.
+        let why = format!(
+            "{} run(s) are unfinished and held by nobody: {}",
             open.len(),
-            open.join(", "),
-            dir.display()
+            open.join(", ")
         );
-        return Ok(SuiteOutcome::Done(None));
+        return Ok(SuiteOutcome::NoVerdict(NoVerdict::new(
+            why,
+            format!("`{}` trains them", run_command(&suite.file, opts)),
+        )));
+    }
+    if !held.is_empty() {
+        return Ok(stop_held(suite, opts, &dir, &held));
     }
     if let Some(p) = opts.partition {
-        eprintln!(
-            "ddgsd-bench: partition {}/{}: {} of the suite's {} runs done; merge the results directories and run `ddgsd-bench check {}`",
+        let done = format!(
+            "partition {}/{}: its {} of the suite's {} runs are trained",
             p.m,
             p.n,
             mine.len(),
-            suite.runs.len(),
-            dir.display()
+            suite.runs.len()
         );
-        return Ok(SuiteOutcome::Done(None));
+        if !opts.check {
+            eprintln!("ddgsd-bench: {done} (--no-check: nothing to judge)");
+            return Ok(SuiteOutcome::Trained);
+        }
+        return Ok(SuiteOutcome::NoVerdict(NoVerdict::new(
+            format!("{done}, unchecked: a share is not the suite"),
+            format!(
+                "copy the run directories of all {} shares into one results directory and run `{}`",
+                p.n,
+                check_command(&dir, opts.expected.as_deref())
+            ),
+        )));
     }
     let Some(expected) = expected else {
-        return Ok(SuiteOutcome::Done(None));
+        return Ok(SuiteOutcome::Trained);
     };
     let loaded = results::load(&dir)?;
     let (v, md) = judge_and_write(&loaded, &expected)?;
     print!("{md}");
-    Ok(SuiteOutcome::Done(Some(Box::new(v))))
+    if !v.complete() {
+        // The recorded plan has runs this suite does not (another worker's
+        // suite added them since).
+        return Ok(SuiteOutcome::NoVerdict(
+            crate::schedule::command::unfinished(&loaded, opts.expected.as_deref()),
+        ));
+    }
+    Ok(SuiteOutcome::Judged(Box::new(v)))
 }
 
 fn open_dataset(suite: &ResolvedSuite) -> Result<std::sync::Arc<dyn data::Dataset>> {
@@ -330,16 +477,4 @@ fn open_dataset(suite: &ResolvedSuite) -> Result<std::sync::Arc<dyn data::Datase
         t0.elapsed().as_secs_f64()
     );
     Ok(d)
-}
-
-/// The command that resumes this worker.
-fn resume_hint(suite: &ResolvedSuite, opts: &RunOptions) -> String {
-    format!(
-        "Resume with: ddgsd-bench run {} --out {}{}",
-        suite.file.display(),
-        opts.out.display(),
-        opts.partition
-            .map(|p| format!(" --partition hash:{}/{}", p.m, p.n))
-            .unwrap_or_default()
-    )
 }

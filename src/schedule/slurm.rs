@@ -6,6 +6,7 @@
 //! before its time limit so it checkpoints. `check.sbatch` runs after the
 //! array (`--dependency=afterany:<array job>`), checks, writes the table
 //! and exits with the verdict.
+use crate::schedule::command::sh_quote;
 use crate::util::error::InputError;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -23,18 +24,48 @@ pub struct SlurmOptions {
     pub sbatch_args: Vec<String>,
     pub threads: Option<usize>,
     pub lease_timeout: Option<f64>,
+    /// Runs in the suite's plan (more workers than runs would sit idle).
+    pub runs: usize,
+    /// The cluster's MaxArraySize (task indices are 1..=array, so array <
+    /// MaxArraySize).
+    pub max_array_size: u32,
 }
 
-/// Quotes a word for bash.
-pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-:=,@+".contains(&b))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
+/// Slurm's default MaxArraySize.
+pub const DEFAULT_MAX_ARRAY_SIZE: u32 = 1001;
+
+/// The cluster's MaxArraySize from `scontrol show config`, or Slurm's
+/// default where scontrol does not answer.
+pub fn max_array_size() -> u32 {
+    let out = Command::new("scontrol").args(["show", "config"]).output();
+    out.ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == "MaxArraySize").then(|| v.trim().parse().ok())?
+            })
+        })
+        .unwrap_or(DEFAULT_MAX_ARRAY_SIZE)
+}
+
+/// A time limit as sbatch takes it: `minutes`, `minutes:seconds`,
+/// `hours:minutes:seconds`, `days-hours`, `days-hours:minutes`,
+/// `days-hours:minutes:seconds`, or `UNLIMITED` / `INFINITE`.
+pub fn valid_time(t: &str) -> bool {
+    if ["unlimited", "infinite"].contains(&t.to_ascii_lowercase().as_str()) {
+        return true;
     }
+    let num = |s: &str| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
+    let (days, rest) = match t.split_once('-') {
+        Some((d, r)) => (Some(d), r),
+        None => (None, t),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    if days.is_some_and(|d| !num(d)) || !parts.iter().all(|p| num(p)) {
+        return false;
+    }
+    (1..=3).contains(&parts.len())
 }
 
 fn abs(p: &Path) -> PathBuf {
@@ -66,6 +97,40 @@ pub fn render(o: &SlurmOptions, exe: &Path, cwd: &Path) -> Result<(String, Strin
     }
     if o.gpus_per_task == Some(0) {
         bail!("--gpus-per-task 0: expected at least 1 (leave it out for CPU tasks)");
+    }
+    if o.cpus_per_task == Some(0) {
+        bail!("--cpus-per-task 0: expected at least 1 (leave it out for the cluster's default)");
+    }
+    if o.threads == Some(0) {
+        bail!("--threads 0: expected at least 1");
+    }
+    if let Some(t) = o.time.as_deref().filter(|t| !valid_time(t)) {
+        bail!("--time `{t}`: expected minutes, minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes or days-hours:minutes:seconds (e.g. 24:00:00 or 2-00:00:00)");
+    }
+    if let Some(t) = o.lease_timeout {
+        crate::schedule::lease::timeout(Some(t))?;
+    }
+    let workers = o.array as usize * o.gpus_per_task.unwrap_or(1).max(1) as usize;
+    if workers > o.runs {
+        let per = match o.gpus_per_task.filter(|&g| g > 1) {
+            Some(g) => format!(" x --gpus-per-task {g} = {workers} workers"),
+            None => " tasks".into(),
+        };
+        bail!(
+            "--array {}{per} for a plan of {} runs: {} would sit idle; use at most {} tasks",
+            o.array,
+            o.runs,
+            workers - o.runs,
+            (o.runs / (workers / o.array as usize)).max(1)
+        );
+    }
+    if o.array >= o.max_array_size {
+        bail!(
+            "--array {}: the cluster's MaxArraySize is {} (task indices 1..{} must stay below it)",
+            o.array,
+            o.max_array_size,
+            o.array
+        );
     }
     if let Some(a) = o.sbatch_args.iter().find(|a| !a.starts_with('-')) {
         bail!("--sbatch-arg `{a}`: expected an sbatch option such as --partition=gpu");
@@ -117,7 +182,7 @@ pub fn render(o: &SlurmOptions, exe: &Path, cwd: &Path) -> Result<(String, Strin
     w.push(format!("exec {}", common.join(" ")));
     let mut c = vec![
         "#!/bin/bash".to_string(),
-        "# Written by ddgsd-bench slurm: checks the suite after the worker array; exits with the verdict (0 pass, 1 out of band, 2 input).".into(),
+        "# Written by ddgsd-bench slurm: checks the suite after the worker array; exits with the verdict (0 pass, 1 out of band, 2 input, 3 no verdict: runs unfinished, submit the scripts again).".into(),
         format!("#SBATCH --job-name=ddgsd-{}-check", o.suite_name),
         format!("#SBATCH --output={}/check-%j.out", q(&slurm_dir)),
         format!("#SBATCH --chdir={}", q(cwd)),
@@ -219,6 +284,8 @@ mod tests {
             sbatch_args: vec!["--partition=gpu".into()],
             threads: None,
             lease_timeout: None,
+            runs: 12,
+            max_array_size: DEFAULT_MAX_ARRAY_SIZE,
         }
     }
 
@@ -253,6 +320,46 @@ mod tests {
 
     #[test]
     fn bad_options() {
+        let bad = |f: &dyn Fn(&mut SlurmOptions)| {
+            let mut o = opts();
+            f(&mut o);
+            render(&o, Path::new("/b"), Path::new("/w"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad(&|o| o.array = 0).contains("--array 0"));
+        assert!(bad(&|o| o.cpus_per_task = Some(0)).contains("--cpus-per-task 0"));
+        assert!(bad(&|o| o.time = Some("bogus".into())).contains("--time `bogus`"));
+        assert!(bad(&|o| o.lease_timeout = Some(-1.0)).contains("--lease-timeout"));
+        let e = bad(&|o| o.array = 13);
+        assert!(e.contains("plan of 12 runs: 1 would sit idle"), "{e}");
+        let e = bad(&|o| {
+            o.array = 7;
+            o.gpus_per_task = Some(2);
+        });
+        assert!(
+            e.contains("14 workers") && e.contains("at most 6 tasks"),
+            "{e}"
+        );
+        let e = bad(&|o| {
+            o.runs = 5000;
+            o.array = 1001;
+        });
+        assert!(e.contains("MaxArraySize is 1001"), "{e}");
+        for t in [
+            "90",
+            "90:30",
+            "1:00:00",
+            "2-12",
+            "2-12:30",
+            "2-12:30:00",
+            "UNLIMITED",
+        ] {
+            assert!(valid_time(t), "{t}");
+        }
+        for t in ["", "1:2:3:4", "x", "-1", "1-", "2-1:2:3:4", "1h"] {
+            assert!(!valid_time(t), "{t}");
+        }
         let mut o = opts();
         o.array = 0;
         assert!(render(&o, Path::new("/b"), Path::new("/w")).is_err());

@@ -2,16 +2,16 @@
 //! entry may repeat) on the same results directory. The workers are this
 //! same binary; they share the runs through leases (see `lease`). Each
 //! sees only its GPU (`CUDA_VISIBLE_DEVICES`), so its config and results
-//! are those of a single worker. The parent shows one line per worker,
-//! forwards Ctrl-C / SIGTERM once to every worker (each checkpoints), and
-//! checks the suite when every run is finished.
-use crate::schedule::runner::STOP;
-use crate::util::error::InputError;
+//! are those of a single worker. Every entry must name a device this
+//! process can see (a typo would otherwise train on the CPU and pass);
+//! `supervise` starts, watches and replaces the processes; when every run
+//! is finished the suite is checked.
+use crate::schedule::command::run_args;
+use crate::schedule::runner::{self, RunOptions, SuiteOutcome};
+use crate::schedule::supervise::{self, Ended};
+use crate::suite::ResolvedSuite;
+use crate::util::exit::NoVerdict;
 use anyhow::{bail, Result};
-use std::io::{BufRead, IsTerminal, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 /// One entry of `--workers`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,12 @@ pub fn parse_list(s: &str) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
+/// The list as `--workers` takes it.
+pub fn list_text(entries: &[Entry]) -> String {
+    let v: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+    v.join(",")
+}
+
 /// `CUDA_VISIBLE_DEVICES` for a worker: its GPU among the parent's visible
 /// ones, or none for a CPU worker.
 pub fn visible_devices(entry: &Entry, parent: Option<&str>) -> String {
@@ -65,211 +71,113 @@ pub fn visible_devices(entry: &Entry, parent: Option<&str>) -> String {
     }
 }
 
-/// How the workers ended.
-pub enum Ended {
-    /// Every worker exited 0.
-    Done,
-    /// Stopped by Ctrl-C / SIGTERM; every worker checkpointed.
-    Interrupted,
+/// Refuses entries the workers could not honour: a GPU this process does
+/// not see (`gpus` of them are visible), GPU entries for a suite that
+/// trains on the CPU, CPU entries for a suite that asks for CUDA, and a
+/// `cuda:K` device other than the only one each worker sees (cuda:0).
+pub fn check_entries(entries: &[Entry], device: &str, gpus: usize) -> Result<()> {
+    let list = list_text(entries);
+    let visible = std::env::var("CUDA_VISIBLE_DEVICES")
+        .map(|v| format!("CUDA_VISIBLE_DEVICES={v}"))
+        .unwrap_or_else(|_| "CUDA_VISIBLE_DEVICES unset".into());
+    for e in entries {
+        if let Entry::Cuda(i) = e {
+            if *i >= gpus {
+                let seen = match gpus {
+                    0 => "no CUDA device is visible here".to_string(),
+                    n => format!("only cuda:0..cuda:{} are visible here", n - 1),
+                };
+                bail!("--workers `{list}`: entry {e}: {seen} ({visible}); a worker would train on the CPU instead");
+            }
+        }
+    }
+    let gpu_entry = entries.iter().find(|e| matches!(e, Entry::Cuda(_)));
+    let cpu_entry = entries.contains(&Entry::Cpu);
+    if let Some(e) = gpu_entry.filter(|_| device == "cpu") {
+        bail!("--workers `{list}`: entry {e}, but runtime.device = \"cpu\": set runtime.device to auto or cuda (or use cpu entries)");
+    }
+    if cpu_entry && device.starts_with("cuda") {
+        bail!("--workers `{list}`: a cpu entry, but runtime.device = \"{device}\" needs a GPU: set runtime.device = \"auto\"");
+    }
+    if device.starts_with("cuda:") && device != "cuda:0" {
+        bail!("--workers `{list}`: runtime.device = \"{device}\", but each worker sees only its own GPU, as cuda:0: set runtime.device to auto or cuda");
+    }
+    Ok(())
 }
 
-/// Starts one worker per entry with `args` (a `run` command line without
-/// `--workers`) and waits for all of them.
-pub fn run(entries: &[Entry], args: &[String], resume_cmd: &str) -> Result<Ended> {
-    let exe = std::env::current_exe()
-        .map_err(|e| anyhow::anyhow!("cannot find this binary to start workers: {e}"))?;
-    let parent_visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
-    crate::schedule::runner::install_signal_handlers();
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, String)>();
-    let mut children: Vec<(Child, String)> = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        let label = format!("w{} {e}", i + 1);
-        let mut c = Command::new(&exe);
-        c.args(args)
-            .args(["--worker-label", &label])
-            .env(
-                "CUDA_VISIBLE_DEVICES",
-                visible_devices(e, parent_visible.as_deref()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        // Own process group: a terminal's Ctrl-C reaches the parent only,
-        // which forwards exactly one signal (a second one would kill).
-        std::os::unix::process::CommandExt::process_group(&mut c, 0);
-        let mut child = c
-            .spawn()
-            .map_err(|err| InputError::new(&exe, None, format!("cannot start a worker: {err}")))?;
-        let stderr = child.stderr.take().expect("piped");
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send((i, line)).is_err() {
-                    break;
-                }
-            }
-        });
-        children.push((child, label));
-    }
-    drop(tx);
-    let mut display = Display::new(children.iter().map(|c| c.1.clone()).collect());
-    let mut codes: Vec<Option<i32>> = vec![None; children.len()];
-    let mut last_error: Vec<Option<String>> = vec![None; children.len()];
-    let mut forwarded = false;
-    loop {
-        if STOP.load(Ordering::SeqCst) && !forwarded {
-            forwarded = true;
-            for (c, _) in &children {
-                // SAFETY: plain kill(2) on our own child.
-                unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-            }
-        }
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok((i, line)) => {
-                if line.contains("error:") {
-                    last_error[i] = Some(line.clone());
-                }
-                display.line(i, &line);
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                // Every stderr closed: collect the exit codes.
-                for (k, (c, _)) in children.iter_mut().enumerate() {
-                    codes[k] = Some(c.wait()?.code().unwrap_or(130));
-                }
-                break;
-            }
-        }
-    }
-    display.close();
-    let stopped = forwarded || codes.contains(&Some(130));
-    for (k, code) in codes.iter().enumerate() {
-        let code = code.unwrap_or(2);
-        if code != 0 && code != 130 {
-            bail!(
-                "worker {} exited with {code}: {}",
-                children[k].1,
-                last_error[k].as_deref().unwrap_or("(no error line)")
-            );
-        }
-    }
-    if stopped {
-        eprintln!("ddgsd-bench: interrupted; every worker checkpointed. Resume with: {resume_cmd}");
-        return Ok(Ended::Interrupted);
-    }
-    Ok(Ended::Done)
-}
-
-/// `run --workers`: validates the suite and the expected file, starts the
-/// workers, then (when every run of the suite is finished) checks it.
+/// `run --workers`: validates the suite, the entries and the expected
+/// file, records the plan, starts the workers, then (when every run of the
+/// suite is finished) checks it.
 pub fn run_suite(
-    suite: &crate::suite::ResolvedSuite,
-    opts: &crate::schedule::runner::RunOptions,
+    suite: &ResolvedSuite,
+    opts: &RunOptions,
     entries: &[Entry],
-    overrides: &crate::suite::resolve::Overrides,
-) -> Result<crate::schedule::runner::SuiteOutcome> {
-    use crate::schedule::runner::SuiteOutcome;
-    let expected = crate::schedule::runner::expected_for(suite, opts)?;
+) -> Result<SuiteOutcome> {
+    let expected = runner::expected_for(suite, opts)?;
+    let device = suite.runs[0].runtime.device.clone();
+    let gpus = if entries.iter().any(|e| matches!(e, Entry::Cuda(_))) {
+        tch::Cuda::device_count().max(0) as usize
+    } else {
+        0
+    };
+    check_entries(entries, &device, gpus)?;
     crate::results::check_suite_dir(&opts.out, suite)?;
+    // suite.json before the workers start: they keep its expected file.
+    let dir = crate::results::prepare(
+        &opts.out,
+        suite,
+        expected.as_ref().map(|e| e.file.as_path()),
+        &opts.overrides,
+    )?;
     let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut args = vec![
-        "run".to_string(),
-        abs(&suite.file).display().to_string(),
-        "--out".into(),
-        abs(&opts.out).display().to_string(),
-        "--no-check".into(),
-        "--lease-timeout".into(),
-        opts.lease_timeout.as_secs_f64().to_string(),
-    ];
-    if let Some(t) = overrides.threads {
-        args.extend(["--threads".into(), t.to_string()]);
-    }
-    if let Some(d) = &overrides.device {
-        args.extend(["--device".into(), d.clone()]);
-    }
-    if let Some(p) = opts.partition {
-        args.extend(["--partition".into(), format!("hash:{}/{}", p.m, p.n)]);
-    }
-    if opts.wait {
-        args.push("--wait".into());
-    }
-    let list: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
-    let resume = format!(
-        "ddgsd-bench run {} --out {} --workers {}",
-        suite.file.display(),
-        opts.out.display(),
-        list.join(",")
-    );
+    // The workers: this run without --workers and without judging, at the
+    // absolute paths (their working directory is ours, but a printed
+    // command may be copied anywhere).
+    let worker = RunOptions {
+        out: abs(&opts.out),
+        expected: None,
+        check: false,
+        workers: None,
+        ..opts.clone()
+    };
+    let args = run_args(&abs(&suite.file), &worker);
+    let resume = crate::schedule::command::run_command(&suite.file, opts);
     eprintln!(
         "ddgsd-bench: suite `{}`: {} workers ({}) on {}",
         suite.name,
         entries.len(),
-        list.join(", "),
-        opts.out.join(&suite.name).display()
+        list_text(entries).replace(',', ", "),
+        dir.display()
     );
-    match run(entries, &args, &resume)? {
-        Ended::Interrupted => Ok(SuiteOutcome::Interrupted),
-        Ended::Done => crate::schedule::runner::conclude(suite, opts, expected),
-    }
-}
-
-/// One line per worker on a terminal (redrawn in place; finished runs and
-/// errors scroll above), or every line prefixed with its worker otherwise.
-struct Display {
-    labels: Vec<String>,
-    status: Vec<String>,
-    tty: bool,
-    drawn: bool,
-}
-
-impl Display {
-    fn new(labels: Vec<String>) -> Self {
-        let n = labels.len();
-        Display {
-            labels,
-            status: vec!["starting".into(); n],
-            tty: std::io::stderr().is_terminal(),
-            drawn: false,
+    match supervise::run(entries, &args, &dir)? {
+        Ended::Interrupted => {
+            eprintln!("ddgsd-bench: interrupted; every worker checkpointed. Resume with: {resume}");
+            Ok(SuiteOutcome::Interrupted)
         }
-    }
-
-    fn line(&mut self, i: usize, line: &str) {
-        let mut err = std::io::stderr().lock();
-        let text = format!("[{}] {}", self.labels[i], line.trim_start_matches('\r'));
-        if !self.tty {
-            let _ = writeln!(err, "{text}");
-            return;
+        Ended::Done { deaths } => {
+            let outcome = runner::conclude(suite, opts, expected)?;
+            if deaths.is_empty() {
+                return Ok(outcome);
+            }
+            let what: Vec<String> = deaths.iter().map(|d| d.to_string()).collect();
+            Ok(match outcome {
+                SuiteOutcome::NoVerdict(nv) => SuiteOutcome::NoVerdict(NoVerdict::new(
+                    format!("{}; {}", what.join("; "), nv.why),
+                    format!(
+                        "`{resume}` resumes the runs from their checkpoints; {}",
+                        nv.then
+                    ),
+                )),
+                done => {
+                    eprintln!(
+                        "ddgsd-bench: {} worker death(s) during the suite ({}); every run was finished anyway, from its checkpoint, so the result stands",
+                        deaths.len(),
+                        what.join("; ")
+                    );
+                    done
+                }
+            })
         }
-        let lasting = [
-            "done:",
-            "error",
-            "warning",
-            "interrupted",
-            "nothing left",
-            "Resume",
-        ]
-        .iter()
-        .any(|k| line.contains(k));
-        if self.drawn {
-            let _ = write!(err, "\x1b[{}A\x1b[J", self.labels.len());
-        }
-        if lasting {
-            let _ = writeln!(err, "{text}");
-        }
-        self.status[i] = line.to_string();
-        for (l, s) in self.labels.iter().zip(&self.status) {
-            let mut row = format!("[{l}] {s}");
-            row.truncate(160);
-            let _ = writeln!(err, "{row}");
-        }
-        self.drawn = true;
-    }
-
-    fn close(&mut self) {
-        let _ = std::io::stderr().flush();
     }
 }
 
@@ -286,6 +194,7 @@ mod tests {
         for bad in ["gpu", "cuda", "cuda:x", "", "cpu,,cpu"] {
             assert!(parse_list(bad).is_err(), "{bad}");
         }
+        assert_eq!(list_text(&parse_list("cpu, cuda:1").unwrap()), "cpu,cuda:1");
     }
 
     #[test]
@@ -294,5 +203,27 @@ mod tests {
         assert_eq!(visible_devices(&Entry::Cuda(1), None), "1");
         assert_eq!(visible_devices(&Entry::Cuda(1), Some("4,6")), "6");
         assert_eq!(visible_devices(&Entry::Cuda(0), Some("")), "0");
+    }
+
+    #[test]
+    fn entries_must_name_devices_the_workers_can_use() {
+        let l = |s: &str| parse_list(s).unwrap();
+        let e = check_entries(&l("cuda:0,cuda:4"), "auto", 4)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("entry cuda:4: only cuda:0..cuda:3 are visible"),
+            "{e}"
+        );
+        let e = check_entries(&l("cuda:0"), "auto", 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no CUDA device is visible"), "{e}");
+        assert!(check_entries(&l("cuda:0"), "cpu", 1).is_err());
+        assert!(check_entries(&l("cpu"), "cuda", 1).is_err());
+        assert!(check_entries(&l("cuda:0,cuda:1"), "cuda:1", 2).is_err());
+        check_entries(&l("cuda:0,cuda:1,cuda:1"), "auto", 2).unwrap();
+        check_entries(&l("cuda:0"), "cuda:0", 1).unwrap();
+        check_entries(&l("cpu,cpu"), "auto", 0).unwrap();
     }
 }

@@ -21,6 +21,73 @@ pub fn positive<T: PartialOrd + Default + std::fmt::Display>(
     }
 }
 
+/// A positive, finite number (`inf` passes `> 0` and fails hours later).
+pub fn positive_finite(file: &Path, field: &str, v: f64) -> Result<f64> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        field_err(
+            file,
+            field,
+            format!("expected a positive finite value, got {v}"),
+        )
+    }
+}
+
+/// Milestones and warm-up that the run reaches: a milestone at epoch 0
+/// scales the whole run's rate, one at or after `epochs` never applies, a
+/// warm-up as long as the run leaves `lr` unused. `defaulted`: the
+/// milestones are the default [100, 150] (the 200-epoch recipe).
+pub fn check_schedule(
+    file: &Path,
+    epochs: u32,
+    milestones: &[u32],
+    defaulted: bool,
+    warmup_epochs: u32,
+) -> Result<()> {
+    let given = if defaulted {
+        " (the default [100, 150] of the 200-epoch recipe: set train.milestones, [] for a constant rate)"
+    } else {
+        ""
+    };
+    if let Some(&m) = milestones.iter().find(|&&m| m == 0 || m >= epochs) {
+        let why = if m == 0 {
+            "a milestone at epoch 0 scales the rate of the whole run (set train.lr instead)"
+                .to_string()
+        } else {
+            format!(
+                "milestone {m} is not before the last epoch ({epochs} epochs): it never applies"
+            )
+        };
+        return field_err(file, "train.milestones", format!("{why}{given}"));
+    }
+    if warmup_epochs >= epochs && warmup_epochs > 0 {
+        return field_err(
+            file,
+            "train.warmup_epochs",
+            format!(
+                "a warm-up of {warmup_epochs} epochs in a run of {epochs} leaves train.lr unused"
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// A step's batch must fit the training split: a larger one would make
+/// every step one partial batch, while the record states the batch size.
+pub fn check_batch(file: &Path, run: &str, batch: usize, train_len: usize) -> Result<()> {
+    if batch > train_len {
+        return field_err(
+            file,
+            "train.batch_size",
+            format!(
+                "run {run} takes {batch} images per step, but the training split has {train_len}"
+            ),
+        );
+    }
+    Ok(())
+}
+
 pub fn non_negative(file: &Path, field: &str, v: f64) -> Result<f64> {
     if v.is_finite() && v >= 0.0 {
         Ok(v)
@@ -81,7 +148,7 @@ pub fn loss_layer(
         }
     }
     if let Some(v) = raw.temperature {
-        base.temperature = positive(file, &f("temperature"), v)?;
+        base.temperature = positive_finite(file, &f("temperature"), v)?;
     }
     if let Some(v) = raw.t2_factor {
         base.t2_factor = v;

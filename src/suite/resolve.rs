@@ -2,7 +2,10 @@
 //! every field checked (the checks of single fields are in `fields`). The
 //! resolved [`RunConfig`] of each run is what its record stores and what a
 //! resumed run is compared against.
-use super::fields::{enum_field, loss_layer, non_negative, positive, resolve_dataset};
+use super::fields::{
+    check_batch, check_schedule, enum_field, loss_layer, non_negative, positive, positive_finite,
+    resolve_dataset,
+};
 use super::raw::{RawArch, RawSuite};
 use crate::data::augment::Distortion;
 use crate::data::DatasetSpec;
@@ -106,16 +109,24 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             "expected strictly increasing epochs",
         );
     }
+    let warmup_epochs = t.warmup_epochs.unwrap_or(0);
+    check_schedule(
+        file,
+        epochs,
+        &milestones,
+        t.milestones.is_none(),
+        warmup_epochs,
+    )?;
     let warmup_kind = match t.warmup_kind.as_deref() {
         None => WarmupKind::Constant,
         Some(k) => enum_field(file, "train.warmup_kind", k, "constant, linear")?,
     };
-    let lr = positive(file, "train.lr", t.lr.unwrap_or(0.1))?;
+    let lr = positive_finite(file, "train.lr", t.lr.unwrap_or(0.1))?;
     let schedule = Schedule {
         lr,
         milestones,
-        gamma: positive(file, "train.gamma", t.gamma.unwrap_or(0.1))?,
-        warmup_epochs: t.warmup_epochs.unwrap_or(0),
+        gamma: positive_finite(file, "train.gamma", t.gamma.unwrap_or(0.1))?,
+        warmup_epochs,
         warmup_lr: non_negative(file, "train.warmup_lr", t.warmup_lr.unwrap_or(0.01))?,
         warmup_kind,
     };
@@ -151,7 +162,8 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
     // Runtime.
     let r = &raw.runtime;
     let threads = match ov.threads {
-        Some(n) => positive(file, "--threads", n)?,
+        Some(0) => anyhow::bail!("--threads 0: expected at least 1"),
+        Some(n) => n,
         None => positive(
             file,
             "runtime.threads",
@@ -349,7 +361,7 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             }
         }
     }
-    Ok(ResolvedSuite {
+    let suite = ResolvedSuite {
         name,
         description: raw.description.unwrap_or_default(),
         file: file.to_path_buf(),
@@ -359,5 +371,18 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         seeds: raw.seeds,
         dataset,
         runs,
-    })
+    };
+    if let DatasetSpec::Synthetic(sy) = &suite.dataset {
+        check_against_data(&suite, sy.train)?;
+    }
+    Ok(suite)
+}
+
+/// Checks the suite against its data, once its training split's size is
+/// known (synthetic: when resolved; files: when opened).
+pub fn check_against_data(suite: &ResolvedSuite, train_len: usize) -> Result<()> {
+    for r in &suite.runs {
+        check_batch(&suite.file, &r.run_id, r.train.batch_size, train_len)?;
+    }
+    Ok(())
 }

@@ -145,7 +145,26 @@ pub fn load(
         .collect();
     opt.load_state(&optim)
         .map_err(|e| InputError::new(&optim_path, None, e))?;
+    remove_unreferenced(dir, &st);
     Ok(Some(st))
+}
+
+/// Removes the checkpoint files (`model-*.safetensors`, `optim-*.safetensors`)
+/// that `st` does not name: those of earlier checkpoints, left when a
+/// worker was killed after committing a newer state.json but before
+/// removing them.
+fn remove_unreferenced(dir: &Path, st: &TrainState) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = (name.starts_with("model-") || name.starts_with("optim-"))
+            && name.ends_with(".safetensors");
+        if ours && name != st.model_file && name != st.optim_file {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Writes weights, momentum and position (see the module comment).
@@ -161,16 +180,11 @@ pub fn save(dir: &Path, st: &mut TrainState, vs: &VarStore, opt: &Sgd) -> Result
         .map(|(n, t)| (n, t.to_device(Device::Cpu)))
         .collect();
     checkpoint::write_safetensors(&dir.join(&optim_file), &optim)?;
-    let old = (st.model_file.clone(), st.optim_file.clone());
     st.model_sha256 = file_sha256(&dir.join(&model_file))?;
     st.optim_sha256 = file_sha256(&dir.join(&optim_file))?;
     st.model_file = model_file;
     st.optim_file = optim_file;
     atomic::write_json(&dir.join(STATE_FILE), st)?;
-    for f in [old.0, old.1] {
-        if !f.is_empty() && f != st.model_file && f != st.optim_file {
-            let _ = std::fs::remove_file(dir.join(f));
-        }
-    }
+    remove_unreferenced(dir, st);
     Ok(())
 }

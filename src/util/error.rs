@@ -22,6 +22,11 @@ impl InputError {
     }
 }
 
+/// An error chain on one line, outermost context first.
+pub fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
 /// An input error about `file` as a whole (no field), as an `anyhow::Error`.
 pub fn input_err(file: &Path, msg: impl Into<String>) -> anyhow::Error {
     InputError::new(file, None, msg).into()

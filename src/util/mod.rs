@@ -1,6 +1,9 @@
-//! Helpers every layer shares and that know nothing of training: typed
-//! input errors (one line, exit 2) and atomic file writes (temp, then rename).
+//! Helpers every layer shares and that know nothing of training: the exit
+//! codes, typed input errors (one line, exit 2), atomic file writes (temp,
+//! then rename) and who a process is (liveness on Linux).
 //!
 //! Uses: nothing of the crate.
 pub mod atomic;
 pub mod error;
+pub mod exit;
+pub mod proc;

@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests: a tiny suite, running the real
 //! binary, reading records back.
 #![allow(dead_code)]
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The logged values of one epoch of a record's `history` (besides `lr`).
 pub const HISTORY_VALUES: [&str; 7] = [
@@ -44,7 +46,7 @@ test = 64
 epochs = {epochs}
 batch_size = 32
 lr = 0.05
-milestones = [100]
+milestones = []
 
 [runtime]
 device = "cpu"
@@ -105,6 +107,53 @@ impl Project {
             }
         }
         v
+    }
+}
+
+/// run id -> checkpoint_sha256 of a results directory.
+pub fn hashes(p: &Project, out: &str, suite: &str) -> BTreeMap<String, String> {
+    p.records(out, suite)
+        .iter()
+        .map(|r| {
+            (
+                r["run_id"].as_str().unwrap().to_string(),
+                r["checkpoint_sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `f` holds, failing the test after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Copies a folder tree (a run directory merged by copying).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+impl Project {
+    /// The binary started in the project with its output captured.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 }
 

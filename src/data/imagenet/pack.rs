@@ -155,6 +155,13 @@ impl Pack {
                 format!("corrupt pack: {} paths for {n} images", paths.len()),
             ));
         }
+        let train_labels = index[..header.train].iter().map(|e| e.2);
+        if let Some(w) = super::scan::class_without_training_image(&header.classes, train_labels) {
+            return Err(bad(
+                file,
+                format!("class {w} has no training image (packed before empty classes were refused): pack the data again"),
+            ));
+        }
         Ok(Pack {
             file: file.to_path_buf(),
             map,
@@ -330,6 +337,7 @@ pub fn write(src: &Path, dst: &Path, opts: PackOptions) -> Result<Header> {
         let mut index: Vec<u8> = Vec::new();
         let mut paths: Vec<&str> = Vec::new();
         let (mut skipped, mut reencoded, mut kept) = (Vec::new(), 0usize, [0usize; 2]);
+        let mut train_labels = Vec::new();
         for chunk in all.chunks(512) {
             let done: Vec<Result<Option<Packed>>> = chunk
                 .par_iter()
@@ -354,12 +362,18 @@ pub fn write(src: &Path, dst: &Path, opts: PackOptions) -> Result<Header> {
                 index.extend(e.label.to_le_bytes());
                 pos += u64::from(len);
                 paths.push(&e.path);
+                if !e.path.starts_with("val/") {
+                    train_labels.push(e.label);
+                }
                 reencoded += usize::from(p.reencoded);
                 kept[usize::from(e.path.starts_with("val/"))] += 1;
             }
         }
         if kept[0] == 0 || kept[1] == 0 {
             return Err(bad(src, "no decodable image in train/ or in val/"));
+        }
+        if let Some(w) = super::scan::class_without_training_image(&scan.classes, train_labels) {
+            return Err(super::scan::empty_class_error(src, w));
         }
         let index_offset = pos;
         w.write_all(&index)?;

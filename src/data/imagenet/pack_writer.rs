@@ -145,6 +145,17 @@ impl PackWriter {
         if kept[0] == 0 || kept[1] == 0 {
             return Err(bad(&self.file, "no decodable image in train or in val"));
         }
+        let train_labels = self
+            .items
+            .iter()
+            .filter(|i| !i.path.starts_with("val/"))
+            .filter_map(|i| label.get(i.path.split('/').nth(1).unwrap_or("")).copied());
+        if let Some(w) = super::scan::class_without_training_image(&classes, train_labels) {
+            return Err(bad(
+                &self.file,
+                format!("train/{w}: no decodable training image (every file of the class was skipped): an empty class"),
+            ));
+        }
         let index_offset = self.pos;
         self.w.write_all(&index)?;
         let paths: Vec<&str> = self.items.iter().map(|i| i.path.as_str()).collect();

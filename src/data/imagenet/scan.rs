@@ -204,6 +204,30 @@ impl Progress {
     }
 }
 
+/// The first class without a training image among the images kept
+/// (`train_labels`): a class whose every file was skipped as undecodable is
+/// as empty as an empty folder, which is an error.
+pub(super) fn class_without_training_image(
+    classes: &[String],
+    train_labels: impl IntoIterator<Item = u32>,
+) -> Option<&str> {
+    let mut n = vec![0usize; classes.len()];
+    for l in train_labels {
+        if let Some(c) = n.get_mut(l as usize) {
+            *c += 1;
+        }
+    }
+    n.iter().position(|&c| c == 0).map(|k| classes[k].as_str())
+}
+
+/// The error of [`class_without_training_image`] for a folder or archive at `root`.
+pub(super) fn empty_class_error(root: &Path, wnid: &str) -> anyhow::Error {
+    input_err(
+        &root.join("train").join(wnid),
+        "no decodable training image (every file of the class was skipped): an empty class",
+    )
+}
+
 /// What [`check_folder`] found.
 pub(super) struct Checked {
     pub(super) fingerprint: String,
@@ -254,6 +278,9 @@ pub(super) fn check_folder(scan: &Scan) -> Result<Checked> {
     }
     if skipped.len() == all.len() {
         return Err(input_err(&scan.root, "no image could be decoded"));
+    }
+    if let Some(w) = class_without_training_image(&scan.classes, train.iter().map(|e| e.label)) {
+        return Err(empty_class_error(&scan.root, w));
     }
     Ok(Checked {
         fingerprint: m.finish(),
