@@ -4,7 +4,8 @@
 #   .libtorch    a stable link to <venv>/lib/python3.X/site-packages/torch
 #   target/release/ddgsd-bench
 # With --test, also the Python packages the tests compare against
-# (torchvision matching torch 2.11.0, numpy, safetensors, scipy).
+# (torchvision matching torch 2.11.0, numpy, safetensors, scipy) and the real
+# TensorBoard that reads the event files back (tests/tensorboard.rs).
 # Needs: Rust (cargo), Python 3 with pip and venv, a C++ compiler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,10 +39,10 @@ if ! have_torch; then
   .venv/bin/pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
 fi
 if [ "${1:-}" = "--test" ]; then
-  if ! .venv/bin/python -c "import torchvision, numpy, safetensors, scipy.io" >/dev/null 2>&1; then
-    say "installing test packages (torchvision==$TORCHVISION_VERSION numpy safetensors scipy)"
+  if ! .venv/bin/python -c "import torchvision, numpy, safetensors, scipy.io, tensorboard" >/dev/null 2>&1; then
+    say "installing test packages (torchvision==$TORCHVISION_VERSION numpy safetensors scipy tensorboard)"
     .venv/bin/pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" \
-      "torchvision==$TORCHVISION_VERSION" numpy safetensors scipy \
+      "torchvision==$TORCHVISION_VERSION" numpy safetensors scipy tensorboard \
       || say "warning: could not install the test packages; the tests that need them will say SKIP"
   fi
 fi

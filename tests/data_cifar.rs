@@ -481,6 +481,8 @@ fn shipped_suites_and_expected_files_are_well_formed() {
     for (name, ds) in [
         ("cifar10", "cifar10"),
         ("cifar100", "cifar100"),
+        ("cifar10-tuning", "cifar10"),
+        ("cifar100-tuning", "cifar100"),
         ("imagenet", "imagenet"),
     ] {
         let e = ddgsd_bench::gate::expected::Expected::load(
@@ -495,6 +497,11 @@ fn shipped_suites_and_expected_files_are_well_formed() {
         ) {
             Ok(s) => {
                 assert_eq!(s.dataset.name(), ds);
+                // The published protocols train on every training image; the
+                // tuning variants hold 5000 out.
+                let holdout = s.runs[0].holdout.map(|h| h.n);
+                let want = name.ends_with("-tuning").then_some(5000);
+                assert_eq!(holdout, want, "{name}");
                 for b in &e.bands {
                     assert!(
                         s.archs.iter().any(|a| a.id() == b.arch),

@@ -3,7 +3,7 @@
 //! hash and metrics as the run that never stopped.
 mod common;
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RUN: &str = "resnet8w4__ddgsd__s0";
 
@@ -28,17 +28,6 @@ fn state_path(p: &Project, out: &str) -> std::path::PathBuf {
         .join("r")
         .join(RUN)
         .join("checkpoint/state.json")
-}
-
-fn wait_for(path: &std::path::Path, limit: Duration) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if path.exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    false
 }
 
 fn resume_and_compare(p: &Project, out: &str, want: &serde_json::Value) {
@@ -80,10 +69,7 @@ fn sigkill_at_several_points_then_resume_matches_the_straight_run() {
         .cmd(&["run", "suites/r.toml", "--no-check", "--out", out])
         .spawn()
         .unwrap();
-    assert!(
-        wait_for(&state, Duration::from_secs(120)),
-        "no checkpoint written"
-    );
+    wait_for("a checkpoint", Duration::from_secs(120), || state.exists());
     std::thread::sleep(Duration::from_millis(150));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -139,7 +125,7 @@ fn sigint_stops_after_a_checkpoint_and_says_how_to_resume() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(wait_for(&state, Duration::from_secs(120)));
+    wait_for("a checkpoint", Duration::from_secs(120), || state.exists());
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
     let err = stderr(&o);
@@ -171,7 +157,7 @@ fn a_corrupt_or_foreign_checkpoint_is_refused() {
         .cmd(&["run", "suites/r.toml", "--no-check", "--out", out])
         .spawn()
         .unwrap();
-    assert!(wait_for(&state, Duration::from_secs(120)));
+    wait_for("a checkpoint", Duration::from_secs(120), || state.exists());
     std::thread::sleep(Duration::from_millis(50));
     child.kill().unwrap();
     child.wait().unwrap();

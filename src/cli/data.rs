@@ -183,7 +183,7 @@ pub fn detect(path: &Path, dataset: Option<&str>) -> Result<Kind> {
     Ok(Kind::Cifar(None))
 }
 
-fn open_any(path: &Path, dataset: Option<&str>) -> Result<Box<dyn Dataset>> {
+pub(crate) fn open_any(path: &Path, dataset: Option<&str>) -> Result<Box<dyn Dataset>> {
     Ok(match detect(path, dataset)? {
         Kind::Imagenet => Box::new(Imagenet::open(path, Transform::default())?),
         Kind::Cifar(v) => Box::new(cifar::load(path, v, LoadOptions::default())?.into_dataset()),

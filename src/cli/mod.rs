@@ -3,9 +3,10 @@
 //! library calls and an [`Exit`] (util/exit.rs defines the codes; an error
 //! is one line on stderr and exit 2).
 //!
-//! Uses: schedule, bench, report, gate, results, suite, model, data, platform, util.
+//! Uses: schedule, bench, report, gate, results, train, suite, model, data, platform, util.
 mod bench;
 pub mod data;
+mod eval;
 mod gate;
 mod info;
 mod report;
@@ -45,6 +46,8 @@ pub enum Cmd {
     Compare(gate::CompareArgs),
     /// Write or update the bands of an expected file from reference runs (centre = mean over seeds, tolerance = max(floor, k x seed sd)); published bands, comments, claims and pins are kept
     Calibrate(gate::CalibrateArgs),
+    /// Evaluate a run's weights (final model, or last checkpoint) or any model file: top-1, top-5, NLL and ECE on the test split (and a run's holdout), as a table or --json
+    Eval(eval::EvalArgs),
     /// List the runs a suite would do, with their resolved settings
     Plan(info::PlanArgs),
     /// Write the checkpoint hashes of a finished suite into its expected file, under this platform
@@ -207,6 +210,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Cmd::Report(a) => report::report(a),
         Cmd::Compare(a) => gate::compare(a),
         Cmd::Calibrate(a) => gate::calibrate(a),
+        Cmd::Eval(a) => eval::eval(a),
         Cmd::Plan(a) => info::plan(a),
         Cmd::Pin(a) => gate::pin(a),
         Cmd::Env(a) => info::env(a),

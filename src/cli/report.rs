@@ -18,10 +18,10 @@ pub struct ReportArgs {
     /// ablation: rows architecture, columns arm (one directory); paper: the paper's Table 3, rows architecture and method, columns dataset
     #[arg(long, default_value = "ablation", value_parser = ["ablation", "paper"])]
     pub layout: String,
-    /// top1, top5, or error (100 - top-1, what the paper prints)
-    #[arg(long, default_value = "top1", value_parser = ["top1", "top5", "error"])]
+    /// top1, top5, error (100 - top-1, what the paper prints), or the test split's calibration: nll (nats) or ece (%); lower is better for error, nll and ece
+    #[arg(long, default_value = "top1", value_parser = ["top1", "top5", "error", "nll", "ece"])]
     pub metric: String,
-    /// The accuracy after the last epoch, or the best over epochs
+    /// After the last epoch, or at the best epoch (by validation top-1 when the runs have a holdout, else on the test set: the heading says which)
     #[arg(long, default_value = "final", value_parser = ["final", "best"])]
     pub which: String,
     /// Expected file (default: the one recorded when the suite ran, if it exists); once per results directory

@@ -16,6 +16,7 @@ pub mod augment;
 pub mod cifar;
 pub mod device_batch;
 pub mod fingerprint;
+pub mod holdout;
 pub mod imagenet;
 pub mod pixels;
 pub mod small;
@@ -67,6 +68,15 @@ pub trait Dataset: Send + Sync {
 
     /// Test samples `start..start+len`, evaluation transform only.
     fn test_batch(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)>;
+
+    /// Training samples `indices` with the evaluation transform (what a
+    /// held-out validation split is evaluated on), and their labels.
+    fn train_eval_batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)>;
+
+    /// The fingerprint of the training samples `indices` (ascending), as
+    /// the dataset's own fingerprint is defined per format, restricted to
+    /// them (see [`holdout`]).
+    fn train_fingerprint(&self, indices: &[usize]) -> Result<String>;
 
     /// The training split uploaded to `device`, for datasets whose views can
     /// be built there ([`device_batch`]); `None` when only the host path

@@ -3,6 +3,7 @@
 //! zero-pad, crop and flip (docs/method.md §4), then per-channel normalisation,
 //! written straight into the batch buffer (no per-sample copies).
 use super::device_batch::DeviceImages;
+use super::fingerprint::SampleHasher;
 use super::{Dataset, DatasetInfo};
 use crate::data::augment::{pad_crop, Distortion};
 use anyhow::{ensure, Result};
@@ -70,6 +71,29 @@ impl SmallImages {
     fn image<'a>(&self, split: &'a Split, i: usize) -> &'a [u8] {
         let n = 3 * self.side * self.side;
         &split.pixels[i * n..(i + 1) * n]
+    }
+
+    /// Samples `ids` of `split`, normalised only (the evaluation
+    /// transform), and their labels.
+    fn eval_batch(&self, split: &Split, ids: impl Iterator<Item = usize>) -> (Tensor, Tensor) {
+        let s = self.side;
+        let mut buf = Vec::new();
+        let mut labels = Vec::new();
+        for i in ids {
+            let img = self.image(split, i);
+            for c in 0..3 {
+                buf.extend(
+                    img[c * s * s..(c + 1) * s * s]
+                        .iter()
+                        .map(|&v| self.lut[c][v as usize]),
+                );
+            }
+            labels.push(i64::from(split.labels[i]));
+        }
+        (
+            self.to_tensor(buf, labels.len()),
+            Tensor::from_slice(&labels),
+        )
     }
 
     fn to_tensor(&self, buf: Vec<f32>, n: usize) -> Tensor {
@@ -142,26 +166,23 @@ impl Dataset for SmallImages {
 
     fn test_batch(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
         let end = (start + len).min(self.test.len());
-        let s = self.side;
-        let mut buf = Vec::with_capacity((end - start) * 3 * s * s);
-        for i in start..end {
-            let img = self.image(&self.test, i);
-            for c in 0..3 {
-                buf.extend(
-                    img[c * s * s..(c + 1) * s * s]
-                        .iter()
-                        .map(|&v| self.lut[c][v as usize]),
-                );
-            }
+        Ok(self.eval_batch(&self.test, start..end))
+    }
+
+    fn train_eval_batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
+        if let Some(&i) = indices.iter().find(|&&i| i >= self.train.len()) {
+            anyhow::bail!("training index {i} out of range (0..{})", self.train.len());
         }
-        let labels: Vec<i64> = self.test.labels[start..end]
-            .iter()
-            .map(|&l| i64::from(l))
-            .collect();
-        Ok((
-            self.to_tensor(buf, end - start),
-            Tensor::from_slice(&labels),
-        ))
+        Ok(self.eval_batch(&self.train, indices.iter().copied()))
+    }
+
+    fn train_fingerprint(&self, indices: &[usize]) -> Result<String> {
+        let mut h = SampleHasher::new();
+        for &i in indices {
+            ensure!(i < self.train.len(), "training index {i} out of range");
+            h.sample(self.train.labels[i], self.image(&self.train, i));
+        }
+        Ok(h.finish())
     }
 }
 

@@ -28,6 +28,10 @@ pub enum Purpose {
     Shuffle,
     /// Procedural generation of the built-in synthetic dataset.
     Synthetic,
+    /// Which training samples a `[dataset] holdout` takes out (keyed by the
+    /// dataset seed, not the run seed: every run of a suite holds out the
+    /// same samples).
+    Holdout,
 }
 
 impl Purpose {
@@ -36,6 +40,7 @@ impl Purpose {
             Purpose::Augment => "augment",
             Purpose::Shuffle => "shuffle",
             Purpose::Synthetic => "synthetic",
+            Purpose::Holdout => "holdout",
         }
     }
 }

@@ -123,8 +123,13 @@ pub fn calibrate(
             .zip(&xs)
             .map(|(r, x)| format!("{}: {x:.2}", r.seed))
             .collect();
+        let selection = if rule.metric == Metric::Top1Best {
+            format!("; {}", crate::gate::check::best_selection(&runs))
+        } else {
+            String::new()
+        };
         let source = format!(
-            "calibrate: reference runs of this project (seeds {}; {sd}){note}",
+            "calibrate: reference runs of this project (seeds {}; {sd}){note}{selection}",
             seeds.join(", ")
         );
         let existing = bands.iter_mut().find(|t| {

@@ -84,6 +84,9 @@ pub struct Verdict {
     /// Records whose dataset fingerprint differs from the expected one.
     pub fingerprint_mismatches: Vec<String>,
     pub dataset_fingerprints: Vec<String>,
+    /// How `top1_best` was chosen, when a band or claim judges it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_selection: Option<String>,
     /// Runs of the plan (or found, without a recorded plan).
     pub planned: usize,
     /// Planned runs started but without a record.
@@ -93,6 +96,23 @@ pub struct Verdict {
     /// False for a results directory of an earlier version, whose suite.json
     /// does not record the plan: only the run directories found are judged.
     pub plan_known: bool,
+}
+
+/// How the best epochs of `records` were chosen, in words: on a held-out
+/// validation split, on the test set itself, or a mix.
+pub fn best_selection(records: &[&Record]) -> &'static str {
+    use crate::train::record::BestOn;
+    let val = records
+        .iter()
+        .filter(|r| r.metrics.best_on == BestOn::Validation)
+        .count();
+    if val == 0 {
+        "top1_best is best on test: the epoch of the best test top-1, chosen on the test set itself"
+    } else if val == records.len() {
+        "top1_best is the test top-1 at the epoch of the best validation top-1 (held-out split)"
+    } else {
+        "top1_best: at the epoch of the best validation top-1 for runs with a holdout, best on test for the others"
+    }
 }
 
 impl Verdict {
@@ -330,6 +350,10 @@ pub fn judge(
     fps.sort();
     fps.dedup();
 
+    let judges_best = expected.bands.iter().any(|b| b.metric == Metric::Top1Best)
+        || expected.claims.iter().any(|c| c.metric == Metric::Top1Best);
+    let all: Vec<&Record> = records.iter().collect();
+    let best_selection = (judges_best && !all.is_empty()).then(|| best_selection(&all).to_string());
     Verdict {
         suite: expected.suite.clone(),
         expected_file: expected.file.display().to_string(),
@@ -344,6 +368,7 @@ pub fn judge(
         pins,
         fingerprint_mismatches,
         dataset_fingerprints: fps,
+        best_selection,
         planned: records.len(),
         unfinished: vec![],
         never_begun: vec![],

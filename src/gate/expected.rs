@@ -279,7 +279,15 @@ mod tests {
     fn shipped_files_mark_the_published_bands() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("expected");
         let mut published = Vec::new();
-        for f in ["smoke", "gpu-smoke", "cifar10", "cifar100", "imagenet"] {
+        for f in [
+            "smoke",
+            "gpu-smoke",
+            "cifar10",
+            "cifar100",
+            "cifar10-tuning",
+            "cifar100-tuning",
+            "imagenet",
+        ] {
             let e = Expected::load(&root.join(format!("{f}.toml"))).unwrap();
             for b in e.bands.iter().filter(|b| b.published) {
                 published.push(format!("{f}:{}:{}:{}", b.arch, b.arm, b.centre));

@@ -69,6 +69,14 @@ pub struct RuntimeConfig {
     /// the trainer's `threads` leave free, at least 1. Not compared.
     #[serde(default)]
     pub loader_threads: usize,
+    /// TensorBoard event files in every run directory; not compared (they
+    /// are a view of the history). Configs written before the field: on.
+    #[serde(default = "yes")]
+    pub tensorboard: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 pub const DEFAULT_PREFETCH: usize = 2;
@@ -92,6 +100,7 @@ impl RuntimeConfig {
             memory_format: MemoryFormat::default(),
             prefetch: DEFAULT_PREFETCH,
             loader_threads: 0,
+            tensorboard: true,
         }
     }
 

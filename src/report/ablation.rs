@@ -1,10 +1,13 @@
 //! Today's layout: one suite, a row per architecture, a column per arm.
-use super::{make_cell, mark_best, title_tail, CellInput, Judged, Layout, Options, Quantity};
+use super::{
+    make_cell, mark_best, notes, title_tail, CellInput, Judged, Layout, Options, Quantity,
+};
 use super::{Report, Row};
 
 pub fn build(j: &Judged, opts: &Options) -> Report {
     let q = Quantity::of(opts.metric, opts.which);
     let meta = &j.loaded.meta;
+    let all: Vec<&crate::train::record::Record> = j.loaded.records.iter().collect();
     let mut sources = Vec::new();
     let mut rows = Vec::new();
     for arch in &meta.archs {
@@ -37,10 +40,11 @@ pub fn build(j: &Judged, opts: &Options) -> Report {
         metric: opts.metric,
         which: opts.which,
         lower_is_better: q.lower_is_better(),
-        title: format!("{}: {}", meta.suite, title_tail(&q)),
+        title: format!("{}: {}", meta.suite, title_tail(&q, &all)),
         row_heads: vec!["arch".into()],
         columns: meta.arms.clone(),
         rows,
         sources,
+        notes: notes(&q, &all),
     }
 }

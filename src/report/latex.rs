@@ -124,6 +124,13 @@ impl Exporter for Latex {
             }
             out.push_str("}\n");
         }
+        if !r.notes.is_empty() {
+            out.push_str("\\par\\smallskip\n{\\footnotesize\n");
+            for n in &r.notes {
+                out.push_str(&format!("{}\\par\n", escape(n)));
+            }
+            out.push_str("}\n");
+        }
         if self.float {
             out.push_str("\\end{table}\n");
         }

@@ -59,6 +59,12 @@ impl Exporter for Markdown {
                 ));
             }
         }
+        if !r.notes.is_empty() {
+            out.push('\n');
+            for n in &r.notes {
+                out.push_str(&format!("Note: {n}\n"));
+            }
+        }
         out.push('\n');
         if r.layout == Layout::Ablation {
             out.push_str(&footer(suites[0].verdict));

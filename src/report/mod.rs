@@ -14,6 +14,7 @@ mod latex;
 mod markdown;
 mod paper;
 pub mod plot;
+mod quantity;
 mod verdict;
 
 pub use self::csv::Csv;
@@ -22,10 +23,12 @@ pub use input::Input;
 pub use json::Json;
 pub use latex::{check_label, Latex};
 pub use markdown::Markdown;
+pub(crate) use quantity::notes;
+pub use quantity::{best_selection, Measure, Quantity, Selection};
 pub use verdict::{footer, verdict_json};
 
 use crate::gate::check::Verdict;
-use crate::gate::expected::{Band, Expected, Metric};
+use crate::gate::expected::{Expected, Metric};
 use crate::gate::paired::Paired;
 use crate::results::Loaded;
 use crate::train::record::Record;
@@ -41,14 +44,17 @@ pub enum Layout {
     Paper,
 }
 
-/// What a cell shows: top-1 or top-5 accuracy, or the top-1 error
-/// (100 - top-1, what the paper prints).
+/// What a cell shows: top-1 or top-5 accuracy, the top-1 error (100 -
+/// top-1, what the paper prints), or a calibration metric of the test
+/// split: NLL (nats) or ECE (%), lower is better for both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricKind {
     Top1,
     Top5,
     Error,
+    Nll,
+    Ece,
 }
 
 /// The accuracy after the last epoch, or the best over epochs (top-5 of
@@ -76,6 +82,8 @@ impl MetricKind {
             "top1" => Some(MetricKind::Top1),
             "top5" => Some(MetricKind::Top5),
             "error" => Some(MetricKind::Error),
+            "nll" => Some(MetricKind::Nll),
+            "ece" => Some(MetricKind::Ece),
             _ => None,
         }
     }
@@ -89,79 +97,27 @@ impl Which {
             _ => None,
         }
     }
-    pub fn label(self) -> &'static str {
+    /// The epoch named in a heading; for `best`, how the records chose it
+    /// (on a held-out validation split, or on the test set itself).
+    pub fn label(self, records: &[&Record]) -> String {
         match self {
-            Which::Final => "final epoch",
-            Which::Best => "best epoch",
+            Which::Final => "final epoch".into(),
+            Which::Best => match best_selection(records) {
+                Selection::Validation => "best epoch by validation top-1 (held-out split)".into(),
+                Selection::Test => "best on test (the epoch of the best test top-1)".into(),
+                Selection::Mixed => {
+                    "best epoch (by validation top-1 where a run has a holdout, else on test)"
+                        .into()
+                }
+            },
         }
     }
     /// The band metric a published top-1 number of this kind is filed under.
-    fn band_metric(self) -> Metric {
+    pub(crate) fn band_metric(self) -> Metric {
         match self {
             Which::Final => Metric::Top1Final,
             Which::Best => Metric::Top1Best,
         }
-    }
-}
-
-/// One quantity of a record: top-1 or top-5, as accuracy or error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quantity {
-    pub top5: bool,
-    pub error: bool,
-    pub which: Which,
-}
-
-impl Quantity {
-    pub fn of(metric: MetricKind, which: Which) -> Self {
-        Quantity {
-            top5: metric == MetricKind::Top5,
-            error: metric == MetricKind::Error,
-            which,
-        }
-    }
-
-    pub fn value(&self, r: &Record) -> f64 {
-        let m = &r.metrics;
-        let acc = match (self.top5, self.which) {
-            (false, Which::Final) => m.top1_final,
-            (false, Which::Best) => m.top1_best,
-            (true, Which::Final) => m.top5_final,
-            (true, Which::Best) => r
-                .history
-                .iter()
-                .find(|h| h.epoch == m.best_epoch)
-                .map(|h| h.test_top5)
-                .unwrap_or(m.top5_final),
-        };
-        if self.error {
-            100.0 - acc
-        } else {
-            acc
-        }
-    }
-
-    pub fn label(&self) -> String {
-        let k = if self.top5 { "top-5" } else { "top-1" };
-        let e = if self.error { "error" } else { "accuracy" };
-        format!("{k} {e} (%)")
-    }
-
-    pub fn lower_is_better(&self) -> bool {
-        self.error
-    }
-
-    /// The published number of a band in this quantity's units, if the band
-    /// is a publication's and of this quantity (published bands are top-1).
-    fn published(&self, b: &Band) -> Option<f64> {
-        if !b.published || self.top5 || b.metric != self.which.band_metric() {
-            return None;
-        }
-        Some(if self.error {
-            100.0 - b.centre
-        } else {
-            b.centre
-        })
     }
 }
 
@@ -220,6 +176,9 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Footnotes: the sources of the published numbers.
     pub sources: Vec<String>,
+    /// Notes under the table: how "best" was selected, which runs have no
+    /// value of the metric.
+    pub notes: Vec<String>,
 }
 
 /// One judged results directory.
@@ -290,7 +249,7 @@ pub(crate) fn values(q: &Quantity, records: &[Record], arch: &str, arm: &str) ->
     let mut v: Vec<(u64, f64)> = records
         .iter()
         .filter(|r| r.arch == arch && r.arm == arm)
-        .map(|r| (r.seed, q.value(r)))
+        .filter_map(|r| Some((r.seed, q.value(r)?)))
         .collect();
     v.sort_by_key(|x| x.0);
     v
@@ -374,10 +333,10 @@ pub(crate) fn mark_best(cells: &mut [&mut Cell], lower_is_better: bool) {
     }
 }
 
-pub(crate) fn title_tail(q: &Quantity) -> String {
+pub(crate) fn title_tail(q: &Quantity, records: &[&Record]) -> String {
     format!(
         "{}, {}; mean ± sd (n seeds); Δ vs baseline: mean paired difference [95% CI], one-sided paired t-test p",
         q.label(),
-        q.which.label()
+        q.which.label(records)
     )
 }

@@ -1,6 +1,9 @@
 //! The paper's Table 3: a row per architecture and method, a column per
 //! dataset (one suite each; ImageNet gets a top-1 and a top-5 column).
-use super::{make_cell, mark_best, title_tail, CellInput, Judged, Layout, MetricKind, Options};
+use super::Measure;
+use super::{
+    make_cell, mark_best, notes, title_tail, CellInput, Judged, Layout, MetricKind, Options,
+};
 use super::{Quantity, Report, Row};
 
 struct Column<'a> {
@@ -32,8 +35,11 @@ pub fn build(suites: &[Judged], opts: &Options) -> Report {
         if suites.iter().filter(|o| same_dataset(o, &dataset)).count() > 1 {
             label = format!("{label} ({})", j.loaded.meta.suite);
         }
-        if dataset == "imagenet" && opts.metric != MetricKind::Top5 {
-            let q5 = Quantity { top5: true, ..q };
+        if dataset == "imagenet" && matches!(opts.metric, MetricKind::Top1 | MetricKind::Error) {
+            let q5 = Quantity {
+                measure: Measure::Top5,
+                ..q
+            };
             columns.push(Column {
                 label: format!("{label} top-1"),
                 q,
@@ -90,16 +96,19 @@ pub fn build(suites: &[Judged], opts: &Options) -> Report {
         .iter()
         .map(|j| j.loaded.meta.suite.as_str())
         .collect();
+    let all: Vec<&crate::train::record::Record> =
+        suites.iter().flat_map(|j| &j.loaded.records).collect();
     Report {
         layout: Layout::Paper,
         metric: opts.metric,
         which: opts.which,
         lower_is_better: q.lower_is_better(),
-        title: format!("{}: {}", names.join(", "), title_tail(&q)),
+        title: format!("{}: {}", names.join(", "), title_tail(&q, &all)),
         row_heads: vec!["arch".into(), "method".into()],
         columns: columns.into_iter().map(|c| c.label).collect(),
         rows,
         sources,
+        notes: notes(&q, &all),
     }
 }
 

@@ -1,5 +1,7 @@
-//! Training-curve figures: per suite and architecture, test top-1 and
-//! training loss per epoch, one line per arm (the mean over seeds) with a
+//! Training-curve figures: per suite and architecture, test top-1 (with the
+//! validation top-1 as a thin line where the runs have a holdout) and
+//! training loss per epoch, and the test NLL and ECE where the records have
+//! them, one line per arm (the mean over seeds) with a
 //! shaded min-max band over seeds; written as SVG and PNG with plotters
 //! (pure Rust, no system font libraries: DejaVu Sans is embedded, see
 //! assets/fonts/LICENSE-DejaVu.txt).
@@ -14,6 +16,8 @@ use std::sync::Once;
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (1000, 900);
+/// With the calibration panels beside the curves (2 x 2).
+const WIDE: (u32, u32) = (1600, 900);
 /// Matplotlib's "tab10" colours: distinct, readable on white.
 const COLOURS: [(u8, u8, u8); 10] = [
     (31, 119, 180),
@@ -43,6 +47,10 @@ pub struct Curve {
     pub seeds: usize,
     pub test_top1: Band,
     pub loss: Band,
+    /// Present when every run of the arm logged it.
+    pub val_top1: Option<Band>,
+    pub test_nll: Option<Band>,
+    pub test_ece: Option<Band>,
 }
 
 fn band(runs: &[&Record], len: usize, f: impl Fn(&crate::train::record::EpochLog) -> f64) -> Band {
@@ -61,6 +69,17 @@ fn band(runs: &[&Record], len: usize, f: impl Fn(&crate::train::record::EpochLog
     b
 }
 
+fn band_opt(
+    runs: &[&Record],
+    len: usize,
+    f: impl Fn(&crate::train::record::EpochLog) -> Option<f64>,
+) -> Option<Band> {
+    let all = runs
+        .iter()
+        .all(|r| r.history[..len].iter().all(|h| f(h).is_some()));
+    all.then(|| band(runs, len, |h| f(h).unwrap_or(f64::NAN)))
+}
+
 /// The curves of one architecture, one per arm that has runs with history.
 pub fn curves(records: &[Record], arch: &str, arms: &[String]) -> Vec<Curve> {
     arms.iter()
@@ -75,10 +94,16 @@ pub fn curves(records: &[Record], arch: &str, arms: &[String]) -> Vec<Curve> {
                 seeds: runs.len(),
                 test_top1: band(&runs, len, |h| h.test_top1),
                 loss: band(&runs, len, |h| h.loss),
+                val_top1: band_opt(&runs, len, |h| h.val_top1),
+                test_nll: band_opt(&runs, len, |h| h.test_nll),
+                test_ece: band_opt(&runs, len, |h| h.test_ece),
             })
         })
         .collect()
 }
+
+/// Which band of a curve a panel draws (`None`: the curve has none).
+type Pick = fn(&Curve) -> Option<&Band>;
 
 fn register_font() {
     static ONCE: Once = Once::new();
@@ -98,17 +123,32 @@ fn panel<DB: DrawingBackend>(
     caption: &str,
     y_desc: &str,
     curves: &[Curve],
-    pick: fn(&Curve) -> &Band,
+    pick: Pick,
+    thin: Option<(Pick, &str)>,
     legend_at: SeriesLabelPosition,
 ) -> Result<()> {
-    let n = curves.iter().map(|c| pick(c).mean.len()).max().unwrap_or(1);
+    let bands = |c: &Curve| -> Vec<Band> {
+        pick(c)
+            .into_iter()
+            .chain(thin.and_then(|(t, _)| t(c)))
+            .cloned()
+            .collect()
+    };
+    let n = curves
+        .iter()
+        .flat_map(bands)
+        .map(|b| b.mean.len())
+        .max()
+        .unwrap_or(1);
     let lo = curves
         .iter()
-        .flat_map(|c| pick(c).min.iter().cloned())
+        .flat_map(bands)
+        .flat_map(|b| b.min)
         .fold(f64::INFINITY, f64::min);
     let hi = curves
         .iter()
-        .flat_map(|c| pick(c).max.iter().cloned())
+        .flat_map(bands)
+        .flat_map(|b| b.max)
         .fold(f64::NEG_INFINITY, f64::max);
     let pad = ((hi - lo) * 0.05).max(1e-3 * hi.abs().max(1.0));
     let (lo, hi) = (lo - pad, hi + pad);
@@ -131,9 +171,24 @@ fn panel<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
     for (i, c) in curves.iter().enumerate() {
-        let b = pick(c);
         let (r, g, b_) = COLOURS[i % COLOURS.len()];
         let colour = RGBColor(r, g, b_).to_rgba();
+        if let Some((t, what)) = thin {
+            if let Some(v) = t(c) {
+                let x = |e: usize| (e + 1) as f64;
+                chart
+                    .draw_series(LineSeries::new(
+                        v.mean.iter().enumerate().map(|(e, y)| (x(e), *y)),
+                        colour.mix(0.6).stroke_width(1),
+                    ))
+                    .map_err(err)?
+                    .label(format!("{} {what}", c.arm))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], colour.mix(0.6).stroke_width(1))
+                    });
+            }
+        }
+        let Some(b) = pick(c) else { continue };
         let x = |e: usize| (e + 1) as f64;
         let mut poly: Vec<(f64, f64)> = b.max.iter().enumerate().map(|(e, y)| (x(e), *y)).collect();
         poly.extend(b.min.iter().enumerate().rev().map(|(e, y)| (x(e), *y)));
@@ -175,6 +230,13 @@ fn panel<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Whether any curve has the calibration panels.
+fn calibrated(curves: &[Curve]) -> bool {
+    curves
+        .iter()
+        .any(|c| c.test_nll.is_some() || c.test_ece.is_some())
+}
+
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     title: &str,
@@ -182,23 +244,58 @@ fn draw<DB: DrawingBackend>(
 ) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let root = root.titled(title, ("sans-serif", 24)).map_err(err)?;
+    let calibration = calibrated(curves);
     let (top, bottom) = root.split_vertically(SIZE.1 / 2 - 20);
+    let (tl, tr, bl, br) = if calibration {
+        let (a, b) = top.split_horizontally(WIDE.0 / 2);
+        let (c, d) = bottom.split_horizontally(WIDE.0 / 2);
+        (a, Some(b), c, Some(d))
+    } else {
+        (top, None, bottom, None)
+    };
+    let val = curves.iter().any(|c| c.val_top1.is_some());
     panel(
-        &top,
-        "test top-1 (%)",
+        &tl,
+        if val {
+            "test top-1 (%), thin: validation top-1"
+        } else {
+            "test top-1 (%)"
+        },
         "top-1 (%)",
         curves,
-        |c| &c.test_top1,
+        |c| Some(&c.test_top1),
+        Some((|c| c.val_top1.as_ref(), "validation")),
         SeriesLabelPosition::LowerRight,
     )?;
     panel(
-        &bottom,
+        &bl,
         "training loss (mean over the epoch's steps)",
         "loss",
         curves,
-        |c| &c.loss,
+        |c| Some(&c.loss),
+        None,
         SeriesLabelPosition::UpperRight,
     )?;
+    if let (Some(tr), Some(br)) = (tr, br) {
+        panel(
+            &tr,
+            "test NLL (nats)",
+            "NLL",
+            curves,
+            |c| c.test_nll.as_ref(),
+            None,
+            SeriesLabelPosition::UpperRight,
+        )?;
+        panel(
+            &br,
+            "test ECE (%)",
+            "ECE (%)",
+            curves,
+            |c| c.test_ece.as_ref(),
+            None,
+            SeriesLabelPosition::UpperRight,
+        )?;
+    }
     root.present().map_err(err)?;
     Ok(())
 }
@@ -221,10 +318,11 @@ pub fn write_curves(loaded: &Loaded, folder: &Path) -> Result<Vec<PathBuf>> {
             loaded.meta.suite, arch
         );
         let stem = format!("{}__{}", loaded.meta.suite, arch);
+        let size = if calibrated(&cs) { WIDE } else { SIZE };
         let svg_path = folder.join(format!("{stem}.svg"));
         let mut svg = String::new();
         draw(
-            SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+            SVGBackend::with_string(&mut svg, size).into_drawing_area(),
             &title,
             &cs,
         )?;
@@ -233,7 +331,7 @@ pub fn write_curves(loaded: &Loaded, folder: &Path) -> Result<Vec<PathBuf>> {
         let png_path = folder.join(format!("{stem}.png"));
         atomic::write_with(&png_path, |tmp| {
             draw(
-                BitMapBackend::new(tmp, SIZE).into_drawing_area(),
+                BitMapBackend::new(tmp, size).into_drawing_area(),
                 &title,
                 &cs,
             )
@@ -263,5 +361,40 @@ mod tests {
         // Last epoch's loss: 0.2323, 0.2254, 0.222.
         assert_eq!((d.loss.min[5], d.loss.max[5]), (0.222, 0.2323));
         assert!(curves(&loaded.records, "no_such_arch", &loaded.meta.arms).is_empty());
+    }
+
+    #[test]
+    fn calibration_and_validation_curves_only_where_every_run_has_them() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report/cifar100");
+        let mut loaded = crate::results::load(&dir).unwrap();
+        let cs = curves(&loaded.records, "resnet18", &loaded.meta.arms);
+        assert!(cs
+            .iter()
+            .all(|c| c.test_nll.is_none() && c.val_top1.is_none()));
+        assert!(
+            !calibrated(&cs),
+            "old records draw the two panels as before"
+        );
+        for r in &mut loaded.records {
+            for h in &mut r.history {
+                h.test_nll = Some(f64::from(h.epoch));
+                h.test_ece = Some(2.0);
+            }
+        }
+        // One ddgsd run without NLL: that arm gets no NLL curve.
+        let k = loaded
+            .records
+            .iter()
+            .position(|r| r.arch == "resnet18" && r.arm == "ddgsd")
+            .unwrap();
+        loaded.records[k].history[0].test_nll = None;
+        let cs = curves(&loaded.records, "resnet18", &loaded.meta.arms);
+        assert!(calibrated(&cs));
+        assert_eq!(cs[0].test_nll.as_ref().unwrap().mean[2], 3.0);
+        assert!(cs[2].test_nll.is_none() && cs[2].test_ece.is_some());
+        let d = tempfile::tempdir().unwrap();
+        let files = write_curves(&loaded, d.path()).unwrap();
+        let svg = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(svg.contains("test NLL (nats)") && svg.contains("test ECE (%)"));
     }
 }

@@ -57,6 +57,9 @@ pub fn footer(v: &Verdict) -> String {
     for (a, m) in &v.unbanded {
         out.push_str(&format!("- ✗ {a} / {m}: no band in the expected file\n"));
     }
+    if let Some(s) = &v.best_selection {
+        out.push_str(&format!("- note: {s}\n"));
+    }
     let unverified = v.bands.iter().filter(|b| !b.band.verified).count();
     if unverified > 0 {
         out.push_str(&format!("- note: {unverified} band(s) are marked unverified (no published number or reference run yet)\n"));

@@ -62,7 +62,7 @@ impl Progress {
         };
         if let Some(log) = t.epoch_log {
             eprintln!(
-                "{}[run {i}/{total}] {} epoch {}/{} loss {:.4} (ce {:.4} kl {:.4} mmd {:.4}) train {:.1}% test top1 {:.2}% top5 {:.2}% | {:.1}s | ETA {}",
+                "{}[run {i}/{total}] {} epoch {}/{} loss {:.4} (ce {:.4} kl {:.4} mmd {:.4}) train {:.1}% test top1 {:.2}% top5 {:.2}%{} | {:.1}s | ETA {}",
                 if self.tty { "\r\x1b[2K" } else { "" },
                 cfg.run_id,
                 log.epoch,
@@ -74,6 +74,7 @@ impl Progress {
                 log.train_top1,
                 log.test_top1,
                 log.test_top5,
+                calibration_and_validation(log),
                 log.seconds,
                 fmt_secs(eta)
             );
@@ -91,4 +92,16 @@ impl Progress {
             );
         }
     }
+}
+
+/// ` nll 0.9312 ece 5.21%` and ` val top1 71.30%` where the log has them.
+fn calibration_and_validation(log: &crate::train::record::EpochLog) -> String {
+    let mut s = String::new();
+    if let (Some(n), Some(e)) = (log.test_nll, log.test_ece) {
+        s.push_str(&format!(" nll {n:.4} ece {e:.2}%"));
+    }
+    if let Some(v) = log.val_top1 {
+        s.push_str(&format!(" val top1 {v:.2}%"));
+    }
+    s
 }

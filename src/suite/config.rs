@@ -1,6 +1,7 @@
 //! The resolved configuration: what a suite becomes once every default is
 //! filled in, and the [`RunConfig`] of each run (stored in its record and
 //! compared when a run is resumed).
+use crate::data::holdout::HoldoutSpec;
 use crate::data::DatasetSpec;
 use crate::method::arms::{ArmConfig, Double};
 use crate::model::ArchSpec;
@@ -21,6 +22,19 @@ pub struct TrainConfig {
     pub nesterov: bool,
     pub weight_decay: f64,
     pub schedule: Schedule,
+    /// Bins of the expected calibration error logged every epoch
+    /// (`[train] ece_bins`); compared between runs only when not the
+    /// default, so configs written before the field existed still resume.
+    #[serde(default = "default_ece_bins")]
+    pub ece_bins: usize,
+}
+
+/// Equal-width confidence bins of the ECE unless `[train] ece_bins` says
+/// otherwise (Guo et al. 2017; PS-KD's code uses 10: docs/method.md §8).
+pub const DEFAULT_ECE_BINS: usize = 15;
+
+fn default_ece_bins() -> usize {
+    DEFAULT_ECE_BINS
 }
 
 /// Everything one run depends on, besides the dataset's bytes and the platform.
@@ -33,6 +47,10 @@ pub struct RunConfig {
     pub arm: ArmConfig,
     pub seed: u64,
     pub dataset: DatasetSpec,
+    /// The validation split taken out of training (`[dataset] holdout`);
+    /// absent (and so not compared) without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<HoldoutSpec>,
     pub train: TrainConfig,
     pub runtime: RuntimeConfig,
 }
@@ -48,17 +66,23 @@ impl RunConfig {
 
 /// Removes `dataset.path` from a config stored as JSON, and `runtime.data`,
 /// `runtime.prefetch` and `runtime.loader_threads` (where and how far ahead
-/// batches are built changes no bit).
+/// batches are built changes no bit), `runtime.tensorboard` (event files
+/// are a view of the history) and `train.ece_bins` at its default.
 pub fn without_location(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(d) = v.get_mut("dataset").and_then(|d| d.as_object_mut()) {
         d.remove("path");
     }
     if let Some(r) = v.get_mut("runtime").and_then(|r| r.as_object_mut()) {
-        for k in ["data", "prefetch", "loader_threads"] {
+        for k in ["data", "prefetch", "loader_threads", "tensorboard"] {
             r.remove(k);
         }
         if r.get("memory_format").and_then(|m| m.as_str()) == Some("contiguous") {
             r.remove("memory_format");
+        }
+    }
+    if let Some(t) = v.get_mut("train").and_then(|t| t.as_object_mut()) {
+        if t.get("ece_bins").and_then(|b| b.as_u64()) == Some(DEFAULT_ECE_BINS as u64) {
+            t.remove("ece_bins");
         }
     }
     v
@@ -127,5 +151,31 @@ mod tests {
         );
         let v = rt(DataPlacement::Host, 2, 0);
         assert_eq!(v["runtime"]["threads"], 2, "threads stay compared");
+    }
+
+    #[test]
+    fn fields_added_later_leave_the_compared_config_unchanged_at_their_defaults() {
+        // tensorboard (never compared), ece_bins at 15 and no holdout: the
+        // config hash of a run that uses none of them is what it was before
+        // they existed, so older results directories still resume.
+        let v = serde_json::json!({
+            "runtime": RuntimeConfig::plain("cpu", 2),
+            "train": { "epochs": 1, "ece_bins": DEFAULT_ECE_BINS },
+        });
+        let c = without_location(v);
+        assert!(c["runtime"].get("tensorboard").is_none());
+        assert!(c["train"].get("ece_bins").is_none());
+        let v = serde_json::json!({ "train": { "ece_bins": 10 } });
+        assert_eq!(
+            without_location(v)["train"]["ece_bins"],
+            10,
+            "compared when set"
+        );
+        let old: RuntimeConfig = serde_json::from_value(serde_json::json!({
+            "device": "cpu", "threads": 2, "threads_overridden": false,
+            "precision": "fp32", "deterministic": true, "checkpoint_every": 1
+        }))
+        .unwrap();
+        assert!(old.tensorboard, "configs written before the field: on");
     }
 }

@@ -2,6 +2,7 @@
 //! loss constants and the dataset section. Every error names the file and
 //! the field.
 use super::raw::{RawDataset, RawLoss};
+use crate::data::holdout::HoldoutSpec;
 use crate::data::synthetic::SyntheticSpec;
 use crate::data::DatasetSpec;
 use crate::method::loss::{KlReduction, LossConfig, MmdKind};
@@ -177,12 +178,41 @@ pub fn loss_layer(
     Ok(())
 }
 
+/// `[dataset] holdout` (0 or absent: none) and the seed that draws it.
+pub fn resolve_holdout(
+    file: &Path,
+    raw: &RawDataset,
+    spec: &DatasetSpec,
+) -> Result<Option<HoldoutSpec>> {
+    let n = raw.holdout.unwrap_or(0);
+    if n == 0 {
+        return Ok(None);
+    }
+    let seed = match spec {
+        DatasetSpec::Synthetic(s) => {
+            if n >= s.train {
+                return field_err(
+                    file,
+                    "dataset.holdout",
+                    format!(
+                        "expected fewer than the {} training samples, got {n}",
+                        s.train
+                    ),
+                );
+            }
+            s.seed
+        }
+        _ => raw.seed.unwrap_or(0),
+    };
+    Ok(Some(HoldoutSpec { n, seed }))
+}
+
 pub fn resolve_dataset(file: &Path, raw: &RawDataset) -> Result<DatasetSpec> {
     let synthetic_only = [
         ("classes", raw.classes.is_some()),
         ("train", raw.train.is_some()),
         ("test", raw.test.is_some()),
-        ("seed", raw.seed.is_some()),
+        ("seed", raw.seed.is_some() && raw.holdout.unwrap_or(0) == 0),
         ("noise", raw.noise.is_some()),
     ];
     match raw.name.as_str() {
@@ -216,7 +246,11 @@ pub fn resolve_dataset(file: &Path, raw: &RawDataset) -> Result<DatasetSpec> {
                 return field_err(
                     file,
                     &format!("dataset.{f}"),
-                    format!("only the synthetic dataset takes `{f}`"),
+                    if *f == "seed" {
+                        "a real dataset's `seed` only chooses the holdout: set `holdout` too, or drop `seed`".to_string()
+                    } else {
+                        format!("only the synthetic dataset takes `{f}`")
+                    },
                 );
             }
             let Some(path) = raw.path.clone() else {

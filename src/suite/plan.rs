@@ -20,13 +20,20 @@ impl<'a> Plan<'a> {
     /// that worker's share, numbered as in the whole plan).
     pub fn describe(&self, part: Option<super::partition::Partition>) -> String {
         let mut out = format!(
-            "suite `{}`: {} runs ({} architectures x {} arms x {} seeds) on {}\n",
+            "suite `{}`: {} runs ({} architectures x {} arms x {} seeds) on {}{}\n",
             self.suite.name,
             self.suite.runs.len(),
             self.suite.archs.len(),
             self.suite.arms.len(),
             self.suite.seeds.len(),
-            self.suite.dataset.describe()
+            self.suite.dataset.describe(),
+            match self.suite.runs.first().and_then(|r| r.holdout) {
+                Some(h) => format!(
+                    ", {} training samples held out for validation (seed {})",
+                    h.n, h.seed
+                ),
+                None => String::new(),
+            }
         );
         let mine = |r: &RunConfig| part.is_none_or(|p| p.contains(&r.run_id));
         if let Some(p) = part {

@@ -47,8 +47,12 @@ pub struct RawDataset {
     pub classes: Option<usize>,
     pub train: Option<usize>,
     pub test: Option<usize>,
+    /// The synthetic set's generator seed; for every dataset also the seed
+    /// that chooses the holdout (real datasets: only with `holdout`).
     pub seed: Option<u64>,
     pub noise: Option<f64>,
+    /// Training samples held out as a validation split (default 0).
+    pub holdout: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +70,8 @@ pub struct RawTrain {
     pub warmup_epochs: Option<u32>,
     pub warmup_lr: Option<f64>,
     pub warmup_kind: Option<String>,
+    /// Equal-width bins of the logged ECE (default 15).
+    pub ece_bins: Option<usize>,
 }
 
 /// Loss constants; in `[loss]` they are defaults for every arm, in
@@ -144,4 +150,6 @@ pub struct RawRuntime {
     pub prefetch: Option<usize>,
     /// Loader threads (default 0: the cores `threads` leave free).
     pub loader_threads: Option<usize>,
+    /// TensorBoard event files in every run directory (default true).
+    pub tensorboard: Option<bool>,
 }

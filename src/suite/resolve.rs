@@ -4,7 +4,7 @@
 //! resumed run is compared against.
 use super::fields::{
     check_batch, check_schedule, enum_field, loss_layer, non_negative, positive, positive_finite,
-    resolve_dataset,
+    resolve_dataset, resolve_holdout,
 };
 use super::raw::{RawArch, RawSuite};
 use crate::data::augment::Distortion;
@@ -18,7 +18,7 @@ use anyhow::Result;
 use std::path::Path;
 
 pub use super::config::{
-    effective_train, run_id, Overrides, ResolvedSuite, RunConfig, TrainConfig,
+    effective_train, run_id, Overrides, ResolvedSuite, RunConfig, TrainConfig, DEFAULT_ECE_BINS,
 };
 use crate::platform::runtime::{
     DataPlacement, MemoryFormat, Precision, RuntimeConfig, DEFAULT_PREFETCH, DEFAULT_THREADS,
@@ -54,6 +54,7 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         }
     }
     let dataset = resolve_dataset(file, &raw.dataset)?;
+    let holdout = resolve_holdout(file, &raw.dataset, &dataset)?;
 
     // Architectures.
     if raw.architectures.is_empty() {
@@ -150,6 +151,17 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         nesterov: t.nesterov.unwrap_or(true),
         weight_decay: non_negative(file, "train.weight_decay", t.weight_decay.unwrap_or(5e-4))?,
         schedule,
+        ece_bins: match t.ece_bins {
+            None => DEFAULT_ECE_BINS,
+            Some(b) if (1..=1000).contains(&b) => b,
+            Some(b) => {
+                return field_err(
+                    file,
+                    "train.ece_bins",
+                    format!("expected 1..=1000 bins, got {b}"),
+                )
+            }
+        },
     };
     if train.nesterov && train.momentum == 0.0 {
         return field_err(
@@ -240,6 +252,7 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             r.prefetch.unwrap_or(DEFAULT_PREFETCH),
         )?,
         loader_threads: r.loader_threads.unwrap_or(0),
+        tensorboard: r.tensorboard.unwrap_or(true),
     };
 
     // Loss defaults, then arms.
@@ -355,6 +368,7 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
                     arm: arm.clone(),
                     seed,
                     dataset: dataset.clone(),
+                    holdout,
                     train: effective_train(&train, arm),
                     runtime: runtime.clone(),
                 });

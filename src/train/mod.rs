@@ -7,15 +7,20 @@
 //!
 //! This file is the loop; `feed` builds batches, `exec` applies precision
 //! and memory format, `step_accum` keeps the logged values on the device,
-//! `run_state` is the resumable checkpoint, `record` what a run writes.
+//! `run_state` is the resumable checkpoint, `record` what a run writes,
+//! `evaluate` the metrics of a split, `tensorboard` the event files.
 //!
 //! Uses: suite, method, optim, model, data, platform, util.
+pub mod eval_model;
+pub mod evaluate;
 pub mod exec;
 pub mod feed;
 pub mod record;
 pub mod run_state;
 pub mod step_accum;
+pub mod tensorboard;
 
+use crate::data::holdout::{self, Split};
 use crate::data::stream::epoch_permutation;
 use crate::data::Dataset;
 use crate::method::arms::Forward;
@@ -26,12 +31,14 @@ use crate::optim::sgd::Sgd;
 use crate::platform::runtime::DataPlacement;
 use crate::platform::EnvInfo;
 use crate::suite::RunConfig;
+use crate::train::evaluate::{EvalMetrics, Evaluator};
 use crate::train::exec::Exec;
 use crate::train::feed::{prepare, DeviceSide, Prepared};
 use crate::train::record::{
-    DatasetRef, EpochLog, Metrics, Record, Timing, MODEL_FILE, RECORD_FILE, SCHEMA,
+    BestOn, DatasetRef, EpochLog, Metrics, Record, Timing, MODEL_FILE, RECORD_FILE, SCHEMA,
 };
 use crate::train::step_accum::DeviceAccum;
+use crate::train::tensorboard::Curves;
 use crate::util::atomic;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -120,6 +127,8 @@ struct Trainer<'a> {
     dev_acc: DeviceAccum,
     /// Precision and memory format of the forward.
     exec: Exec,
+    /// The training split less its holdout (`[dataset] holdout`).
+    split: Option<Split>,
 }
 
 impl<'a> Trainer<'a> {
@@ -141,7 +150,13 @@ impl<'a> Trainer<'a> {
         let side = DeviceSide::new(ctx.data, on_device, ctx.device)?;
 
         let dev_acc = DeviceAccum::new(&st.acc, ctx.device);
+        let split = cfg
+            .holdout
+            .as_ref()
+            .map(|h| holdout::split(ctx.data, h))
+            .transpose()?;
         Ok(Trainer {
+            split,
             ctx,
             vs,
             net,
@@ -205,31 +220,24 @@ impl<'a> Trainer<'a> {
         )
     }
 
-    fn evaluate(&self) -> Result<(f64, f64)> {
+    /// The test split's metrics, and the holdout's when there is one.
+    fn evaluate(&self) -> Result<(EvalMetrics, Option<EvalMetrics>)> {
         let data = self.ctx.data;
-        let n = data.info().test_len;
-        let bs = self.ctx.cfg.train.eval_batch_size;
-        let k = 5.min(data.info().classes as i64);
-        let hits = Tensor::zeros([2], (Kind::Int64, self.ctx.device));
-        tch::no_grad(|| -> Result<()> {
-            let mut start = 0;
-            while start < n {
-                let (x, y) = data.test_batch(start, bs)?;
-                let (x, y) = (x.to_device(self.ctx.device), y.to_device(self.ctx.device));
-                let x = self.exec.input(x)?;
-                let (logits, _) = self.exec.forward(|| self.net.forward(&x, false))?;
-                let top = logits.topk(k, -1, true, true).1;
-                let h = top.eq_tensor(&y.unsqueeze(1));
-                let both =
-                    Tensor::stack(&[h.narrow(1, 0, 1).sum(Kind::Int64), h.sum(Kind::Int64)], 0);
-                let _ = hits.shallow_clone().g_add_(&both);
-                start += bs;
+        let e = Evaluator {
+            net: self.net.as_ref(),
+            exec: &self.exec,
+            batch: self.ctx.cfg.train.eval_batch_size,
+            bins: self.ctx.cfg.train.ece_bins,
+        };
+        let test = e.run(data.info().test_len, &|s, l| data.test_batch(s, l))?;
+        let val = match &self.split {
+            Some(sp) => {
+                let ids = &sp.record.ids;
+                Some(e.run(ids.len(), &|s, l| data.train_eval_batch(&ids[s..s + l]))?)
             }
-            Ok(())
-        })?;
-        let v: Vec<i64> = Vec::try_from(hits.to_device(Device::Cpu))?;
-        let (c1, c5) = (v[0], v[1]);
-        Ok((100.0 * c1 as f64 / n as f64, 100.0 * c5 as f64 / n as f64))
+            None => None,
+        };
+        Ok((test.metrics, val.map(|v| v.metrics)))
     }
 
     fn step(&mut self, batch: Prepared, lr: f64) -> Result<()> {
@@ -297,8 +305,15 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
     let wall_before = tr.st.wall_seconds;
     let cfg = ctx.cfg;
     let t = &cfg.train;
-    let n = ctx.data.info().train_len;
+    // The samples that train: the training split, less its holdout.
+    let ids = tr.split.as_ref().map(|s| s.train_ids.clone());
+    let n = ids.as_ref().map_or(ctx.data.info().train_len, Vec::len);
     let steps = n.div_ceil(t.batch_size);
+    let mut curves = if cfg.runtime.tensorboard {
+        Some(Curves::open(ctx.dir, &tr.st)?)
+    } else {
+        None
+    };
     // The threads that build batches (decode, crop, resize): the run's own
     // pool, `[runtime] loader_threads` wide.
     let loader = rayon::ThreadPoolBuilder::new()
@@ -308,7 +323,10 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
         .context("cannot start the loader threads")?;
     while tr.st.epoch < t.epochs {
         let epoch = tr.st.epoch;
-        let perm = epoch_permutation(cfg.seed, u64::from(epoch), n);
+        let mut perm = epoch_permutation(cfg.seed, u64::from(epoch), n);
+        if let Some(ids) = &ids {
+            perm.iter_mut().for_each(|p| *p = ids[*p]);
+        }
         let mut lr = t.schedule.lr(epoch, 0, steps);
         // A producer thread builds the next batches (distortions, decoding)
         // while this one trains; the queue is bounded and the order fixed.
@@ -351,6 +369,9 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
                 }
                 tr.st.acc.seconds += t0.elapsed().as_secs_f64();
                 let avg = tr.st.acc.loss / tr.st.acc.steps as f64;
+                if let Some(c) = curves.as_mut() {
+                    c.read_back(tr.st.global_step, avg)?;
+                }
                 on_tick(Tick {
                     epoch,
                     epochs: t.epochs,
@@ -366,7 +387,7 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
             return Ok(outcome);
         }
         let t_eval = Instant::now();
-        let (top1, top5) = tr.evaluate()?;
+        let (test, val) = tr.evaluate()?;
         let a = std::mem::take(&mut tr.st.acc);
         let s = a.steps.max(1) as f64;
         let log = EpochLog {
@@ -377,16 +398,23 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
             kl: a.kl / s,
             mmd: a.mmd / s,
             train_top1: 100.0 * a.correct as f64 / a.seen.max(1) as f64,
-            test_top1: top1,
-            test_top5: top5,
+            test_top1: test.top1,
+            test_top5: test.top5,
             seconds: a.seconds + t_eval.elapsed().as_secs_f64(),
+            test_nll: Some(test.nll),
+            test_ece: Some(test.ece),
+            val_top1: val.map(|v| v.top1),
+            val_top5: val.map(|v| v.top5),
+            val_nll: val.map(|v| v.nll),
+            val_ece: val.map(|v| v.ece),
         };
         tr.st.train_seconds += a.seconds;
-        if top1 > tr.st.best_top1 {
-            tr.st.best_top1 = top1;
-            tr.st.best_epoch = epoch + 1;
-        }
+        tr.st.note_best(&log);
         tr.st.history.push(log.clone());
+        if let Some(c) = curves.as_mut() {
+            let views = f64::from(cfg.arm.views);
+            c.epoch(&log, a.seen as f64 * views / a.seconds.max(1e-9))?;
+        }
         tr.st.epoch += 1;
         tr.st.step_in_epoch = 0;
         on_tick(Tick {
@@ -437,6 +465,7 @@ fn finish(tr: &Trainer, ctx: &RunContext, wall_seconds: f64) -> Result<Record> {
             train_len: info.train_len,
             test_len: info.test_len,
             skipped: info.skipped,
+            holdout: tr.split.as_ref().map(|s| s.record.clone()),
         },
         epochs: cfg.train.epochs,
         metrics: Metrics {
@@ -444,6 +473,15 @@ fn finish(tr: &Trainer, ctx: &RunContext, wall_seconds: f64) -> Result<Record> {
             top5_final: last.test_top5,
             top1_best: tr.st.best_top1,
             best_epoch: tr.st.best_epoch,
+            best_on: if tr.split.is_some() {
+                BestOn::Validation
+            } else {
+                BestOn::Test
+            },
+            nll_final: last.test_nll,
+            ece_final: last.test_ece,
+            val_top1_final: last.val_top1,
+            val_top1_best: tr.st.best_val_top1,
         },
         checkpoint_sha256: sha,
         platform: ctx.env.platform(),

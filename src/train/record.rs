@@ -1,5 +1,6 @@
 //! `record.json`: everything about one finished run, in one file of its own
 //! directory, so that results directories merge by copying.
+use crate::data::holdout::HoldoutRecord;
 use crate::platform::EnvInfo;
 use crate::suite::RunConfig;
 use crate::util::error::InputError;
@@ -19,6 +20,10 @@ pub struct DatasetRef {
     pub test_len: usize,
     #[serde(default)]
     pub skipped: usize,
+    /// The validation split taken out of the training split (`[dataset]
+    /// holdout`); absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<HoldoutRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,9 +31,39 @@ pub struct Metrics {
     /// Top-1 / top-5 accuracy (%) on the test split after the last epoch.
     pub top1_final: f64,
     pub top5_final: f64,
-    /// Best top-1 over the evaluated epochs, and its epoch (1-based).
+    /// The test top-1 of the best epoch, and that epoch (1-based): the
+    /// epoch of the best validation top-1 when the run has a holdout
+    /// (`best_on = "validation"`), else of the best test top-1 (`"test"`).
     pub top1_best: f64,
     pub best_epoch: u32,
+    /// How the best epoch was chosen (records written before the field:
+    /// `test`).
+    #[serde(default)]
+    pub best_on: BestOn,
+    /// Test NLL (nats) and ECE (%) after the last epoch (see
+    /// `train::evaluate`); absent in records written before they existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nll_final: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ece_final: Option<f64>,
+    /// Validation top-1 after the last epoch and at the best epoch (runs
+    /// with a holdout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_top1_final: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_top1_best: Option<f64>,
+}
+
+/// What selects the best epoch of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BestOn {
+    /// The best test top-1 (no holdout): an optimistic number.
+    #[default]
+    Test,
+    /// The best validation top-1 (a holdout); the metric is the test
+    /// top-1 at that epoch.
+    Validation,
 }
 
 /// One epoch of training: mean loss terms over its steps and the test
@@ -45,6 +80,21 @@ pub struct EpochLog {
     pub test_top1: f64,
     pub test_top5: f64,
     pub seconds: f64,
+    /// Test NLL (nats) and ECE (%); absent in records written before
+    /// they were logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_nll: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_ece: Option<f64>,
+    /// The held-out validation split's metrics (runs with a holdout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_top1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_top5: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_nll: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_ece: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -45,8 +45,12 @@ pub struct TrainState {
     pub global_step: u64,
     pub acc: Accum,
     pub history: Vec<EpochLog>,
+    /// The test top-1 of the best epoch and that epoch: by validation top-1
+    /// with a holdout (`best_val_top1` its value), else by test top-1.
     pub best_top1: f64,
     pub best_epoch: u32,
+    #[serde(default)]
+    pub best_val_top1: Option<f64>,
     pub images_trained: u64,
     pub train_seconds: f64,
     pub wall_seconds: f64,
@@ -72,6 +76,7 @@ impl TrainState {
             history: vec![],
             best_top1: f64::NEG_INFINITY,
             best_epoch: 0,
+            best_val_top1: None,
             images_trained: 0,
             train_seconds: 0.0,
             wall_seconds: 0.0,
@@ -82,6 +87,38 @@ impl TrainState {
             optim_sha256: String::new(),
         }
     }
+}
+
+impl TrainState {
+    /// Takes `log` as the best epoch if it beats the best so far: on the
+    /// validation top-1 when it has one, else on the test top-1 (ties keep
+    /// the earlier epoch).
+    pub fn note_best(&mut self, log: &EpochLog) {
+        let better = match log.val_top1 {
+            Some(v) => self.best_val_top1.is_none_or(|b| v > b),
+            None => log.test_top1 > self.best_top1,
+        };
+        if better {
+            self.best_top1 = log.test_top1;
+            self.best_epoch = log.epoch;
+            self.best_val_top1 = log.val_top1;
+        }
+    }
+}
+
+/// The state of the checkpoint in `dir` (`None` when there is none),
+/// without loading its tensors.
+pub fn read_state(dir: &Path) -> Result<Option<TrainState>> {
+    let state_path = dir.join(STATE_FILE);
+    if !state_path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&state_path)
+        .map_err(|e| InputError::new(&state_path, None, format!("cannot read: {e}")))?;
+    let st: TrainState = serde_json::from_str(&text).map_err(|e| {
+        InputError::new(&state_path, None, format!("corrupt checkpoint state: {e}"))
+    })?;
+    Ok(Some(st))
 }
 
 /// Reads the checkpoint in `dir` into `vs` and `opt` and returns its state,
@@ -96,14 +133,9 @@ pub fn load(
     device: Device,
 ) -> Result<Option<TrainState>> {
     let state_path = dir.join(STATE_FILE);
-    if !state_path.exists() {
+    let Some(st) = read_state(dir)? else {
         return Ok(None);
-    }
-    let text = std::fs::read_to_string(&state_path)
-        .map_err(|e| InputError::new(&state_path, None, format!("cannot read: {e}")))?;
-    let st: TrainState = serde_json::from_str(&text).map_err(|e| {
-        InputError::new(&state_path, None, format!("corrupt checkpoint state: {e}"))
-    })?;
+    };
     if st.config_sha256 != expect.config_sha256 || st.run_id != expect.run_id {
         bail!(InputError::new(
             &state_path,

@@ -247,6 +247,39 @@ impl Dataset for Imagenet {
         &self.info
     }
 
+    fn train_eval_batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
+        if let Some(&i) = indices.iter().find(|&&i| i >= self.train.len()) {
+            anyhow::bail!("training index {i} out of range (0..{})", self.train.len());
+        }
+        let c = self.transform.crop;
+        let mut buf = vec![0f32; indices.len() * 3 * c * c];
+        buf.par_chunks_mut(3 * c * c)
+            .zip(indices.par_iter())
+            .try_for_each(|(dst, &i)| -> Result<()> {
+                let img = self.decoded(false, i)?;
+                normalise_into(&eval_view(&img, self.transform.resize, c), c, dst);
+                Ok(())
+            })?;
+        Ok((
+            Tensor::from_slice(&buf).view([indices.len() as i64, 3, c as i64, c as i64]),
+            self.train_labels(indices),
+        ))
+    }
+
+    /// The manifest lines of the files `indices` (their bytes hashed again,
+    /// in parallel: a pass over the part's files).
+    fn train_fingerprint(&self, indices: &[usize]) -> Result<String> {
+        let shas: Vec<String> = indices
+            .par_iter()
+            .map(|&i| self.with_bytes(false, i, |b| Ok(sha256_hex(b))))
+            .collect::<Result<_>>()?;
+        let mut m = Manifest::default();
+        for (&i, sha) in indices.iter().zip(&shas) {
+            m.line(&self.train[i].path, sha);
+        }
+        Ok(m.finish())
+    }
+
     fn pixel_views(&self) -> Option<&dyn PixelViews> {
         Some(self)
     }
