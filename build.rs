@@ -17,6 +17,9 @@ const EXPECTED_TORCH: &str = "2.11.0";
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/shim.cpp");
+    println!("cargo:rerun-if-changed=csrc/dist.cpp");
+    println!("cargo:rerun-if-env-changed=DDGSD_GLOO_INCLUDE");
+    println!("cargo:rerun-if-env-changed=DDGSD_NO_NCCL");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=DDGSD_EXTRA_RPATH");
@@ -70,6 +73,77 @@ fn main() {
     println!("cargo:rustc-link-search=native={}", lib_dir.display());
     println!("cargo:rustc-link-lib=dylib=torch_cpu");
     println!("cargo:rustc-link-lib=dylib=c10");
+    build_dist(&torch_root, &lib_dir);
+}
+
+/// `csrc/dist.cpp` (c10d process groups), when gloo's headers are present:
+/// the wheel ships c10d's headers but not gloo's (Debian's libgloo-dev has
+/// them; `DDGSD_GLOO_INCLUDE` names another include dir). NCCL too when its
+/// headers and the two CUDA header wheels are installed (ci/setup.sh), unless
+/// `DDGSD_NO_NCCL` is set. Without gloo the binary builds and says why data
+/// parallelism is unavailable (cfg `ddgsd_dist` absent, the reason in
+/// `DDGSD_DIST_MISSING`).
+fn build_dist(torch_root: &Path, lib_dir: &Path) {
+    println!("cargo:rustc-check-cfg=cfg(ddgsd_dist)");
+    println!("cargo:rustc-check-cfg=cfg(ddgsd_nccl)");
+    let gloo_inc = env::var("DDGSD_GLOO_INCLUDE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/usr/include"));
+    if !gloo_inc.join("gloo/context.h").exists() {
+        let why = format!(
+            "this binary was built without gloo's headers ({} not found; \
+             apt-get install libgloo-dev, or set DDGSD_GLOO_INCLUDE, then rebuild: see ci/setup.sh)",
+            gloo_inc.join("gloo/context.h").display()
+        );
+        println!("cargo:warning=data-parallel runs disabled: {why}");
+        println!("cargo:rustc-env=DDGSD_DIST_MISSING={why}");
+        return;
+    }
+    let include = torch_root.join("include");
+    // `.libtorch` is a link into site-packages: resolve it to find the
+    // nvidia/ wheels beside torch.
+    let real = std::fs::canonicalize(torch_root).unwrap_or_else(|_| torch_root.to_path_buf());
+    let site = real.parent().expect("torch has a parent").to_path_buf();
+    let cu = site.join("nvidia/cu13/include");
+    let nccl_inc = site.join("nvidia/nccl/include");
+    let nccl = env::var_os("DDGSD_NO_NCCL").is_none()
+        && lib_dir.join("libtorch_cuda.so").exists()
+        && nccl_inc.join("nccl.h").exists()
+        && cu.join("cuda_runtime.h").exists()
+        && cu.join("crt/host_config.h").exists()
+        && cu.join("nv/target").exists();
+    let mut b = cc::Build::new();
+    b.cpp(true)
+        .file("csrc/dist.cpp")
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .define("USE_C10D_GLOO", None)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .include(&gloo_inc)
+        .warnings(false);
+    if nccl {
+        b.define("USE_C10D_NCCL", None)
+            .define("USE_CUDA", None)
+            .include(&nccl_inc)
+            .include(&cu);
+    } else {
+        println!(
+            "cargo:warning=NCCL not compiled in (needs libtorch_cuda, {} and the CUDA headers of \
+             nvidia-cuda-crt / nvidia-cuda-cccl under {}); data-parallel runs use gloo",
+            nccl_inc.join("nccl.h").display(),
+            cu.display()
+        );
+    }
+    b.compile("ddgsd_dist");
+    println!("cargo:rustc-cfg=ddgsd_dist");
+    if nccl {
+        println!("cargo:rustc-cfg=ddgsd_nccl");
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        println!("cargo:rustc-link-arg=-lc10_cuda");
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    }
 }
 
 fn check_version(torch_root: &Path) {

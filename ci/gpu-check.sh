@@ -14,6 +14,10 @@
 #      workload in bf16 + channels_last and in fp32 + contiguous (deterministic):
 #      epoch time (2 x 50,000 images) <= 2 s in bf16, >= 1.5x the PyTorch loop,
 #      fp32 <= 3x the bf16 time (with DEVICE=cpu: a tiny workload, figures only)
+#   7. data-parallel: a group of one rank with NCCL (torchrun's variables,
+#      WORLD_SIZE=1; gloo with DEVICE=cpu) gives the single process's hash;
+#      `--ranks 2` sharing the one GPU with gloo over CUDA tensors, twice,
+#      identical hashes
 # torch's libraries: the binary's rpath covers .libtorch and /opt/torch/.venv;
 # set LD_LIBRARY_PATH for another location.
 set -uo pipefail
@@ -149,6 +153,50 @@ if [ $ok_loops = 1 ]; then
     else if (ok) { print "PASS " msg " (targets: <= 2 s, >= 1.5x, fp32 <= 3x)" }
     else { print "FAIL " msg " (targets: <= 2 s, >= 1.5x, fp32 <= 3x)" } }')
   result targets "${verdict%% *}" "${verdict#* }"
+fi
+
+# 7. data-parallel runs
+cat > "$OUT/dp.toml" <<TOML
+name = "dp"
+seeds = [0]
+architectures = [{ name = "resnet8", width = 8 }]
+arms = ["ddgsd"]
+[dataset]
+name = "synthetic"
+classes = 10
+train = 256
+test = 100
+[train]
+epochs = 2
+batch_size = 32
+milestones = []
+[runtime]
+device = "$DEVICE"
+threads = 1
+collective_timeout = 60
+TOML
+DPRUN=resnet8w8__ddgsd__s0
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+"$BIN" run "$OUT/dp.toml" --no-check --out "$OUT/dp-plain" > "$OUT/dp.log" 2>&1
+RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$(free_port) \
+  "$BIN" run "$OUT/dp.toml" --no-check --out "$OUT/dp-one" >> "$OUT/dp.log" 2>&1
+hp=$(hash_of "$OUT/dp-plain/dp" $DPRUN); h1=$(hash_of "$OUT/dp-one/dp" $DPRUN)
+be=$(field "$OUT/dp-one/dp/$DPRUN/record.json" "r['env'].get('backend')")
+if [ -n "$hp" ] && [ "$hp" = "$h1" ]; then
+  result dp-group-of-one PASS "backend $be, world size 1: ${h1:0:16} = the single process's hash"
+else
+  result dp-group-of-one FAIL "backend ${be:-?}: ${h1:-none} vs ${hp:-none} (see dp.log)"
+fi
+sed 's/^\[runtime\]$/[runtime]\nbackend = "gloo"/' "$OUT/dp.toml" > "$OUT/dp-gloo.toml"
+for k in a b; do
+  "$BIN" run "$OUT/dp-gloo.toml" --no-check --ranks 2 --out "$OUT/dp2-$k" >> "$OUT/dp.log" 2>&1
+done
+ha=$(hash_of "$OUT/dp2-a/dp" $DPRUN); hb=$(hash_of "$OUT/dp2-b/dp" $DPRUN)
+devs=$(field "$OUT/dp2-a/dp/$DPRUN/record.json" "','.join(x['device'] for x in r['env']['ranks'])")
+if [ -n "$ha" ] && [ "$ha" = "$hb" ]; then
+  result dp-two-ranks PASS "--ranks 2, gloo, rank devices $devs, twice: ${ha:0:16}"
+else
+  result dp-two-ranks FAIL "${ha:-none} vs ${hb:-none} (see dp.log)"
 fi
 
 echo >> "$REPORT"; echo "failures: $FAILS" >> "$REPORT"

@@ -47,6 +47,28 @@ if [ "${1:-}" = "--test" ]; then
   fi
 fi
 
+# Data-parallel runs (c10d through csrc/dist.cpp): the torch wheel ships
+# c10d's headers but not gloo's; Debian's libgloo-dev has them (as root with
+# apt-get; without them the binary builds and says why `--ranks` is
+# unavailable). NCCL's own headers come with torch's nvidia-nccl wheel; the
+# CUDA headers it includes need two small header wheels torch does not pull.
+if [ ! -e /usr/include/gloo/context.h ] && [ -z "${DDGSD_GLOO_INCLUDE:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing libgloo-dev (gloo's headers, for data-parallel runs)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends libgloo-dev >/dev/null; } \
+      || say "warning: could not install libgloo-dev; data-parallel runs will be unavailable"
+  else
+    say "warning: /usr/include/gloo missing (apt-get install libgloo-dev as root); data-parallel runs will be unavailable"
+  fi
+fi
+if [ -d "$(.venv/bin/python -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("torch").origin))')/../nvidia/nccl/include" ] \
+   && ! .venv/bin/python -c "import importlib.metadata as m; m.version('nvidia-cuda-crt'); m.version('nvidia-cuda-cccl')" >/dev/null 2>&1; then
+  say "installing the CUDA header wheels NCCL's headers need (nvidia-cuda-crt, nvidia-cuda-cccl 13.0)"
+  .venv/bin/pip install --quiet --disable-pip-version-check "nvidia-cuda-crt==13.0.*" "nvidia-cuda-cccl==13.0.*" \
+    || say "warning: could not install them; the binary is built without NCCL (gloo only)"
+fi
+
 # libjpeg-turbo (decoding ImageNet JPEGs as Pillow does) is built from the
 # source bundled in turbojpeg-sys with CMake; a fresh machine may have none,
 # so the venv gets one from PyPI. Without NASM it builds without SIMD (same bits).

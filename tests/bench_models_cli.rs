@@ -240,3 +240,62 @@ fn bench_pytorch_prints_both_figures_and_the_ratios() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bench --pytorch: /bin/false"), "{err}");
 }
+
+/// `bench --loop --ranks 1,2`: the loop of a real data-parallel run at each
+/// rank count, on the same cores, with the scaling efficiency.
+#[test]
+fn bench_loop_ranks_prints_a_row_per_rank_count() {
+    let o = bin()
+        .args([
+            "bench",
+            "--loop",
+            "--ranks",
+            "1,2",
+            "--arch",
+            "resnet8",
+            "--steps",
+            "2",
+            "--batch",
+            "8",
+            "--rounds",
+            "1",
+            "--device",
+            "cpu",
+            "--threads",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("| ranks | threads per rank | source images/s"),
+        "{out}"
+    );
+    assert!(out.contains("\n| 1 | 2 | "), "{out}");
+    assert!(out.contains("\n| 2 | 1 | "), "{out}");
+    assert!(
+        out.contains("| 1.00 |"),
+        "the first row is the reference: {out}"
+    );
+    for bad in [
+        &[
+            "bench",
+            "--loop",
+            "--ranks",
+            "3",
+            "--threads",
+            "2",
+            "--device",
+            "cpu",
+        ][..],
+        &["bench", "--ranks", "2"][..],
+    ] {
+        let o = bin().args(bad).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("bench --ranks"),
+            "{bad:?}"
+        );
+    }
+}

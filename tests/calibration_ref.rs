@@ -77,6 +77,7 @@ fn nll_and_ece_match_ps_kd_arithmetic() {
             exec: &exec,
             batch: 128,
             bins,
+            group: None,
         };
         let m = e
             .run(n, &|s, l| {

@@ -157,3 +157,82 @@ fn cuda_u8_views_are_pinned_and_normalise_to_the_cpu_bits() {
     let on_cpu = PixelNorm::new(&Src.lut(), tch::Device::Cpu).normalise(&plain);
     assert!(on_gpu.to_device(tch::Device::Cpu).equal(&on_cpu));
 }
+
+/// NCCL with world size 1 (torchrun's variables, WORLD_SIZE=1): the whole
+/// data-parallel path through ProcessGroupNCCL on the GPU (rendezvous,
+/// gradient buckets, sharded evaluation, broadcasts, barriers) trains the
+/// bits of a single process.
+#[test]
+fn cuda_nccl_group_of_one_trains_the_plain_bits() {
+    if !cuda() {
+        return;
+    }
+    if !ddgsd_bench::platform::dist::has_nccl() {
+        println!("SKIP: this binary was built without NCCL's headers (ci/setup.sh installs them); NCCL not run");
+        return;
+    }
+    let p = Project::new();
+    suite(&p, true);
+    let o = p.run(&["run", "suites/cu.toml", "--no-check", "--out", "plain"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = p
+        .cmd(&["run", "suites/cu.toml", "--no-check", "--out", "nccl"])
+        .envs(rank_env(0, 1, free_port()))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (a, b) = (
+        p.records("plain", "cu").remove(0),
+        p.records("nccl", "cu").remove(0),
+    );
+    assert_eq!(b["env"]["backend"], "nccl");
+    assert_eq!(a["checkpoint_sha256"], b["checkpoint_sha256"]);
+    assert_eq!(a["metrics"], b["metrics"]);
+}
+
+/// Two ranks sharing the one GPU, gloo moving CUDA tensors: twice, one hash.
+#[test]
+fn cuda_two_ranks_share_one_gpu_with_gloo_twice() {
+    if !cuda() {
+        return;
+    }
+    let p = Project::new();
+    let s = tiny_suite(
+        "cu2",
+        &["ddgsd"],
+        &[0],
+        3,
+        "backend = \"gloo\"\nthreads = 1",
+    )
+    .replace("threads = 2\n", "")
+    .replace("device = \"cpu\"", "device = \"cuda\"");
+    p.write("suites/cu2.toml", &s);
+    for out in ["a", "b"] {
+        let o = p.run(&[
+            "run",
+            "suites/cu2.toml",
+            "--no-check",
+            "--ranks",
+            "2",
+            "--out",
+            out,
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let (a, b) = (
+        p.records("a", "cu2").remove(0),
+        p.records("b", "cu2").remove(0),
+    );
+    assert_eq!(a["checkpoint_sha256"], b["checkpoint_sha256"]);
+    assert_eq!(a["metrics"], b["metrics"]);
+    assert_eq!(a["env"]["backend"], "gloo");
+    assert_eq!(a["env"]["world_size"], 2);
+    for r in a["env"]["ranks"].as_array().unwrap() {
+        assert!(r["device"].as_str().unwrap().starts_with("cuda:"), "{r}");
+    }
+    assert!(
+        a["platform"].as_str().unwrap().contains("/w2-gloo/"),
+        "{}",
+        a["platform"]
+    );
+}

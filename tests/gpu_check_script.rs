@@ -64,6 +64,8 @@ fn gpu_check_script_runs_on_the_cpu() {
         "nondeterministic",
         "bench",
         "targets",
+        "dp-group-of-one",
+        "dp-two-ranks",
     ] {
         assert!(
             report.contains(&format!("**PASS** {check}:")),

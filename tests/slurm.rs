@@ -4,6 +4,9 @@
 //! mid-run; every run is trained exactly once, the hashes equal a straight
 //! local run, and the check job's exit code is the verdict. Prints
 //! `SKIP: <reason>` where the cluster cannot be had (not root, no apt).
+//! A second test runs a data-parallel suite with `--ranks-per-run 2`: srun
+//! starts the two ranks of each run in the array task. The two tests take
+//! turns (one cluster at a time).
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
@@ -63,6 +66,9 @@ fn job_field(c: &Cluster, id: &str, key: &str) -> Option<String> {
         .find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_string))
 }
 
+/// One cluster at a time: the tests of this file take turns.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn start_cluster() -> Result<Cluster, String> {
     if unsafe { libc::geteuid() } != 0 {
         return Err("not root: cannot install or start Slurm".into());
@@ -102,14 +108,62 @@ fn start_cluster() -> Result<Cluster, String> {
     Ok(c)
 }
 
-#[test]
-fn array_of_two_workers_with_a_requeue_matches_a_straight_run() {
-    let cluster = match start_cluster() {
-        Ok(c) => c,
+/// This test's turn and a running cluster, or `None` after printing why not.
+fn cluster_or_skip() -> Option<(std::sync::MutexGuard<'static, ()>, Cluster)> {
+    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    match start_cluster() {
+        Ok(c) => Some((turn, c)),
         Err(reason) => {
             println!("SKIP: {reason}");
-            return;
+            None
         }
+    }
+}
+
+/// `ddgsd-bench slurm ARGS --out res --cpus-per-task 1 --submit` on the
+/// cluster: the array's and the check job's ids.
+fn submit(p: &Project, c: &Cluster, args: &[&str]) -> (String, String) {
+    let o = p
+        .cmd(&["slurm"])
+        .args(args)
+        .args(["--out", "res", "--cpus-per-task", "1", "--submit"])
+        .env("SLURM_CONF", c.conf())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}{}", stderr(&o), c.log_tail());
+    let text = stdout(&o);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("array job"))
+        .expect(&text);
+    let words: Vec<&str> = line.split_whitespace().collect();
+    (words[2].to_string(), words[7].to_string())
+}
+
+/// Waits until job `id` has ended, whatever its state.
+fn wait_ended(c: &Cluster, id: &str) {
+    wait_for("the check job", Duration::from_secs(300), || {
+        matches!(
+            job_field(c, id, "JobState").as_deref(),
+            Some("COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL")
+        )
+    });
+}
+
+/// Every `.out` log of the Slurm scripts of a results directory.
+fn logs(dir: &Path) -> String {
+    std::fs::read_dir(dir.join("slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "out"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+#[test]
+fn array_of_two_workers_with_a_requeue_matches_a_straight_run() {
+    let Some((_turn, cluster)) = cluster_or_skip() else {
+        return;
     };
     let t_test = Instant::now();
     let p = Project::new();
@@ -122,29 +176,7 @@ fn array_of_two_workers_with_a_requeue_matches_a_straight_run() {
     let straight = p.records("straight", "t");
     expected_from(&p, "t", &straight, 50.0, "");
 
-    let o = p
-        .cmd(&[
-            "slurm",
-            "suites/t.toml",
-            "--out",
-            "res",
-            "--array",
-            "2",
-            "--cpus-per-task",
-            "1",
-            "--submit",
-        ])
-        .env("SLURM_CONF", cluster.conf())
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0, "{}{}", stderr(&o), cluster.log_tail());
-    let text = stdout(&o);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("array job"))
-        .expect(&text);
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let (array, check) = (words[2].to_string(), words[7].to_string());
+    let (array, check) = submit(&p, &cluster, &["suites/t.toml", "--array", "2"]);
 
     // Requeue the task that holds the first run to checkpoint, mid-run.
     let dir = p.path().join("res/t");
@@ -201,19 +233,9 @@ fn array_of_two_workers_with_a_requeue_matches_a_straight_run() {
         String::from_utf8_lossy(&up.stderr)
     );
 
-    wait_for("the check job", Duration::from_secs(300), || {
-        matches!(
-            job_field(&cluster, &check, "JobState").as_deref(),
-            Some("COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL")
-        )
-    });
+    wait_ended(&cluster, &check);
     let exit = job_field(&cluster, &check, "ExitCode").unwrap();
-    let logs: String = std::fs::read_dir(dir.join("slurm"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "out"))
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
+    let logs = logs(&dir);
     let check_out = std::fs::read_to_string(dir.join(format!("slurm/check-{check}.out"))).unwrap();
     assert_eq!(
         exit, "0:0",
@@ -245,4 +267,62 @@ fn array_of_two_workers_with_a_requeue_matches_a_straight_run() {
     }
     assert!(!Path::new(&dir.join(run).join("lease.json")).exists());
     eprintln!("slurm test body: {:.1}s", t_test.elapsed().as_secs_f64());
+}
+
+/// `slurm --ranks-per-run 2`: one array task, srun starts rank 0 and rank 1,
+/// which join one gloo group from Slurm's environment (SLURM_PROCID,
+/// SLURM_STEP_NUM_TASKS, the first host of the node list); the runs have the
+/// hashes of `run --ranks 2` on this machine, and the check job passes.
+#[test]
+fn ranks_per_run_through_srun_match_local_ranks() {
+    let Some((_turn, cluster)) = cluster_or_skip() else {
+        return;
+    };
+    let p = Project::new();
+    let suite = tiny_suite("dp", &["ddgsd"], &[0, 1], 2, "collective_timeout = 60")
+        .replace("threads = 2", "threads = 1");
+    p.write("suites/dp.toml", &suite);
+    let a = p.run(&[
+        "run",
+        "suites/dp.toml",
+        "--no-check",
+        "--ranks",
+        "2",
+        "--out",
+        "local",
+    ]);
+    assert_eq!(code(&a), 0, "{}", stderr(&a));
+    let local = p.records("local", "dp");
+    expected_from(&p, "dp", &local, 50.0, "");
+    let (_, check) = submit(
+        &p,
+        &cluster,
+        &["suites/dp.toml", "--array", "1", "--ranks-per-run", "2"],
+    );
+    let dir = p.path().join("res/dp");
+    let worker = std::fs::read_to_string(dir.join("slurm/worker.sbatch")).unwrap();
+    assert!(
+        worker.contains("#SBATCH --ntasks=2") && worker.contains("exec srun"),
+        "{worker}"
+    );
+    wait_ended(&cluster, &check);
+    let logs = logs(&dir);
+    assert_eq!(
+        job_field(&cluster, &check, "ExitCode").as_deref(),
+        Some("0:0"),
+        "{logs}"
+    );
+    for r in &local {
+        let id = r["run_id"].as_str().unwrap();
+        let rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(id).join("record.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            rec["checkpoint_sha256"], r["checkpoint_sha256"],
+            "{id}\n{logs}"
+        );
+        assert_eq!(rec["env"]["world_size"], 2);
+        let ranks = rec["env"]["ranks"].as_array().unwrap();
+        assert_ne!(ranks[0]["pid"], ranks[1]["pid"], "two processes: {ranks:?}");
+    }
 }

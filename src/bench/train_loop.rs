@@ -78,7 +78,7 @@ pub struct Figure {
 }
 
 impl Figure {
-    fn new(what: impl Into<String>, images_per_step: f64, ms_per_step: f64) -> Figure {
+    pub fn new(what: impl Into<String>, images_per_step: f64, ms_per_step: f64) -> Figure {
         Figure {
             what: what.into(),
             images_per_second: images_per_step * 1000.0 / ms_per_step,
@@ -107,7 +107,7 @@ impl Figure {
     }
 }
 
-fn suite_text(o: &LoopOptions) -> String {
+pub fn suite_text(o: &LoopOptions) -> String {
     format!(
         r#"name = "bench_loop"
 seeds = [0]
@@ -161,6 +161,7 @@ pub fn loop_figure(o: &LoopOptions, dir: &Path) -> Result<Figure> {
         device,
         env: &env,
         stop: &stop,
+        group: None,
     };
     std::fs::create_dir_all(ctx.dir)?;
     let (mut start, mut end) = (None, None);

@@ -45,6 +45,11 @@ pub struct BenchArgs {
     /// contiguous or channels_last (weights and inputs)
     #[arg(long = "memory-format", default_value = "contiguous", value_parser = ["contiguous", "channels_last"])]
     pub memory_format: String,
+    /// With --loop: train the loop as a data-parallel run at each of these rank counts (e.g. 1,2;
+    /// `run --ranks N`, this binary) and print images/s and the scaling efficiency; on the CPU
+    /// --threads is split over the ranks
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub ranks: Vec<usize>,
 }
 
 pub fn bench(args: BenchArgs) -> Result<Exit> {
@@ -62,6 +67,7 @@ pub fn bench(args: BenchArgs) -> Result<Exit> {
         rounds,
         precision,
         memory_format,
+        ranks,
     } = args;
     use crate::platform::runtime::{MemoryFormat, Precision};
     let precision = if precision == "bf16" {
@@ -74,6 +80,9 @@ pub fn bench(args: BenchArgs) -> Result<Exit> {
     } else {
         MemoryFormat::Contiguous
     };
+    if !ranks.is_empty() && (pytorch || !full_loop) {
+        anyhow::bail!("bench --ranks: only with --loop (and without --pytorch)");
+    }
     if full_loop || pytorch {
         if archs.len() > 1 {
             anyhow::bail!("bench --loop: one --arch at a time, got {}", archs.len());
@@ -92,6 +101,10 @@ pub fn bench(args: BenchArgs) -> Result<Exit> {
             precision,
             memory_format,
         };
+        if !ranks.is_empty() {
+            print!("{}", crate::bench::scaling::run(&o, &ranks)?);
+            return Ok(Exit::Pass);
+        }
         print!("{}", crate::bench::train_loop::run(&o)?);
         return Ok(Exit::Pass);
     }

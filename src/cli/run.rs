@@ -1,6 +1,7 @@
 //! The `run` command: train every run of a suite (or a worker's share), then judge it.
+use crate::platform::launch;
 use crate::schedule::runner::{self, RunOptions, SuiteOutcome};
-use crate::schedule::{lease, workers};
+use crate::schedule::{lease, ranks, workers};
 use crate::suite::partition::Partition;
 use crate::suite::{self, resolve::Overrides};
 use crate::util::exit::Exit;
@@ -41,7 +42,9 @@ pub struct RunArgs {
     /// cuda:0,cuda:1 or cpu,cpu (an entry may repeat); each sees only its GPU
     /// (CUDA_VISIBLE_DEVICES), so set runtime.device to auto or cuda; an entry
     /// for a GPU this process cannot see is refused. A worker killed by a
-    /// signal nobody sent is reported and replaced on its entry
+    /// signal nobody sent is reported and replaced on its entry. With --ranks N
+    /// every N consecutive entries are one data-parallel worker (cuda:0,...,cuda:7
+    /// --ranks 4: two workers of four GPUs)
     #[arg(long, value_name = "LIST")]
     pub workers: Option<String>,
     /// When the runs left are held by other workers, wait for them (taking over
@@ -56,6 +59,13 @@ pub struct RunArgs {
     /// Name of this worker in its leases (set by --workers and the Slurm scripts)
     #[arg(long, hide = true)]
     pub worker_label: Option<String>,
+    /// Train each run data-parallel over N rank processes (overrides runtime.world_size;
+    /// the bits depend on it): started here, one GPU each on CUDA (shared round-robin when
+    /// there are fewer), or CPU ranks; with --workers, every N consecutive entries form one
+    /// worker of N ranks. Under torchrun's or srun's environment the process joins that
+    /// group instead (and N, when given, must equal its size)
+    #[arg(long, value_name = "N")]
+    pub ranks: Option<usize>,
     /// Set by --workers for a GPU entry: refuse to train on the CPU
     #[arg(long, hide = true)]
     pub worker_gpu: bool,
@@ -75,12 +85,45 @@ pub fn run(args: RunArgs) -> Result<Exit> {
         wait,
         lease_timeout,
         worker_label,
+        ranks,
         worker_gpu,
     } = args;
-    let ov = Overrides { threads, device };
+    // A launcher (torchrun, srun, `--ranks` itself) made this process a rank.
+    let launched = launch::from_env()?;
+    let world_size = match (&launched, ranks) {
+        (Some(e), Some(n)) if n != e.world => anyhow::bail!(
+            "--ranks {n}: this process is rank {} of a group of {} started by {}",
+            e.rank,
+            e.world,
+            match e.source {
+                launch::Source::Torchrun => "torchrun's environment (WORLD_SIZE)",
+                launch::Source::Srun => "srun (SLURM_STEP_NUM_TASKS)",
+            }
+        ),
+        (Some(e), _) => Some(e.world),
+        (None, n) => n,
+    };
+    let ov = Overrides {
+        threads,
+        device,
+        world_size,
+    };
     let s = suite::load(&file, &ov)?;
+    let world = s.runs[0].runtime.world_size;
+    if world > 1 && launched.is_none() && workers.is_none() {
+        // Start the ranks here; each is this command line with torchrun's variables.
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        return ranks::launch_local(&s.runs[0].runtime, world, &args);
+    }
+    let rank = match launched {
+        Some(e) => Some(std::sync::Arc::new(ranks::join(&s, e)?)),
+        None => None,
+    };
     let partition = partition.as_deref().map(Partition::parse).transpose()?;
-    let entries = workers.as_deref().map(workers::parse_list).transpose()?;
+    let entries = workers
+        .as_deref()
+        .map(|l| workers::group_ranks(workers::parse_list(l)?, world))
+        .transpose()?;
     let opts = RunOptions {
         expected,
         check: !no_check,
@@ -91,6 +134,7 @@ pub fn run(args: RunArgs) -> Result<Exit> {
         overrides: ov,
         workers: entries.as_ref().map(|e| workers::list_text(e)),
         require_gpu: worker_gpu,
+        rank,
         ..RunOptions::new(out)
     };
     let outcome = match &entries {

@@ -41,6 +41,13 @@ pub struct SlurmArgs {
     /// Call sbatch for both scripts and print the job ids
     #[arg(long)]
     pub submit: bool,
+    /// Every array task is one data-parallel worker of N ranks: --ntasks=N and srun
+    /// starting them (runs one at a time; with --gpus-per-task 1, a GPU per rank)
+    #[arg(long, value_name = "N")]
+    pub ranks_per_run: Option<u32>,
+    /// Nodes each array task spreads its ranks over (with --ranks-per-run)
+    #[arg(long, value_name = "K")]
+    pub nodes: Option<u32>,
 }
 
 pub fn slurm(args: SlurmArgs) -> Result<Exit> {
@@ -56,12 +63,16 @@ pub fn slurm(args: SlurmArgs) -> Result<Exit> {
         threads,
         lease_timeout,
         submit,
+        ranks_per_run,
+        nodes,
     } = args;
+    // With --ranks-per-run the suite is checked as it will run (batch sizes).
     let s = suite::load(
         &file,
         &Overrides {
             threads,
             device: None,
+            world_size: ranks_per_run.map(|n| n as usize),
         },
     )?;
     // The check job's expected file must be good now, not after hours of training.
@@ -83,6 +94,8 @@ pub fn slurm(args: SlurmArgs) -> Result<Exit> {
         sbatch_args,
         threads,
         lease_timeout,
+        ranks_per_run,
+        nodes,
         runs: s.runs.len(),
         max_array_size: slurm::max_array_size(),
     };

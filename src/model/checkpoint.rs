@@ -121,14 +121,31 @@ pub fn hash_file(path: &Path) -> Result<String> {
 /// `*.num_batches_tracked` of a PyTorch-style model file are skipped).
 pub fn load_into(vs: &mut VarStore, tensors: &[(String, Tensor)], file: &Path) -> Result<()> {
     let vars = vs.variables();
-    for (name, var) in &vars {
-        let Some((_, t)) = tensors.iter().find(|(n, _)| n == name) else {
-            bail!(InputError::new(
-                file,
-                None,
-                format!("tensor `{name}` is missing")
-            ));
-        };
+    // In name order, missing tensors first, so the message does not depend
+    // on the order of a hash map.
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    let missing: Vec<&&String> = names
+        .iter()
+        .filter(|n| !tensors.iter().any(|(t, _)| t == **n))
+        .collect();
+    if let Some(first) = missing.first() {
+        bail!(InputError::new(
+            file,
+            None,
+            format!(
+                "tensor `{first}` is missing ({} of the network's {} are)",
+                missing.len(),
+                names.len()
+            )
+        ));
+    }
+    for name in names {
+        let var = &vars[name];
+        let (_, t) = tensors
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("checked above");
         if t.size() != var.size() {
             bail!(InputError::new(
                 file,

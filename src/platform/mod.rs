@@ -2,10 +2,14 @@
 //! shim to libtorch's switches (`shim`: determinism, threads, autocast,
 //! foreach SGD), the C heap (`heap`), device selection, and the environment
 //! a run records (`env` in record.json) with the platform fingerprint that
-//! keys checkpoint pins in expected files.
+//! keys checkpoint pins in expected files; `dist` (c10d process groups
+//! through `csrc/dist.cpp`) and `launch` (the rank a launcher made this
+//! process) for data-parallel runs.
 //!
 //! Uses: nothing of the crate.
+pub mod dist;
 pub mod heap;
+pub mod launch;
 pub mod runtime;
 pub mod shim;
 
@@ -49,12 +53,33 @@ pub struct EnvInfo {
     /// ([`crate::platform::heap`]); empty in older records.
     #[serde(default)]
     pub heap: String,
+    /// Ranks of the run (1 outside data-parallel runs and in older records).
+    #[serde(default = "one")]
+    pub world_size: usize,
+    /// The data group's transport (`gloo`, `nccl`) of a data-parallel run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Every rank's host, pid and device, in rank order (data-parallel runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranks: Vec<dist::Peer>,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl EnvInfo {
+    /// Marks the environment as that of a data-parallel group.
+    pub fn set_group(&mut self, backend: &str, peers: &[dist::Peer]) {
+        self.world_size = peers.len();
+        self.backend = Some(backend.to_string());
+        self.ranks = peers.to_vec();
+    }
+
     /// Short stable string naming what determines a run's bits beyond its
     /// config: device name, driver/CUDA/cuDNN, libtorch, precision, CPU
-    /// kernel family, threads. Checkpoint pins are keyed by it.
+    /// kernel family, world size and transport of a data-parallel run,
+    /// threads. Checkpoint pins are keyed by it.
     pub fn platform(&self) -> String {
         let dev = slug(&self.device_name);
         let mut parts = vec![
@@ -80,6 +105,13 @@ impl EnvInfo {
         if !self.determinism.deterministic_algorithms {
             // Bits of such a run are not reproducible: never compared to pins.
             parts.push("nondeterministic".into());
+        }
+        if self.world_size > 1 {
+            parts.push(format!(
+                "w{}-{}",
+                self.world_size,
+                self.backend.as_deref().unwrap_or("gloo")
+            ));
         }
         parts.push(format!("t{}", self.threads));
         parts.join("/")
@@ -227,6 +259,9 @@ pub fn collect(device: Device, rt: &RuntimeConfig, image_decoder: &str) -> EnvIn
             .unwrap_or_default(),
         image_decoder: image_decoder.to_string(),
         heap: heap::describe(),
+        world_size: 1,
+        backend: None,
+        ranks: vec![],
     }
 }
 
@@ -276,6 +311,9 @@ mod tests {
             hostname: "a".into(),
             image_decoder: String::new(),
             heap: String::new(),
+            world_size: 1,
+            backend: None,
+            ranks: vec![],
         };
         assert_eq!(
             e.platform(),
@@ -301,6 +339,12 @@ mod tests {
         assert_eq!(
             e.platform(),
             "cuda-nvidia-h200/torch2.11.0/cuda13.0-cudnn9.10.2/driver580.65/fp32/t2"
+        );
+        e.world_size = 8;
+        e.backend = Some("nccl".into());
+        assert_eq!(
+            e.platform(),
+            "cuda-nvidia-h200/torch2.11.0/cuda13.0-cudnn9.10.2/driver580.65/fp32/w8-nccl/t2"
         );
     }
 }

@@ -69,6 +69,18 @@ pub struct RuntimeConfig {
     /// the trainer's `threads` leave free, at least 1. Not compared.
     #[serde(default)]
     pub loader_threads: usize,
+    /// Ranks of one data-parallel run (1: a single process). Compared (it
+    /// changes the bits) except at 1, so configs written before it existed
+    /// still resume.
+    #[serde(default = "one")]
+    pub world_size: usize,
+    /// The data group's transport when `world_size` > 1.
+    #[serde(default)]
+    pub backend: BackendChoice,
+    /// Seconds a collective (and the rendezvous) may wait for the other
+    /// ranks before the run stops naming the lost rank; not compared.
+    #[serde(default = "default_collective_timeout")]
+    pub collective_timeout: f64,
     /// TensorBoard event files in every run directory; not compared (they
     /// are a view of the history). Configs written before the field: on.
     #[serde(default = "yes")]
@@ -79,7 +91,28 @@ fn yes() -> bool {
     true
 }
 
+/// `[runtime] backend`: NCCL on CUDA and gloo on the CPU (`auto`), or
+/// either explicitly (gloo also moves CUDA tensors, through the host).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Gloo,
+    Nccl,
+}
+
 pub const DEFAULT_PREFETCH: usize = 2;
+/// Default of `[runtime] collective_timeout` (seconds).
+pub const DEFAULT_COLLECTIVE_TIMEOUT: f64 = 300.0;
+
+fn one() -> usize {
+    1
+}
+
+fn default_collective_timeout() -> f64 {
+    DEFAULT_COLLECTIVE_TIMEOUT
+}
 
 fn default_prefetch() -> usize {
     DEFAULT_PREFETCH
@@ -100,8 +133,16 @@ impl RuntimeConfig {
             memory_format: MemoryFormat::default(),
             prefetch: DEFAULT_PREFETCH,
             loader_threads: 0,
+            world_size: 1,
+            backend: BackendChoice::Auto,
+            collective_timeout: DEFAULT_COLLECTIVE_TIMEOUT,
             tensorboard: true,
         }
+    }
+
+    /// The collective timeout as a duration.
+    pub fn collective_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.collective_timeout)
     }
 
     /// The loader's thread count on this machine (`loader_threads`, or the

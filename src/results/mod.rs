@@ -43,6 +43,9 @@ pub struct SuiteMeta {
     pub threads: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// `--ranks` (or the launcher's world size) of the runs that made the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranks: Option<usize>,
     /// Every planned run; absent in directories of earlier versions, whose
     /// gate judges the run directories it finds (see `load`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +71,7 @@ impl SuiteMeta {
             seeds: s.seeds.clone(),
             threads: overrides.threads,
             device: overrides.device.clone(),
+            ranks: overrides.world_size,
             plan: Some(plan::plan_of(s)),
         }
     }
@@ -88,6 +92,9 @@ impl SuiteMeta {
         }
         if let Some(d) = &self.device {
             f.extend(["--device".to_string(), d.clone()]);
+        }
+        if let Some(n) = self.ranks {
+            f.extend(["--ranks".to_string(), n.to_string()]);
         }
         f
     }

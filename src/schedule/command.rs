@@ -40,6 +40,9 @@ pub fn run_args(suite_file: &Path, o: &RunOptions) -> Vec<String> {
     if let Some(d) = &o.overrides.device {
         a.extend(["--device".into(), d.clone()]);
     }
+    if let Some(n) = o.overrides.world_size {
+        a.extend(["--ranks".into(), n.to_string()]);
+    }
     if !o.check {
         a.push("--no-check".into());
     }

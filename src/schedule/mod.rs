@@ -1,12 +1,15 @@
 //! Who trains which run, where, and when a suite is done: the suite runner,
 //! leases on run directories (claims with heartbeats), `--workers` and the
 //! processes it supervises, Slurm scripts, the command lines printed to
-//! resume or judge, and the progress line.
+//! resume or judge, the ranks of data-parallel runs (`ranks`: rank 0
+//! leads, the others follow; `run --ranks N` starts them) and the progress
+//! line.
 //!
 //! Uses: report, gate, results, train, suite, data, platform, util.
 pub mod command;
 pub mod lease;
 pub mod progress;
+pub mod ranks;
 pub mod runner;
 pub mod slurm;
 pub mod supervise;

@@ -9,6 +9,7 @@ use crate::results::{self, Loaded};
 use crate::schedule::command::{check_command, run_command};
 use crate::schedule::lease::{self, Claim, LeaseInfo};
 use crate::schedule::progress::Progress;
+use crate::schedule::ranks::{self, Announce, RankCtx};
 use crate::suite::resolve::Overrides;
 use crate::suite::ResolvedSuite;
 use crate::train::record::{Record, RECORD_FILE};
@@ -56,6 +57,9 @@ pub struct RunOptions {
     pub lease_timeout: Duration,
     /// Names this worker in its leases (e.g. its device; empty: its pid).
     pub worker: String,
+    /// This process's rank of a data-parallel group (`--ranks`, torchrun,
+    /// srun): rank 0 is the worker, the other ranks follow it.
+    pub rank: Option<std::sync::Arc<RankCtx>>,
     /// `--threads` / `--device`, as given (the suite is resolved with them).
     pub overrides: Overrides,
     /// `--workers`, as given (normalised), for the commands printed.
@@ -79,6 +83,7 @@ impl RunOptions {
             overrides: Overrides::default(),
             workers: None,
             require_gpu: false,
+            rank: None,
         }
     }
 
@@ -197,6 +202,10 @@ fn stop_held(
 }
 
 pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcome> {
+    if let Some(r) = opts.rank.as_ref().filter(|r| r.group.rank() > 0) {
+        return ranks::run_follower(suite, &opts.out, r);
+    }
+    let group = opts.rank.as_ref().map(|r| &r.group);
     // Expected file first: a missing one is an input error before hours of training.
     let expected = expected_for(suite, opts)?;
     // Read-only checks first: nothing is written before the input is known good.
@@ -220,7 +229,10 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
     }
     let rt = &suite.runs[0].runtime;
     platform::init(rt)?;
-    let device = platform::select_device(rt)?;
+    let device = match &opts.rank {
+        Some(r) => r.device,
+        None => platform::select_device(rt)?,
+    };
     if opts.require_gpu && device == tch::Device::Cpu {
         bail!(
             "worker `{}` was started for a GPU, but CUDA_VISIBLE_DEVICES={} shows it none: refusing to train on the CPU",
@@ -228,7 +240,10 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
             std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_default()
         );
     }
-    let env = platform::collect(device, rt, crate::data::imagenet::decode::DECODER);
+    let mut env = platform::collect(device, rt, crate::data::imagenet::decode::DECODER);
+    if let Some(g) = group {
+        env.set_group(g.backend().name(), g.peers());
+    }
     // The data before anything is written (a missing dataset is an input error).
     let dataset = if pending.is_empty() {
         None
@@ -266,6 +281,9 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
                 continue;
             }
             if STOP.load(Ordering::SeqCst) {
+                if let Some(g) = group {
+                    ranks::announce(g, Announce::Stop)?;
+                }
                 eprintln!(
                     "\nddgsd-bench: interrupted. Resume with: {}",
                     run_command(&suite.file, opts)
@@ -311,7 +329,12 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
                 device,
                 env: &env,
                 stop: &STOP,
+                group,
             };
+            if let Some(g) = group {
+                let index = suite.runs.iter().position(|c| c.run_id == cfg.run_id);
+                ranks::announce(g, Announce::Run(index.expect("a run of the suite")))?;
+            }
             let i = mine
                 .iter()
                 .position(|c| c.run_id == cfg.run_id)
@@ -353,6 +376,9 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
             pending.remove(k);
         }
         if pending.is_empty() {
+            if let Some(g) = group {
+                ranks::announce(g, Announce::Done)?;
+            }
             break;
         }
         // Runs seen held earlier in this pass may have finished since.
@@ -361,6 +387,16 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
             continue;
         }
         // Everything left is held by live workers.
+        if let Some(g) = group {
+            ranks::announce(
+                g,
+                if opts.wait {
+                    Announce::Wait
+                } else {
+                    Announce::Done
+                },
+            )?;
+        }
         if !opts.wait {
             return Ok(stop_held(suite, opts, &dir, &held));
         }

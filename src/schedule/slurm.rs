@@ -6,6 +6,11 @@
 //! before its time limit so it checkpoints. `check.sbatch` runs after the
 //! array (`--dependency=afterany:<array job>`), checks, writes the table
 //! and exits with the verdict.
+//!
+//! With `ranks_per_run` = N each array task is one data-parallel worker:
+//! `--ntasks=N` (over `--nodes` K when given) and `srun` starting the N
+//! ranks of `ddgsd-bench run --ranks N`, which join one group from Slurm's
+//! environment and train the runs one at a time (rank 0 holds the leases).
 use crate::schedule::command::sh_quote;
 use crate::util::error::InputError;
 use anyhow::{bail, Context, Result};
@@ -24,6 +29,10 @@ pub struct SlurmOptions {
     pub sbatch_args: Vec<String>,
     pub threads: Option<usize>,
     pub lease_timeout: Option<f64>,
+    /// Ranks of every data-parallel run (tasks per array task, one srun).
+    pub ranks_per_run: Option<u32>,
+    /// Nodes per array task (with `ranks_per_run`).
+    pub nodes: Option<u32>,
     /// Runs in the suite's plan (more workers than runs would sit idle).
     pub runs: usize,
     /// The cluster's MaxArraySize (task indices are 1..=array, so array <
@@ -98,6 +107,21 @@ pub fn render(o: &SlurmOptions, exe: &Path, cwd: &Path) -> Result<(String, Strin
     if o.gpus_per_task == Some(0) {
         bail!("--gpus-per-task 0: expected at least 1 (leave it out for CPU tasks)");
     }
+    let ranks = o.ranks_per_run.filter(|&n| n > 1);
+    if o.ranks_per_run == Some(0) {
+        bail!("--ranks-per-run 0: expected at least 1");
+    }
+    if o.nodes.is_some() && ranks.is_none() {
+        bail!("--nodes: only with --ranks-per-run N (the nodes a data-parallel run spreads over)");
+    }
+    if let (Some(k), Some(n)) = (o.nodes, ranks) {
+        if k == 0 || k > n {
+            bail!("--nodes {k}: expected 1 to {n} nodes for --ranks-per-run {n}");
+        }
+    }
+    if ranks.is_some() && o.gpus_per_task.is_some_and(|g| g > 1) {
+        bail!("--gpus-per-task with --ranks-per-run: every rank is one Slurm task with its own GPU; use --gpus-per-task 1");
+    }
     if o.cpus_per_task == Some(0) {
         bail!("--cpus-per-task 0: expected at least 1 (leave it out for the cluster's default)");
     }
@@ -151,6 +175,9 @@ pub fn render(o: &SlurmOptions, exe: &Path, cwd: &Path) -> Result<(String, Strin
     if let Some(t) = o.lease_timeout {
         common.push(format!("--lease-timeout {t}"));
     }
+    if let Some(n) = ranks {
+        common.push(format!("--ranks {n}"));
+    }
     if let Some(g) = o.gpus_per_task.filter(|&g| g > 1) {
         // One worker per GPU of the task (each sees its own through CUDA_VISIBLE_DEVICES).
         let list: Vec<String> = (0..g).map(|i| format!("cuda:{i}")).collect();
@@ -172,14 +199,27 @@ pub fn render(o: &SlurmOptions, exe: &Path, cwd: &Path) -> Result<(String, Strin
         format!("#SBATCH --chdir={}", q(cwd)),
         "#SBATCH --signal=B:TERM@120".into(),
     ];
+    if let Some(n) = ranks {
+        w.push(format!("#SBATCH --ntasks={n}"));
+        if let Some(k) = o.nodes {
+            w.push(format!("#SBATCH --nodes={k}"));
+        }
+    }
     if let Some(g) = o.gpus_per_task {
         w.push(format!("#SBATCH --gpus-per-task={g}"));
     }
     header(&mut w, o);
     w.push("set -eu".into());
     w.push("echo \"ddgsd-bench worker ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} on $(hostname), restart ${SLURM_RESTART_COUNT:-0}, CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-}\" >&2".into());
-    // exec: the worker itself gets Slurm's SIGTERM and checkpoints.
-    w.push(format!("exec {}", common.join(" ")));
+    // exec: the worker itself gets Slurm's SIGTERM and checkpoints (srun
+    // forwards it to every rank; the ranks stop at one step).
+    match ranks {
+        Some(_) => w.push(format!(
+            "exec srun --kill-on-bad-exit=0 {}",
+            common.join(" ")
+        )),
+        None => w.push(format!("exec {}", common.join(" "))),
+    }
     let mut c = vec![
         "#!/bin/bash".to_string(),
         "# Written by ddgsd-bench slurm: checks the suite after the worker array; exits with the verdict (0 pass, 1 out of band, 2 input, 3 no verdict: runs unfinished, submit the scripts again).".into(),
@@ -284,6 +324,8 @@ mod tests {
             sbatch_args: vec!["--partition=gpu".into()],
             threads: None,
             lease_timeout: None,
+            ranks_per_run: None,
+            nodes: None,
             runs: 12,
             max_array_size: DEFAULT_MAX_ARRAY_SIZE,
         }
@@ -316,6 +358,42 @@ mod tests {
         let (w, _) = render(&o, Path::new("/b"), Path::new("/w")).unwrap();
         assert!(w.contains("#SBATCH --gpus-per-task=2"));
         assert!(w.contains("--workers cuda:0,cuda:1"));
+    }
+
+    #[test]
+    fn data_parallel_workers_are_srun_steps() {
+        let mut o = opts();
+        o.ranks_per_run = Some(4);
+        o.nodes = Some(2);
+        o.gpus_per_task = Some(1);
+        let (w, _) = render(&o, Path::new("/b"), Path::new("/w")).unwrap();
+        for l in [
+            "#SBATCH --ntasks=4",
+            "#SBATCH --nodes=2",
+            "#SBATCH --gpus-per-task=1",
+        ] {
+            assert!(w.lines().any(|x| x == l), "{l} not in\n{w}");
+        }
+        assert!(
+            w.contains(
+                "exec srun --kill-on-bad-exit=0 /b run /s/suite.toml --out /r --no-check --ranks 4"
+            ),
+            "{w}"
+        );
+        assert!(!w.contains("--workers"));
+        for (r, n, g) in [
+            (Some(0), None, None),
+            (None, Some(2), None),
+            (Some(2), Some(3), None),
+            (Some(2), None, Some(2)),
+        ] {
+            let mut o = opts();
+            (o.ranks_per_run, o.nodes, o.gpus_per_task) = (r, n, g);
+            assert!(
+                render(&o, Path::new("/b"), Path::new("/w")).is_err(),
+                "{r:?} {n:?} {g:?}"
+            );
+        }
     }
 
     #[test]

@@ -53,7 +53,8 @@ pub enum Ended {
     Interrupted,
 }
 
-fn signal_name(sig: i32) -> String {
+/// `signal 9 (SIGKILL)`.
+pub fn signal_name(sig: i32) -> String {
     let name = match sig {
         libc::SIGKILL => "SIGKILL",
         libc::SIGTERM => "SIGTERM",
@@ -136,7 +137,7 @@ impl Spawner<'_> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if matches!(slot.entry, Entry::Cuda(_)) {
+        if slot.entry.is_gpu() {
             c.arg("--worker-gpu");
         }
         // Own process group: a terminal's Ctrl-C reaches the parent only,
@@ -145,22 +146,32 @@ impl Spawner<'_> {
         let mut child = c.spawn().map_err(|err| {
             InputError::new(&self.exe, None, format!("cannot start a worker: {err}"))
         })?;
-        let stderr = child.stderr.take().expect("piped");
-        let tx = self.tx.clone();
-        self.readers.push(std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send((i, line)).is_err() {
-                    break;
-                }
-            }
-        }));
+        self.readers
+            .push(send_lines(&mut child, i, self.tx.clone()));
         slot.pid = child.id();
         slot.child = Some(child);
         Ok(())
     }
+}
+
+/// Sends every line of a child's piped stderr, tagged `i`, from a thread
+/// (the workers here, the ranks of `run --ranks`).
+pub fn send_lines(
+    child: &mut Child,
+    i: usize,
+    tx: Sender<(usize, String)>,
+) -> std::thread::JoinHandle<()> {
+    let stderr = child.stderr.take().expect("stderr piped");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send((i, line)).is_err() {
+                break;
+            }
+        }
+    })
 }
 
 /// What a worker's exit means here.

@@ -1,5 +1,6 @@
 //! `run --workers LIST`: one worker process per entry (`cpu`, `cuda:N`; an
-//! entry may repeat) on the same results directory. The workers are this
+//! entry may repeat; with `--ranks N` every N consecutive entries are one
+//! data-parallel worker) on the same results directory. The workers are this
 //! same binary; they share the runs through leases (see `lease`). Each
 //! sees only its GPU (`CUDA_VISIBLE_DEVICES`), so its config and results
 //! are those of a single worker. Every entry must name a device this
@@ -18,6 +19,24 @@ use anyhow::{bail, Result};
 pub enum Entry {
     Cpu,
     Cuda(usize),
+    /// The devices of one data-parallel worker's ranks (`--ranks N`
+    /// groups N consecutive entries).
+    Ranks(Vec<Entry>),
+}
+
+impl Entry {
+    /// The single devices of this entry (its ranks' for a group).
+    pub fn devices(&self) -> Vec<&Entry> {
+        match self {
+            Entry::Ranks(v) => v.iter().flat_map(|e| e.devices()).collect(),
+            e => vec![e],
+        }
+    }
+
+    /// A worker on GPUs (each of its ranks on one).
+    pub fn is_gpu(&self) -> bool {
+        self.devices().iter().any(|e| matches!(e, Entry::Cuda(_)))
+    }
 }
 
 impl std::fmt::Display for Entry {
@@ -25,6 +44,10 @@ impl std::fmt::Display for Entry {
         match self {
             Entry::Cpu => write!(f, "cpu"),
             Entry::Cuda(i) => write!(f, "cuda:{i}"),
+            Entry::Ranks(v) => {
+                let names: Vec<String> = v.iter().map(|e| e.to_string()).collect();
+                write!(f, "{}", names.join("+"))
+            }
         }
     }
 }
@@ -49,16 +72,46 @@ pub fn parse_list(s: &str) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// The list as `--workers` takes it.
+/// The list as `--workers` takes it (a group's devices one by one, as
+/// `--ranks` groups them again).
 pub fn list_text(entries: &[Entry]) -> String {
-    let v: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+    let v: Vec<String> = entries
+        .iter()
+        .flat_map(|e| e.devices())
+        .map(|e| e.to_string())
+        .collect();
     v.join(",")
 }
 
+/// Every `ranks` consecutive entries as one worker of that many ranks.
+pub fn group_ranks(entries: Vec<Entry>, ranks: usize) -> Result<Vec<Entry>> {
+    if ranks <= 1 {
+        return Ok(entries);
+    }
+    if entries.len() % ranks != 0 {
+        bail!(
+            "--workers lists {} devices, not a multiple of --ranks {ranks} (every {ranks} consecutive entries form one data-parallel worker)",
+            entries.len()
+        );
+    }
+    Ok(entries
+        .chunks(ranks)
+        .map(|c| Entry::Ranks(c.to_vec()))
+        .collect())
+}
+
 /// `CUDA_VISIBLE_DEVICES` for a worker: its GPU among the parent's visible
-/// ones, or none for a CPU worker.
+/// ones (its ranks' GPUs), or none for a CPU worker.
 pub fn visible_devices(entry: &Entry, parent: Option<&str>) -> String {
     match entry {
+        Entry::Ranks(v) => {
+            let ds: Vec<String> = v
+                .iter()
+                .map(|e| visible_devices(e, parent))
+                .filter(|d| !d.is_empty())
+                .collect();
+            ds.join(",")
+        }
         Entry::Cpu => String::new(),
         Entry::Cuda(i) => match parent.filter(|p| !p.trim().is_empty()) {
             Some(p) => p
@@ -80,7 +133,7 @@ pub fn check_entries(entries: &[Entry], device: &str, gpus: usize) -> Result<()>
     let visible = std::env::var("CUDA_VISIBLE_DEVICES")
         .map(|v| format!("CUDA_VISIBLE_DEVICES={v}"))
         .unwrap_or_else(|_| "CUDA_VISIBLE_DEVICES unset".into());
-    for e in entries {
+    for e in entries.iter().flat_map(|e| e.devices()) {
         if let Entry::Cuda(i) = e {
             if *i >= gpus {
                 let seen = match gpus {
@@ -91,8 +144,9 @@ pub fn check_entries(entries: &[Entry], device: &str, gpus: usize) -> Result<()>
             }
         }
     }
-    let gpu_entry = entries.iter().find(|e| matches!(e, Entry::Cuda(_)));
-    let cpu_entry = entries.contains(&Entry::Cpu);
+    let flat: Vec<&Entry> = entries.iter().flat_map(|e| e.devices()).collect();
+    let gpu_entry = flat.iter().find(|e| matches!(e, Entry::Cuda(_)));
+    let cpu_entry = flat.contains(&&Entry::Cpu);
     if let Some(e) = gpu_entry.filter(|_| device == "cpu") {
         bail!("--workers `{list}`: entry {e}, but runtime.device = \"cpu\": set runtime.device to auto or cuda (or use cpu entries)");
     }
@@ -115,7 +169,7 @@ pub fn run_suite(
 ) -> Result<SuiteOutcome> {
     let expected = runner::expected_for(suite, opts)?;
     let device = suite.runs[0].runtime.device.clone();
-    let gpus = if entries.iter().any(|e| matches!(e, Entry::Cuda(_))) {
+    let gpus = if entries.iter().any(Entry::is_gpu) {
         tch::Cuda::device_count().max(0) as usize
     } else {
         0
@@ -146,7 +200,11 @@ pub fn run_suite(
         "ddgsd-bench: suite `{}`: {} workers ({}) on {}",
         suite.name,
         entries.len(),
-        list_text(entries).replace(',', ", "),
+        entries
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         dir.display()
     );
     match supervise::run(entries, &args, &dir)? {
@@ -203,6 +261,19 @@ mod tests {
         assert_eq!(visible_devices(&Entry::Cuda(1), None), "1");
         assert_eq!(visible_devices(&Entry::Cuda(1), Some("4,6")), "6");
         assert_eq!(visible_devices(&Entry::Cuda(0), Some("")), "0");
+        let g = group_ranks(parse_list("cuda:0,cuda:1,cuda:2,cuda:3").unwrap(), 2).unwrap();
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[1].to_string(), "cuda:2+cuda:3");
+        assert_eq!(list_text(&g), "cuda:0,cuda:1,cuda:2,cuda:3");
+        assert_eq!(visible_devices(&g[1], Some("4,5,6,7")), "6,7");
+        assert_eq!(
+            visible_devices(
+                &group_ranks(parse_list("cpu,cpu").unwrap(), 2).unwrap()[0],
+                None
+            ),
+            ""
+        );
+        assert!(group_ranks(parse_list("cuda:0,cuda:1,cuda:2").unwrap(), 2).is_err());
     }
 
     #[test]
@@ -225,5 +296,14 @@ mod tests {
         check_entries(&l("cuda:0,cuda:1,cuda:1"), "auto", 2).unwrap();
         check_entries(&l("cuda:0"), "cuda:0", 1).unwrap();
         check_entries(&l("cpu,cpu"), "auto", 0).unwrap();
+        let g = |s: &str| group_ranks(l(s), 2).unwrap();
+        let e = check_entries(&g("cuda:0,cuda:1,cuda:2,cuda:5"), "auto", 4)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("entry cuda:5"),
+            "a rank's GPU is checked too: {e}"
+        );
+        check_entries(&g("cuda:0,cuda:1,cuda:2,cuda:3"), "auto", 4).unwrap();
     }
 }

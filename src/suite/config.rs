@@ -66,15 +66,29 @@ impl RunConfig {
 
 /// Removes `dataset.path` from a config stored as JSON, and `runtime.data`,
 /// `runtime.prefetch` and `runtime.loader_threads` (where and how far ahead
-/// batches are built changes no bit), `runtime.tensorboard` (event files
-/// are a view of the history) and `train.ece_bins` at its default.
+/// batches are built changes no bit), `runtime.collective_timeout`,
+/// `runtime.world_size` and `backend` of a single-process run,
+/// `runtime.tensorboard` (event files are a view of the history) and
+/// `train.ece_bins` at its default.
 pub fn without_location(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(d) = v.get_mut("dataset").and_then(|d| d.as_object_mut()) {
         d.remove("path");
     }
     if let Some(r) = v.get_mut("runtime").and_then(|r| r.as_object_mut()) {
-        for k in ["data", "prefetch", "loader_threads", "tensorboard"] {
+        for k in [
+            "data",
+            "prefetch",
+            "loader_threads",
+            "collective_timeout",
+            "tensorboard",
+        ] {
             r.remove(k);
+        }
+        // One process: world size and backend were not fields yet, and the
+        // backend means nothing there.
+        if r.get("world_size").and_then(|w| w.as_u64()).unwrap_or(1) == 1 {
+            r.remove("world_size");
+            r.remove("backend");
         }
         if r.get("memory_format").and_then(|m| m.as_str()) == Some("contiguous") {
             r.remove("memory_format");
@@ -93,6 +107,8 @@ pub fn without_location(mut v: serde_json::Value) -> serde_json::Value {
 pub struct Overrides {
     pub threads: Option<usize>,
     pub device: Option<String>,
+    /// `--ranks N` or the launcher's world size: `runtime.world_size`.
+    pub world_size: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +167,24 @@ mod tests {
         );
         let v = rt(DataPlacement::Host, 2, 0);
         assert_eq!(v["runtime"]["threads"], 2, "threads stay compared");
+    }
+
+    #[test]
+    fn world_size_is_compared_only_above_one() {
+        let plain = RuntimeConfig::plain("cpu", 2);
+        let old = without_location(serde_json::json!({ "runtime": plain }));
+        assert!(old["runtime"].get("world_size").is_none());
+        assert!(old["runtime"].get("backend").is_none());
+        assert!(old["runtime"].get("collective_timeout").is_none());
+        let two = RuntimeConfig {
+            world_size: 2,
+            collective_timeout: 5.0,
+            ..plain
+        };
+        let v = without_location(serde_json::json!({ "runtime": two }));
+        assert_eq!(v["runtime"]["world_size"], 2);
+        assert_eq!(v["runtime"]["backend"], "auto");
+        assert!(v["runtime"].get("collective_timeout").is_none());
     }
 
     #[test]

@@ -150,6 +150,14 @@ pub struct RawRuntime {
     pub prefetch: Option<usize>,
     /// Loader threads (default 0: the cores `threads` leave free).
     pub loader_threads: Option<usize>,
+    /// Ranks of one data-parallel run (default 1).
+    pub world_size: Option<usize>,
+    /// `auto` (default) | `gloo` | `nccl`.
+    pub backend: Option<String>,
+    /// Seconds (default 300).
+    pub collective_timeout: Option<f64>,
+    /// Synchronised batch norm: refused with the reason (see resolve).
+    pub sync_bn: Option<bool>,
     /// TensorBoard event files in every run directory (default true).
     pub tensorboard: Option<bool>,
 }

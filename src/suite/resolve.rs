@@ -21,7 +21,8 @@ pub use super::config::{
     effective_train, run_id, Overrides, ResolvedSuite, RunConfig, TrainConfig, DEFAULT_ECE_BINS,
 };
 use crate::platform::runtime::{
-    DataPlacement, MemoryFormat, Precision, RuntimeConfig, DEFAULT_PREFETCH, DEFAULT_THREADS,
+    BackendChoice, DataPlacement, MemoryFormat, Precision, RuntimeConfig,
+    DEFAULT_COLLECTIVE_TIMEOUT, DEFAULT_PREFETCH, DEFAULT_THREADS,
 };
 
 /// Reads, parses and resolves a suite file.
@@ -252,8 +253,12 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             r.prefetch.unwrap_or(DEFAULT_PREFETCH),
         )?,
         loader_threads: r.loader_threads.unwrap_or(0),
+        world_size: 1,
+        backend: BackendChoice::Auto,
+        collective_timeout: DEFAULT_COLLECTIVE_TIMEOUT,
         tensorboard: r.tensorboard.unwrap_or(true),
     };
+    let runtime = resolve_data_parallel(file, r, ov, runtime)?;
 
     // Loss defaults, then arms.
     let mut loss = LossConfig::default();
@@ -357,6 +362,21 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
         .join(format!("{name}.toml")),
     };
 
+    if runtime.world_size > 1 {
+        for arm in &arms_out {
+            let b = effective_train(&train, arm).batch_size;
+            if b % runtime.world_size != 0 {
+                return field_err(
+                    file,
+                    "train.batch_size",
+                    format!(
+                        "the global batch of arm `{}` ({b} images) does not divide into runtime.world_size = {} equal shares",
+                        arm.name, runtime.world_size
+                    ),
+                );
+            }
+        }
+    }
     let mut runs = Vec::new();
     for arch in &archs {
         for arm in &arms_out {
@@ -399,4 +419,41 @@ pub fn check_against_data(suite: &ResolvedSuite, train_len: usize) -> Result<()>
         check_batch(&suite.file, &r.run_id, r.train.batch_size, train_len)?;
     }
     Ok(())
+}
+
+/// `world_size` (or the override of `--ranks` / the launcher), `backend`,
+/// `collective_timeout`, and `sync_bn` (refused: see README "Scale out").
+fn resolve_data_parallel(
+    file: &Path,
+    r: &super::raw::RawRuntime,
+    ov: &Overrides,
+    mut rt: RuntimeConfig,
+) -> Result<RuntimeConfig> {
+    rt.world_size = match ov.world_size {
+        Some(n) => positive(file, "--ranks", n)?,
+        None => positive(file, "runtime.world_size", r.world_size.unwrap_or(1))?,
+    };
+    if let Some(b) = &r.backend {
+        rt.backend = enum_field(file, "runtime.backend", b, "auto, gloo, nccl")?;
+    }
+    let t = r.collective_timeout.unwrap_or(DEFAULT_COLLECTIVE_TIMEOUT);
+    if !(t.is_finite() && t > 0.0) {
+        return field_err(
+            file,
+            "runtime.collective_timeout",
+            format!("expected a positive number of seconds, got {t}"),
+        );
+    }
+    rt.collective_timeout = t;
+    if r.sync_bn == Some(true) {
+        return field_err(
+            file,
+            "runtime.sync_bn",
+            "synchronised batch norm is not available: libtorch 2.11's batch-norm \
+             stat-gathering ops (batch_norm_stats, batch_norm_gather_stats_with_counts, \
+             batch_norm_backward_reduce, batch_norm_elemt) have CUDA kernels only, so batch norm \
+             is per rank (as torchvision's reference trains without --sync-bn)",
+        );
+    }
+    Ok(rt)
 }

@@ -132,6 +132,7 @@ pub fn evaluate_file(
         exec: &setup.exec,
         batch: setup.batch,
         bins: setup.bins,
+        group: None,
     };
     let test = e.run(data.info().test_len, &|s, l| data.test_batch(s, l))?;
     let val = match holdout {

@@ -19,7 +19,9 @@
 //! one-hot products, no atomic scatter, so CUDA sums are deterministic)
 //! and is read back once per split.
 use crate::model::Network;
+use crate::platform::dist::{Group, Op};
 use crate::train::exec::Exec;
+use crate::train::feed::share;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -59,6 +61,10 @@ pub struct Evaluator<'a> {
     pub exec: &'a Exec,
     pub batch: usize,
     pub bins: usize,
+    /// The ranks of a data-parallel run: each evaluates its share
+    /// ([`share`]) and the sums are all-reduced, so every rank gets the
+    /// whole split's metrics.
+    pub group: Option<&'a Group>,
 }
 
 impl Evaluator<'_> {
@@ -76,10 +82,14 @@ impl Evaluator<'_> {
         // Per bin: count, sum of confidences, top-1 hits.
         let per_bin = Tensor::zeros([3, b], (Kind::Double, dev));
         let bin_ids = Tensor::arange(b, (Kind::Int64, dev));
+        let mine = match self.group {
+            Some(g) => share(n, g.rank(), g.world()),
+            None => 0..n,
+        };
         tch::no_grad(|| -> Result<()> {
-            let mut start = 0;
-            while start < n {
-                let len = self.batch.min(n - start);
+            let mut start = mine.start;
+            while start < mine.end {
+                let len = self.batch.min(mine.end - start);
                 let (x, y) = batch(start, len)?;
                 let (x, y) = (x.to_device(dev), y.to_device(dev));
                 let x = self.exec.input(x)?;
@@ -115,9 +125,15 @@ impl Evaluator<'_> {
             }
             Ok(())
         })?;
-        let v: Vec<i64> = Vec::try_from(hits.to_device(Device::Cpu))?;
-        let nll_sum = f64::try_from(nll.to_device(Device::Cpu).get(0))?;
-        let pb: Vec<f64> = Vec::try_from(per_bin.to_device(Device::Cpu).flatten(0, -1))?;
+        let mut v: Vec<i64> = Vec::try_from(hits.to_device(Device::Cpu))?;
+        let mut nll_sum = f64::try_from(nll.to_device(Device::Cpu).get(0))?;
+        let mut pb: Vec<f64> = Vec::try_from(per_bin.to_device(Device::Cpu).flatten(0, -1))?;
+        if let Some(g) = self.group {
+            v = g.reduce_i64(&v, Op::Sum)?;
+            let mut sums = g.sum_f64(&[&[nll_sum][..], &pb[..]].concat())?;
+            nll_sum = sums.remove(0);
+            pb = sums;
+        }
         let (counts, confs, corrects) = (
             &pb[..b as usize],
             &pb[b as usize..2 * b as usize],
@@ -177,6 +193,7 @@ mod tests {
             exec: &exec,
             batch,
             bins,
+            group: None,
         };
         e.run(z.len(), &|s, l| {
             Ok((

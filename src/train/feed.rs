@@ -85,6 +85,17 @@ impl Inputs {
     }
 }
 
+/// Rank `rank`'s share of a global batch of `len` samples among `world`
+/// ranks: the positions `[rank * len / world, (rank + 1) * len / world)` of
+/// the batch (consecutive slices in rank order; equal when `world` divides
+/// `len`, which the suite guarantees for every full batch). The batch itself
+/// is the same for every world size: the samples and every distortion are
+/// drawn by sample index from the same streams, so the concatenation of the
+/// ranks' shares, in rank order, is the world-1 batch.
+pub fn share(len: usize, rank: usize, world: usize) -> std::ops::Range<usize> {
+    (rank * len / world)..((rank + 1) * len / world)
+}
+
 fn distortion(cfg: &RunConfig, view: u8) -> Distortion {
     cfg.arm
         .distortions
@@ -233,6 +244,62 @@ impl Prepared {
             (Prepared::Device { .. } | Prepared::Pixels { .. }, _) => {
                 unreachable!("device batches are only prepared for a run with their device side")
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::synthetic::{generate, SyntheticSpec};
+
+    #[test]
+    fn shares_cover_a_batch_in_order() {
+        for (len, world) in [(128, 2), (128, 4), (80, 3), (7, 7), (5, 1)] {
+            let mut next = 0;
+            for r in 0..world {
+                let s = share(len, r, world);
+                assert_eq!(s.start, next, "{len}/{world}");
+                assert!(s.len() >= len / world && s.len() <= len.div_ceil(world));
+                next = s.end;
+            }
+            assert_eq!(next, len);
+        }
+        assert_eq!(share(128, 1, 2), 64..128);
+    }
+
+    /// The ranks' shares, built by each rank alone, concatenate to the world-1
+    /// batch, byte for byte, for every view (same samples, same distortions).
+    #[test]
+    fn the_ranks_views_are_the_world_1_views() {
+        let cfg = crate::suite::load(
+            std::path::Path::new("suites/smoke.toml"),
+            &Default::default(),
+        )
+        .unwrap()
+        .runs
+        .into_iter()
+        .find(|c| c.arm.views == 2)
+        .unwrap();
+        let data = generate(&SyntheticSpec {
+            classes: 10,
+            train: 64,
+            test: 8,
+            seed: 3,
+            noise: 0.25,
+        });
+        let idx: Vec<usize> = (0..24).map(|i| (i * 7) % 64).collect();
+        let whole = make_batch(&cfg, &data, &idx, 3).unwrap();
+        for world in [2, 3, 4] {
+            let parts: Vec<Batch> = (0..world)
+                .map(|r| make_batch(&cfg, &data, &idx[share(idx.len(), r, world)], 3).unwrap())
+                .collect();
+            for v in 0..2 {
+                let cat = Tensor::cat(&parts.iter().map(|b| &b.views[v]).collect::<Vec<_>>(), 0);
+                assert!(cat.equal(&whole.views[v]), "view {v}, world {world}");
+            }
+            let labels = Tensor::cat(&parts.iter().map(|b| &b.labels).collect::<Vec<_>>(), 0);
+            assert!(labels.equal(&whole.labels));
         }
     }
 }

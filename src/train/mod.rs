@@ -10,12 +10,23 @@
 //! `run_state` is the resumable checkpoint, `record` what a run writes,
 //! `evaluate` the metrics of a split, `tensorboard` the event files.
 //!
+//! A data-parallel run (`ctx.group`: `runtime.world_size` > 1) is this
+//! same loop on every rank: each takes its share of every global batch
+//! (`feed::share`), `grad_sync` averages the gradients between backward and
+//! the SGD step, the ranks agree on stopping at every step, evaluation is
+//! sharded with its counts all-reduced, and `replicas` keeps every rank's
+//! copy of the model identical to rank 0's, which alone writes checkpoints
+//! (after a barrier: a checkpoint is complete only when every rank reached
+//! it) and the record.
+//!
 //! Uses: suite, method, optim, model, data, platform, util.
 pub mod eval_model;
 pub mod evaluate;
 pub mod exec;
 pub mod feed;
+pub mod grad_sync;
 pub mod record;
+pub mod replicas;
 pub mod run_state;
 pub mod step_accum;
 pub mod tensorboard;
@@ -28,16 +39,18 @@ use crate::method::loss;
 use crate::model;
 use crate::model::checkpoint;
 use crate::optim::sgd::Sgd;
+use crate::platform::dist::{Group, Op};
 use crate::platform::runtime::DataPlacement;
 use crate::platform::EnvInfo;
 use crate::suite::RunConfig;
 use crate::train::evaluate::{EvalMetrics, Evaluator};
 use crate::train::exec::Exec;
-use crate::train::feed::{prepare, DeviceSide, Prepared};
+use crate::train::feed::{prepare, share, DeviceSide, Prepared};
+use crate::train::grad_sync::GradSync;
 use crate::train::record::{
     BestOn, DatasetRef, EpochLog, Metrics, Record, Timing, MODEL_FILE, RECORD_FILE, SCHEMA,
 };
-use crate::train::step_accum::DeviceAccum;
+use crate::train::step_accum::{DeviceAccum, Readout};
 use crate::train::tensorboard::Curves;
 use crate::util::atomic;
 use anyhow::{bail, Context, Result};
@@ -78,6 +91,21 @@ pub fn step_seed(seed: u64, global_step: u64) -> i64 {
     (u64::from_le_bytes(h[..8].try_into().unwrap()) >> 1) as i64
 }
 
+/// Step seed of rank `rank` > 0 of a data-parallel run (rank 0 uses
+/// [`step_seed`]): each rank draws its own dropout masks for its share.
+pub fn rank_step_seed(seed: u64, global_step: u64, rank: usize) -> i64 {
+    let h = Sha256::digest(
+        [
+            b"ddgsd-bench/rank-step\0".as_slice(),
+            &seed.to_le_bytes(),
+            &global_step.to_le_bytes(),
+            &(rank as u64).to_le_bytes(),
+        ]
+        .concat(),
+    );
+    (u64::from_le_bytes(h[..8].try_into().unwrap()) >> 1) as i64
+}
+
 /// What the runner hears while a run trains.
 pub struct Tick<'a> {
     pub epoch: u32,
@@ -105,6 +133,22 @@ pub struct RunContext<'a> {
     pub device: Device,
     pub env: &'a EnvInfo,
     pub stop: &'a AtomicBool,
+    /// The process group of a data-parallel run (`runtime.world_size` > 1).
+    pub group: Option<&'a Group>,
+}
+
+impl RunContext<'_> {
+    /// Whether this process writes the run's files (rank 0, or alone).
+    pub fn writes(&self) -> bool {
+        self.group.is_none_or(|g| g.rank() == 0)
+    }
+
+    /// The group when it has more than one rank: what is logged and
+    /// recorded (loss sums, weight digests) is then summed over the ranks;
+    /// a group of one logs what a single process does.
+    fn peers(&self) -> Option<&Group> {
+        self.group.filter(|g| g.world() > 1)
+    }
 }
 
 pub use crate::train::feed::{make_batch, Batch};
@@ -127,6 +171,8 @@ struct Trainer<'a> {
     dev_acc: DeviceAccum,
     /// Precision and memory format of the forward.
     exec: Exec,
+    /// Gradient buckets of a data-parallel run.
+    sync: Option<GradSync>,
     /// The training split less its holdout (`[dataset] holdout`).
     split: Option<Split>,
 }
@@ -150,6 +196,7 @@ impl<'a> Trainer<'a> {
         let side = DeviceSide::new(ctx.data, on_device, ctx.device)?;
 
         let dev_acc = DeviceAccum::new(&st.acc, ctx.device);
+        let sync = ctx.group.map(|_| GradSync::new(&vs));
         let split = cfg
             .holdout
             .as_ref()
@@ -165,11 +212,27 @@ impl<'a> Trainer<'a> {
             side,
             dev_acc,
             exec,
+            sync,
         })
     }
 
-    /// Restores the last checkpoint if one exists (see `run_state::load`).
+    /// Restores the last checkpoint if one exists (see `run_state::load`);
+    /// in a data-parallel run rank 0 reads it and every rank starts from
+    /// rank 0's state.
     fn try_resume(&mut self) -> Result<bool> {
+        if !self.ctx.writes() {
+            let g = self.ctx.group.expect("ranks > 0 have a group");
+            replicas::start_from_rank0(g, &self.vs, &self.opt, &mut self.st)?;
+            return Ok(self.st.resumed);
+        }
+        let found = self.load_checkpoint()?;
+        if let Some(g) = self.ctx.group {
+            replicas::start_from_rank0(g, &self.vs, &self.opt, &mut self.st)?;
+        }
+        Ok(found)
+    }
+
+    fn load_checkpoint(&mut self) -> Result<bool> {
         let dir = self.ctx.dir.join(CHECKPOINT_DIR);
         let found = run_state::load(&dir, &self.st, &mut self.vs, &mut self.opt, self.ctx.device)?;
         Ok(match found {
@@ -185,7 +248,14 @@ impl<'a> Trainer<'a> {
     /// Reads the device-side totals back into the state; fails, naming the
     /// epoch and step, when a loss since the last read-back was not finite.
     fn read_back(&mut self, steps_per_epoch: usize) -> Result<()> {
-        let r = self.dev_acc.read();
+        let r = match self.ctx.peers() {
+            None => self.dev_acc.read(),
+            Some(g) => {
+                let r = self.all_ranks(g, self.dev_acc.read())?;
+                self.dev_acc = DeviceAccum::new(&Default::default(), self.ctx.device);
+                r
+            }
+        };
         if let Some((g, v)) = r.non_finite {
             let s = steps_per_epoch.max(1) as u64;
             bail!(
@@ -204,14 +274,49 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// Points the device-side totals at the host's (a new epoch, a resume).
+    /// A data-parallel read-back: every rank's device sums hold its part
+    /// since the last read-back (weighted by its share of each batch); the
+    /// totals are the host's plus the sum over the ranks, the first
+    /// non-finite step the earliest of any rank.
+    fn all_ranks(&self, g: &Group, mine: Readout) -> Result<Readout> {
+        let a = &self.st.acc;
+        let sum = g.sum_f64(&[mine.loss, mine.ce, mine.kl, mine.mmd, mine.correct as f64])?;
+        let first = mine.non_finite.map_or(i64::MAX, |(s, _)| s as i64);
+        let first = g.reduce_i64(&[first], Op::Min)?[0];
+        Ok(Readout {
+            loss: a.loss + sum[0],
+            ce: a.ce + sum[1],
+            kl: a.kl + sum[2],
+            mmd: a.mmd + sum[3],
+            correct: a.correct + sum[4] as u64,
+            non_finite: (first != i64::MAX).then(|| {
+                let v = mine.non_finite.map_or([f64::NAN; 4], |(_, v)| v);
+                (first as u64, v)
+            }),
+        })
+    }
+
+    /// Points the device-side totals at the host's (a new epoch, a resume);
+    /// a data-parallel run's start from zero (see `all_ranks`).
     fn reset_device_acc(&mut self) {
-        self.dev_acc = DeviceAccum::new(&self.st.acc, self.ctx.device);
+        let from = if self.ctx.peers().is_some() {
+            Default::default()
+        } else {
+            self.st.acc.clone()
+        };
+        self.dev_acc = DeviceAccum::new(&from, self.ctx.device);
     }
 
     /// Writes a checkpoint; callers read back first, so a checkpoint never
-    /// holds weights updated from a non-finite loss.
+    /// holds weights updated from a non-finite loss. In a data-parallel run
+    /// every rank reaches a barrier first, then rank 0 writes.
     fn save_checkpoint(&mut self) -> Result<()> {
+        if let Some(g) = self.ctx.group {
+            g.barrier()?;
+        }
+        if !self.ctx.writes() {
+            return Ok(());
+        }
         run_state::save(
             &self.ctx.dir.join(CHECKPOINT_DIR),
             &mut self.st,
@@ -220,14 +325,20 @@ impl<'a> Trainer<'a> {
         )
     }
 
-    /// The test split's metrics, and the holdout's when there is one.
+    /// The test split's metrics, and the holdout's when there is one; a
+    /// data-parallel run evaluates rank r's share of each split with rank
+    /// 0's BN statistics and sums over the ranks.
     fn evaluate(&self) -> Result<(EvalMetrics, Option<EvalMetrics>)> {
         let data = self.ctx.data;
+        if let Some(g) = self.ctx.group {
+            replicas::broadcast_buffers(g, &self.vs)?;
+        }
         let e = Evaluator {
             net: self.net.as_ref(),
             exec: &self.exec,
             batch: self.ctx.cfg.train.eval_batch_size,
             bins: self.ctx.cfg.train.ece_bins,
+            group: self.ctx.group,
         };
         let test = e.run(data.info().test_len, &|s, l| data.test_batch(s, l))?;
         let val = match &self.split {
@@ -240,13 +351,19 @@ impl<'a> Trainer<'a> {
         Ok((test.metrics, val.map(|v| v.metrics)))
     }
 
-    fn step(&mut self, batch: Prepared, lr: f64) -> Result<()> {
+    /// One step on this rank's `batch` of a global batch of `global`
+    /// samples (the same number outside a data-parallel run).
+    fn step(&mut self, batch: Prepared, global: usize, lr: f64) -> Result<()> {
         let cfg = self.ctx.cfg;
         let arm = &cfg.arm;
         let inputs = batch.into_inputs(self.ctx.device, &self.side);
         let (y, len) = (&inputs.labels, inputs.len);
         let n = len as i64;
-        tch::manual_seed(step_seed(cfg.seed, self.st.global_step));
+        let share = len as f64 / global as f64;
+        tch::manual_seed(match self.ctx.group {
+            Some(g) if g.rank() > 0 => rank_step_seed(cfg.seed, self.st.global_step, g.rank()),
+            _ => step_seed(cfg.seed, self.st.global_step),
+        });
         let (ex, net) = (&self.exec, &self.net);
         // The forward under the run's precision; logits and features in fp32
         // for the loss (a no-op in fp32).
@@ -285,14 +402,20 @@ impl<'a> Trainer<'a> {
             .sum(Kind::Int64);
         // Logged values stay on the device (no per-step sync); a non-finite
         // loss is caught at the next read-back, before any checkpoint.
-        self.dev_acc.add(&parts, &hits, self.st.global_step);
+        self.dev_acc
+            .add_weighted(&parts, &hits, self.st.global_step, share);
         self.opt.zero_grad();
         parts.total.backward();
+        // Data-parallel: the gradients averaged over the ranks, whatever
+        // loss made them, before the same SGD step on every rank.
+        if let (Some(g), Some(sync)) = (self.ctx.group, &self.sync) {
+            sync.all_reduce(g, share)?;
+        }
         self.opt.step(lr);
         let a = &mut self.st.acc;
         a.steps += 1;
-        a.seen += len as u64;
-        self.st.images_trained += len as u64 * u64::from(arm.views);
+        a.seen += global as u64;
+        self.st.images_trained += global as u64 * u64::from(arm.views);
         Ok(())
     }
 }
@@ -302,6 +425,21 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
     let wall = Instant::now();
     let mut tr = Trainer::new(ctx)?;
     tr.try_resume()?;
+    if let Some(g) = ctx.group {
+        let (n, b, w) = (
+            ctx.data.info().train_len,
+            ctx.cfg.train.batch_size,
+            g.world(),
+        );
+        if n % b != 0 && n % b < w {
+            bail!(
+                "run {}: the last batch of an epoch has {} samples ({n} % train.batch_size {b}), fewer than the {w} ranks: choose a batch size that leaves at least {w} or none",
+                ctx.cfg.run_id,
+                n % b
+            );
+        }
+    }
+    let ranks = ctx.group.map(|g| (g.rank(), g.world()));
     let wall_before = tr.st.wall_seconds;
     let cfg = ctx.cfg;
     let t = &cfg.train;
@@ -309,7 +447,8 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
     let ids = tr.split.as_ref().map(|s| s.train_ids.clone());
     let n = ids.as_ref().map_or(ctx.data.info().train_len, Vec::len);
     let steps = n.div_ceil(t.batch_size);
-    let mut curves = if cfg.runtime.tensorboard {
+    // Rank 0 writes the event file (the other ranks write nothing).
+    let mut curves = if cfg.runtime.tensorboard && ctx.writes() {
         Some(Curves::open(ctx.dir, &tr.st)?)
     } else {
         None
@@ -335,12 +474,19 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
         let path = tr.side.path(ctx.device);
         let stopped = std::thread::scope(|scope| -> Result<Option<Outcome>> {
             let depth = cfg.runtime.prefetch;
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Prepared>>(depth);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Prepared, usize)>>(depth);
             let (perm, data, loader) = (&perm, ctx.data, &loader);
             scope.spawn(move || {
                 for step in first..steps {
                     let idx = &perm[step * t.batch_size..((step + 1) * t.batch_size).min(n)];
-                    let batch = loader.install(|| prepare(cfg, data, idx, epoch, path));
+                    let global = idx.len();
+                    let idx = match ranks {
+                        Some((r, w)) => &idx[share(global, r, w)],
+                        None => idx,
+                    };
+                    let batch = loader
+                        .install(|| prepare(cfg, data, idx, epoch, path))
+                        .map(|b| (b, global));
                     if tx.send(batch).is_err() {
                         break; // the trainer stopped
                     }
@@ -348,16 +494,21 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
             });
             while tr.st.step_in_epoch < steps {
                 let step = tr.st.step_in_epoch;
-                if ctx.stop.load(Ordering::SeqCst) {
+                let mut stop = ctx.stop.load(Ordering::SeqCst);
+                if let Some(g) = ctx.group {
+                    // Every rank stops at the same step.
+                    stop = g.reduce_i64(&[i64::from(stop)], Op::Max)?[0] != 0;
+                }
+                if stop {
                     tr.read_back(steps)?;
                     tr.st.wall_seconds = wall_before + wall.elapsed().as_secs_f64();
                     tr.save_checkpoint()?;
                     return Ok(Some(Outcome::Stopped { epoch, step }));
                 }
                 let t0 = Instant::now();
-                let batch = rx.recv().context("the batch producer thread died")??;
+                let (batch, global) = rx.recv().context("the batch producer thread died")??;
                 lr = t.schedule.lr(epoch, step, steps);
-                tr.step(batch, lr)?;
+                tr.step(batch, global, lr)?;
                 tr.st.step_in_epoch += 1;
                 tr.st.global_step += 1;
                 let done = tr.st.step_in_epoch;
@@ -390,6 +541,11 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
         let (test, val) = tr.evaluate()?;
         let a = std::mem::take(&mut tr.st.acc);
         let s = a.steps.max(1) as f64;
+        let weights_sha256 = match ctx.group {
+            Some(g) => Some(replicas::check_identical(g, &tr.vs, epoch + 1)?)
+                .filter(|_| ctx.peers().is_some()),
+            None => None,
+        };
         let log = EpochLog {
             epoch: epoch + 1,
             lr,
@@ -401,6 +557,7 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
             test_top1: test.top1,
             test_top5: test.top5,
             seconds: a.seconds + t_eval.elapsed().as_secs_f64(),
+            weights_sha256,
             test_nll: Some(test.nll),
             test_ece: Some(test.ece),
             val_top1: val.map(|v| v.top1),
@@ -445,7 +602,9 @@ fn finish(tr: &Trainer, ctx: &RunContext, wall_seconds: f64) -> Result<Record> {
     };
     let tensors = model::export::state_dict(&tr.vs, tr.st.global_step as i64 * per_step);
     let sha = checkpoint::tensors_sha256(&tensors);
-    checkpoint::write_safetensors(&ctx.dir.join(MODEL_FILE), &tensors)?;
+    if ctx.writes() {
+        checkpoint::write_safetensors(&ctx.dir.join(MODEL_FILE), &tensors)?;
+    }
     let last = tr
         .st
         .history
@@ -494,6 +653,8 @@ fn finish(tr: &Trainer, ctx: &RunContext, wall_seconds: f64) -> Result<Record> {
         },
         history: tr.st.history.clone(),
     };
-    atomic::write_json(&ctx.dir.join(RECORD_FILE), &rec)?;
+    if ctx.writes() {
+        atomic::write_json(&ctx.dir.join(RECORD_FILE), &rec)?;
+    }
     Ok(rec)
 }

@@ -80,6 +80,10 @@ pub struct EpochLog {
     pub test_top1: f64,
     pub test_top5: f64,
     pub seconds: f64,
+    /// Data-parallel runs: the checkpoint hash of the weights after this
+    /// epoch, checked to be the same on every rank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
     /// Test NLL (nats) and ECE (%); absent in records written before
     /// they were logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]

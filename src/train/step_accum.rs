@@ -45,9 +45,20 @@ impl DeviceAccum {
     /// Adds one step's terms and its correct count (`hits`, an integer
     /// scalar); no host synchronisation.
     pub fn add(&mut self, parts: &LossParts, hits: &Tensor, global_step: u64) {
+        self.add_weighted(parts, hits, global_step, 1.0);
+    }
+
+    /// [`DeviceAccum::add`] with the loss terms times `w` (a rank's share of
+    /// a data-parallel batch; 1 adds them as they are).
+    pub fn add_weighted(&mut self, parts: &LossParts, hits: &Tensor, global_step: u64, w: f64) {
         tch::no_grad(|| {
             let v = parts.stacked(&[hits]);
-            self.sums += v.to_kind(Kind::Double);
+            if w == 1.0 {
+                self.sums += v.to_kind(Kind::Double);
+            } else {
+                let scale = Tensor::from_slice(&[w, w, w, w, 1.0]).to_device(self.sums.device());
+                self.sums += v.to_kind(Kind::Double) * scale;
+            }
             let first = parts
                 .total
                 .detach()

@@ -238,6 +238,7 @@ mod tests {
             test_top1: 30.0 + f64::from(epoch),
             test_top5: 80.0,
             seconds: 9.0,
+            weights_sha256: None,
             test_nll: Some(1.25),
             test_ece: Some(3.5),
             val_top1: None,

@@ -210,3 +210,24 @@ pub fn expected_from(
     s.push_str(extra);
     project.write(&format!("expected/{suite}.toml"), &s)
 }
+
+/// A free TCP port on the loopback interface (a rendezvous for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// torchrun's variables for rank `rank` of `world` with the rendezvous on
+/// 127.0.0.1:`port` (what `run --ranks` sets for its children).
+pub fn rank_env(rank: usize, world: usize, port: impl std::fmt::Display) -> Vec<(String, String)> {
+    vec![
+        ("RANK".into(), rank.to_string()),
+        ("WORLD_SIZE".into(), world.to_string()),
+        ("LOCAL_RANK".into(), rank.to_string()),
+        ("MASTER_ADDR".into(), "127.0.0.1".into()),
+        ("MASTER_PORT".into(), port.to_string()),
+    ]
+}
