@@ -321,20 +321,7 @@ fn missing_data_says_where_to_get_it_and_writes_nothing() {
 #[test]
 fn method_fields_are_checked_by_name() {
     let p = Project::new();
-    let base = tiny_suite(
-        "b",
-        &[
-            "baseline",
-            "ddgsd",
-            "cs_kd",
-            "ps_kd",
-            "tf_kd_reg",
-            "label_smoothing",
-        ],
-        &[0],
-        1,
-        "",
-    );
+    let base = tiny_suite("b", &SELFKD_ARMS, &[0], 1, "");
     assert_eq!(code(&suite_with(&p, &base)), 0);
     for (extra, want) in [
         (
