@@ -9,7 +9,8 @@
 #   2. suites/gpu-smoke.toml twice on CUDA: identical checkpoint hashes
 #   3. kill -9 mid-run on CUDA, resume: the straight run's hash
 #   4. the same suite with determinism off: flags recorded off, hash compared
-#   5. throughput: `ddgsd-bench bench` on CUDA (figures, no threshold)
+#   5. throughput: `ddgsd-bench bench` on CUDA (figures, no threshold), and
+#      the PS-KD and CS-KD steps against the baseline's (`bench --arm`)
 #   6. the speed targets: `bench --loop --pytorch` on a DDGSD ResNet-18 CIFAR-100
 #      workload in bf16 + channels_last and in fp32 + contiguous (deterministic):
 #      epoch time (2 x 50,000 images) <= 2 s in bf16, >= 1.5x the PyTorch loop,
@@ -119,6 +120,30 @@ if "$BIN" bench --device "$DEVICE" $BENCH_ARGS > "$OUT/bench.txt" 2>&1; then
   result bench PASS "see below"; { echo; echo '```'; cat "$OUT/bench.txt"; echo '```'; } >> "$REPORT"
 else
   result bench FAIL "$(tail -1 "$OUT/bench.txt")"
+fi
+
+# 5b. the self-distillation methods' step against the baseline's (docs/method.md
+# §8: PS-KD costs a gather from its memory, target <= 1.05x; CS-KD one no-grad
+# forward of the partners, target <= 1.4x)
+if [ "$DEVICE" = cpu ]; then MARGS="--arch resnet8 --batch 16 --steps 2"
+else MARGS="--arch resnet20 --steps 50"; fi
+ok_methods=1; mmsg=""
+for arm in ps_kd:1.05 cs_kd:1.4; do
+  name=${arm%%:*}; target=${arm#*:}
+  f="$OUT/bench-$name.txt"
+  # shellcheck disable=SC2086
+  if ! "$BIN" bench --device "$DEVICE" $MARGS --arm "$name" > "$f" 2>&1; then
+    ok_methods=0; mmsg="$mmsg $name: $(tail -1 "$f");"; continue
+  fi
+  { echo; echo '```'; cat "$f"; echo '```'; } >> "$REPORT"
+  x=$(awk -v a="$name" '$2 == a { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+x$/) { sub(/x$/, "", $i); print $i } }' "$f")
+  mmsg="$mmsg $name ${x:-?}x the baseline's step (target <= ${target}x);"
+  if [ "$DEVICE" != cpu ] && ! awk -v x="${x:-99}" -v t="$target" 'BEGIN { exit !(x <= t) }'; then ok_methods=0; fi
+done
+if [ $ok_methods = 1 ]; then
+  result methods PASS "${mmsg%;}$([ "$DEVICE" = cpu ] && echo " (tiny CPU workload: targets not applied)")"
+else
+  result methods FAIL "${mmsg%;}"
 fi
 
 # 6. speed targets

@@ -317,3 +317,77 @@ fn missing_data_says_where_to_get_it_and_writes_nothing() {
         "nothing may be written before the input is known good"
     );
 }
+
+#[test]
+fn method_fields_are_checked_by_name() {
+    let p = Project::new();
+    let base = tiny_suite("b", &SELFKD_ARMS, &[0], 1, "");
+    assert_eq!(code(&suite_with(&p, &base)), 0);
+    for (extra, want) in [
+        (
+            "[arm.cs_kd]\nmu = 1.0\n",
+            "field `arm.cs_kd`: unknown field `mu`, expected `temperature` or `lambda` (method cs_kd)",
+        ),
+        (
+            "[arm.ps_kd]\nalpha_T = 1.5\n",
+            "field `arm.ps_kd.alpha_T`: expected a value in [0, 1] (method ps_kd)",
+        ),
+        (
+            "[arm.tf_kd_reg]\nkl_reduction = \"sum\"\n",
+            "field `arm.tf_kd_reg`: unknown variant `sum`",
+        ),
+        (
+            "[arm.tf_kd_reg]\ncorrect_prob = 1.0\n",
+            "field `arm.tf_kd_reg.correct_prob`: expected a value in (0, 1)",
+        ),
+        (
+            "[arm.label_smoothing]\nepsilon = \"big\"\n",
+            "field `arm.label_smoothing`: invalid type",
+        ),
+        (
+            "[arm.cs_kd]\npreset = \"selfkdlib\"\n",
+            "field `arm.cs_kd.preset`: preset `selfkdlib` applies to the DDGSD arms",
+        ),
+        (
+            "[arm.label_smoothing]\npreset = \"selfkdlib\"\n",
+            "field `arm.label_smoothing.preset`: preset `selfkdlib` needs a two-view arm",
+        ),
+        (
+            "[arm.ddgsd]\nalpha = 0.1\n",
+            "field `arm.ddgsd`: unknown field `alpha`",
+        ),
+        (
+            "[arm.cs_kd]\ndistortions = [\"crop_flip\"]\n",
+            "field `arm.cs_kd.distortions`: expected 2 entries (one per view), got 1",
+        ),
+        (
+            "[arm.cs_kd]\nforward = \"both\"\n",
+            "field `arm.cs_kd.forward`: expected one of joint, separate",
+        ),
+    ] {
+        let o = suite_with(&p, &format!("{base}\n{extra}"));
+        assert_eq!(code(&o), 2, "{extra}");
+        let e = error_line(&o);
+        assert!(e.contains("suites/b.toml") && e.contains(want), "{extra}: {e}");
+    }
+    let o = suite_with(&p, &base.replace("\"cs_kd\"", "\"cs_kdd\""));
+    assert_eq!(code(&o), 2);
+    assert!(
+        error_line(&o).contains("unknown arm `cs_kdd`: expected one of baseline, two_branch, two_branch_kl, two_branch_mmd, ddgsd, baseline_2x, cs_kd, ps_kd, tf_kd_reg, label_smoothing"),
+        "{}",
+        error_line(&o)
+    );
+    // A method's arm of another name, and the plan names its constants.
+    let mine = format!(
+        "{}\n[arm.ps_kd_03]\nbase = \"ps_kd\"\nalpha_T = 0.3\n",
+        base.replace("\"label_smoothing\"]", "\"label_smoothing\", \"ps_kd_03\"]")
+    );
+    let o = suite_with(&p, &mine);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let plan = stdout(&o);
+    assert!(
+        plan.contains("resnet8w4__ps_kd_03__s0") && plan.contains("ps_kd  alpha_T 0.3"),
+        "{plan}"
+    );
+    assert!(plan.contains("cs_kd  T 4  lambda 1"), "{plan}");
+}

@@ -22,32 +22,52 @@ fn bench_prints_one_row_per_architecture() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 4, "title, header, rule, one row:\n{stdout}");
+    assert_eq!(
+        lines.len(),
+        5,
+        "title, header, rule, the baseline's row and the arm's:\n{stdout}"
+    );
     assert!(
-        lines[0].starts_with("device cpu, ") && lines[0].contains("batch 4 images x 2 views"),
+        lines[0].starts_with("device cpu, ")
+            && lines[0].contains("batch 4 images")
+            && lines[0].contains("of the `ddgsd` arm, each after the baseline's"),
         "{}",
         lines[0]
     );
     let head: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
-        head[..6],
-        ["arch", "input", "classes", "params", "images/s", "ms/step"]
+        head[..10],
+        [
+            "arch", "arm", "input", "classes", "params", "images/s", "ms/step", "x", "baseline",
+            "peak"
+        ]
     );
     assert!(lines[2].chars().all(|c| c == '-'));
-    let row: Vec<&str> = lines[3].split_whitespace().collect();
-    assert_eq!(row[..4], ["resnet8", "cifar", "100", "81,140"]);
-    for v in &row[4..6] {
-        assert!(
-            v.parse::<f64>().map(|x| x > 0.0).unwrap_or(false),
-            "not a positive number: {v} in {}",
-            lines[3]
+    for (line, arm) in lines[3..].iter().zip(["baseline", "ddgsd"]) {
+        let row: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            row[..5],
+            ["resnet8", arm, "cifar", "100", "81,140"],
+            "{line}"
         );
+        for v in &row[5..7] {
+            assert!(
+                v.parse::<f64>().map(|x| x > 0.0).unwrap_or(false),
+                "not a positive number: {v} in {line}"
+            );
+        }
+        // The ratio to the baseline's step: none on the baseline's own row.
+        match arm {
+            "baseline" => assert_eq!(row[7], "-", "{line}"),
+            _ => assert!(
+                row[7]
+                    .strip_suffix('x')
+                    .is_some_and(|r| r.parse::<f64>().is_ok_and(|r| r > 0.0)),
+                "{line}"
+            ),
+        }
+        assert!(row[8] == "-" || row[8].parse::<f64>().is_ok(), "{line}");
     }
-    assert!(
-        row[6] == "-" || row[6].parse::<f64>().is_ok(),
-        "{}",
-        lines[3]
-    );
 }
 
 #[test]

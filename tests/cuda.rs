@@ -131,6 +131,7 @@ fn cuda_u8_views_are_pinned_and_normalise_to_the_cpu_bits() {
         fn pixel_view(
             &self,
             i: usize,
+            _at: usize,
             _s: u64,
             _e: u64,
             _v: u8,
@@ -156,6 +157,53 @@ fn cuda_u8_views_are_pinned_and_normalise_to_the_cpu_bits() {
     assert_eq!(on_gpu.device(), gpu);
     let on_cpu = PixelNorm::new(&Src.lut(), tch::Device::Cpu).normalise(&plain);
     assert!(on_gpu.to_device(tch::Device::Cpu).equal(&on_cpu));
+}
+
+/// The self-distillation methods on CUDA under deterministic algorithms:
+/// PS-KD's memory (index_select / index_copy_ on the device) and CS-KD's
+/// no-grad partner pass raise no determinism error, two processes give one
+/// hash, and device and host batches agree.
+#[test]
+fn cuda_methods_are_deterministic() {
+    if !cuda() {
+        return;
+    }
+    let p = Project::new();
+    let arms = ["cs_kd", "ps_kd", "tf_kd_reg", "label_smoothing"];
+    for (name, extra) in [("d", ""), ("h", "data = \"host\"")] {
+        let s = tiny_suite("cm", &arms, &[0], 2, extra)
+            .replace("device = \"cpu\"", "device = \"cuda\"");
+        p.write(&format!("suites/{name}.toml"), &s);
+    }
+    for (suite, out) in [("d", "a"), ("d", "b"), ("h", "c")] {
+        let o = p.run(&[
+            "run",
+            &format!("suites/{suite}.toml"),
+            "--no-check",
+            "--out",
+            out,
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let (a, b, c) = (
+        p.records("a", "cm"),
+        p.records("b", "cm"),
+        p.records("c", "cm"),
+    );
+    assert_eq!(a.len(), 4);
+    for ((x, y), z) in a.iter().zip(&b).zip(&c) {
+        assert_eq!(
+            x["checkpoint_sha256"], y["checkpoint_sha256"],
+            "{}",
+            x["run_id"]
+        );
+        assert_eq!(
+            x["checkpoint_sha256"], z["checkpoint_sha256"],
+            "{} host",
+            x["run_id"]
+        );
+        assert!(x["platform"].as_str().unwrap().starts_with("cuda-"));
+    }
 }
 
 /// NCCL with world size 1 (torchrun's variables, WORLD_SIZE=1): the whole

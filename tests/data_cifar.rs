@@ -484,6 +484,8 @@ fn shipped_suites_and_expected_files_are_well_formed() {
         ("cifar10-tuning", "cifar10"),
         ("cifar100-tuning", "cifar100"),
         ("imagenet", "imagenet"),
+        ("selfkd-cifar100", "cifar100"),
+        ("selfkd-pskd-cifar100", "cifar100"),
     ] {
         let e = ddgsd_bench::gate::expected::Expected::load(
             &root.join(format!("expected/{name}.toml")),
@@ -513,6 +515,19 @@ fn shipped_suites_and_expected_files_are_well_formed() {
                         "{name}: band for unknown arm {}",
                         b.arm
                     );
+                }
+                // Every group of the suite has a band (else its gate fails).
+                for a in &s.archs {
+                    for arm in &s.arms {
+                        assert!(
+                            e.bands
+                                .iter()
+                                .any(|b| b.arch == a.id() && b.arm == arm.name),
+                            "{name}: no band for ({}, {})",
+                            a.id(),
+                            arm.name
+                        );
+                    }
                 }
             }
             // The paper's architectures may not be registered in this build yet.

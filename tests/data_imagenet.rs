@@ -388,7 +388,7 @@ fn a_class_left_without_a_decodable_training_image_is_empty_and_bad_targets_fail
 #[test]
 fn u8_views_normalised_on_the_device_equal_the_host_batches() {
     use ddgsd_bench::data::pixels::{pixel_batch, PixelNorm};
-    use ddgsd_bench::train::feed::{prepare, DeviceSide, Path as BatchPath};
+    use ddgsd_bench::train::feed::{DeviceSide, Feed, Path as BatchPath};
     use tch::Device;
     let t = tempfile::tempdir().unwrap();
     let root = tree(t.path());
@@ -482,8 +482,13 @@ fn u8_views_normalised_on_the_device_equal_the_host_batches() {
     let host_side = DeviceSide::new(data.as_ref(), false, Device::Cpu).unwrap();
     assert_eq!(host_side.path(Device::Cpu), BatchPath::Host);
     let idx = [11, 2, 7];
-    let p = prepare(cfg, data.as_ref(), &idx, 4, side.path(Device::Cpu)).unwrap();
-    let h = prepare(cfg, data.as_ref(), &idx, 4, BatchPath::Host).unwrap();
+    let feed = Feed::new(cfg, data.as_ref()).unwrap();
+    let p = feed
+        .prepare(data.as_ref(), &idx, 4, side.path(Device::Cpu))
+        .unwrap();
+    let h = feed
+        .prepare(data.as_ref(), &idx, 4, BatchPath::Host)
+        .unwrap();
     let pi = p.into_inputs(Device::Cpu, &side);
     let hi = h.into_inputs(Device::Cpu, &host_side);
     assert_eq!((pi.len, hi.len), (3, 3));
@@ -503,6 +508,6 @@ fn u8_views_normalised_on_the_device_equal_the_host_batches() {
     }
     assert!(pi.labels.equal(&hi.labels));
     assert!(pi.labels.equal(&data.train_labels(&idx)));
-    let bad = prepare(cfg, data.as_ref(), &[12], 0, side.path(Device::Cpu));
+    let bad = feed.prepare(data.as_ref(), &[12], 0, side.path(Device::Cpu));
     assert!(bad.is_err(), "an index past the split is refused");
 }

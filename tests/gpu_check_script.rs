@@ -63,6 +63,7 @@ fn gpu_check_script_runs_on_the_cpu() {
         "resume",
         "nondeterministic",
         "bench",
+        "methods",
         "targets",
         "dp-group-of-one",
         "dp-two-ranks",

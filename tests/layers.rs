@@ -590,3 +590,55 @@ mod analysis {
         );
     }
 }
+
+/// The files outside `method/` (but for its unit tests) that may name a
+/// particular method: none. The trainer, the benchmark, the scheduler and
+/// the reports reach every method through `method::build` / `method::plan`
+/// and the trait, so a new method is a file in `method/` and a line of its
+/// `config.rs`.
+#[test]
+fn no_code_outside_method_names_a_method() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = read_tree(&src);
+    let methods = [
+        "cs_kd",
+        "ps_kd",
+        "tf_kd_reg",
+        "label_smoothing",
+        "ddgsd",
+        "CsKd",
+        "PsKd",
+        "TfKdReg",
+        "LabelSmoothing",
+        "Ddgsd",
+    ];
+    let mut found = Vec::new();
+    let mut scanned = 0;
+    for (rel, text) in &files {
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
+        // method/ itself, and the suite layer, which maps [arm.NAME] fields
+        // onto the DDGSD family's `[loss]` semantics (MethodConfig::Ddgsd).
+        if top == "method" || top == "suite" {
+            continue;
+        }
+        scanned += 1;
+        // Code only (comments and strings blanked), before any unit tests.
+        let code = strip(text);
+        let code = code.split("#[cfg(test)]").next().unwrap();
+        for (i, line) in code.lines().enumerate() {
+            let words: Vec<&str> = line
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .collect();
+            if let Some(m) = methods.iter().find(|m| words.contains(m)) {
+                found.push(format!("src/{}:{}: names `{m}`", rel.display(), i + 1));
+            }
+        }
+    }
+    assert!(scanned > 40, "scanned {scanned} files");
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}

@@ -78,6 +78,25 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>)> {
             "paper_top1_best.md",
             vec!["--layout", "paper", "--which", "best", C100, IMNET],
         ),
+        // Metrics as columns (the PS-KD README's shape), each column's best
+        // by its own direction.
+        (
+            "paper_metrics.md",
+            vec!["--layout", "paper", "--metric", "error,top5,top1", C100],
+        ),
+        (
+            "paper_metrics.csv",
+            vec![
+                "--layout",
+                "paper",
+                "--metric",
+                "error,top5",
+                "--format",
+                "csv",
+                C100,
+                IMNET,
+            ],
+        ),
     ]
 }
 

@@ -3,20 +3,12 @@
 //! (and, on the reference platform, every checkpoint pin must match).
 mod common;
 use common::*;
-use std::path::PathBuf;
 
 #[test]
 fn the_smoke_suite_passes_its_expected_file() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = tempfile::tempdir().unwrap();
-    let o = std::process::Command::new(bin())
-        .current_dir(&root)
-        .args(["run", "suites/smoke.toml", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
-    let (so, se) = (stdout(&o), stderr(&o));
-    assert_eq!(code(&o), 0, "stdout:\n{so}\nstderr:\n{se}");
+    let (c, so, se) = run_shipped_suite("smoke", out.path());
+    assert_eq!(c, 0, "stdout:\n{so}\nstderr:\n{se}");
     assert!(so.contains("Verdict: PASS"), "{so}");
     assert!(so.contains("| resnet8w8 |"), "{so}");
     for arm in [

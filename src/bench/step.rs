@@ -1,14 +1,20 @@
-//! `ddgsd-bench bench`: a speed sanity check of one DDGSD training step per
-//! architecture on the current device.
+//! `ddgsd-bench bench`: a speed sanity check of one training step per
+//! architecture on the current device, for one arm (default `ddgsd`).
 //!
-//! One step is what `train` does for the `ddgsd` arm, minus data loading:
-//! the two views of a batch of N images (random tensors, made once) are
-//! concatenated into one forward pass of 2N images, the loss of docs/method.md §2
-//! (CE on both views, KL both ways, linear MMD; lambda 1, mu 5e-4, T 1) is
-//! computed by `loss::two_view`, back-propagated, and `sgd::Sgd` (momentum
-//! 0.9, Nesterov, weight decay 5e-4) updates the weights. After `warmup`
-//! untimed steps, `steps` steps are timed (CUDA synchronised before the clock
-//! is read). Images/s counts both views (2N per step).
+//! One step is what `train` does for the arm, minus data loading: the views
+//! of a batch of N images (random tensors, made once; a method's partner
+//! view is one more random view) go through the forward passes of the arm's
+//! plan, its loss is computed by the method itself (`method::build`, the
+//! built-in arm's constants: for `ddgsd` the loss of docs/method.md §2 with
+//! lambda 1, mu 5e-4, T 1), back-propagated, and `sgd::Sgd` (momentum 0.9,
+//! Nesterov, weight decay 5e-4) updates the weights, through the trainer's
+//! own step (`train::step`). PS-KD's memory has 50,000 rows (CIFAR's
+//! training split) and is read from epoch 1 on, as in every epoch but the
+//! first. After `warmup` untimed steps, `steps` steps are timed (CUDA
+//! synchronised before the clock is read). Images/s counts every forwarded
+//! view (2N per step for a two-view arm or CS-KD's anchors and partners).
+//! For any arm but `baseline` the baseline's step is measured too, right
+//! before it, and the table gives the arm's ms/step as a multiple of it.
 //!
 //! Peak memory: on the CPU, the process's peak resident set (VmHWM of
 //! /proc/self/status, reset through /proc/self/clear_refs before each
@@ -17,11 +23,13 @@
 //! caching allocator holds (it does not give memory back between
 //! architectures, so later rows include earlier ones: bench one architecture
 //! per invocation for a clean number).
-use crate::method::loss::{self, LossConfig};
+use crate::method::{self, arms, loss::LossConfig, MethodEnv};
 use crate::model::{self, ArchSpec};
 use crate::optim::sgd::Sgd;
 use crate::platform::runtime::{MemoryFormat, Precision};
 use crate::train::exec::Exec;
+use crate::train::feed::Inputs;
+use crate::train::step::Net;
 use anyhow::{bail, Context, Result};
 use std::time::Instant;
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -43,12 +51,18 @@ pub struct BenchOptions {
     pub threads: Option<usize>,
     pub precision: Precision,
     pub memory_format: MemoryFormat,
+    /// The built-in arm whose step is timed.
+    pub arm: String,
 }
+
+/// Training samples PS-KD's memory has in the benchmark (CIFAR's split).
+pub const BENCH_TRAIN_LEN: usize = 50_000;
 
 /// One row of the table.
 #[derive(Debug, Clone)]
 pub struct BenchRow {
     pub arch: String,
+    pub arm: String,
     pub input: &'static str,
     pub classes: i64,
     pub params: i64,
@@ -56,14 +70,27 @@ pub struct BenchRow {
     pub ms_per_step: f64,
     /// MiB; `None` when it cannot be read.
     pub peak_mib: Option<f64>,
+    /// ms/step divided by the baseline's (the row before), for every arm
+    /// but the baseline.
+    pub vs_baseline: Option<f64>,
 }
 
-/// The loss of the `ddgsd` arm with the constants of docs/method.md §2.
+/// The constants of docs/method.md §2 (the built-in arms' `[loss]`).
 pub fn ddgsd_loss() -> LossConfig {
     LossConfig {
         rbf_bandwidths: vec![],
         ..LossConfig::default()
     }
+}
+
+/// The built-in arm `name`, or an error listing them.
+pub fn builtin_arm(name: &str) -> Result<arms::ArmConfig> {
+    arms::builtin(name, &ddgsd_loss()).with_context(|| {
+        format!(
+            "--arm `{name}`: expected one of {}",
+            arms::builtin_names().join(", ")
+        )
+    })
 }
 
 fn parse_device(d: &str) -> Result<Device> {
@@ -137,13 +164,14 @@ fn gpu_process_mib() -> Option<f64> {
     })
 }
 
-pub fn bench_one(arch: &str, opts: &BenchOptions, device: Device) -> Result<BenchRow> {
+pub fn bench_one(arch: &str, arm: &str, opts: &BenchOptions, device: Device) -> Result<BenchRow> {
     let info = model::lookup(arch)?;
     let (classes, side) = if info.input == "imagenet" {
         (1000, 224)
     } else {
         (100, 32)
     };
+    let arm_cfg = builtin_arm(arm)?;
     tch::manual_seed(0);
     let mut vs = VarStore::new(Device::Cpu);
     let net = model::build(
@@ -159,27 +187,34 @@ pub fn bench_one(arch: &str, opts: &BenchOptions, device: Device) -> Result<Benc
     exec.prepare(&vs)?;
     let params = model::parameter_count(&vs);
     let mut opt = Sgd::new(&vs, 0.9, true, 5e-4);
-    let cfg = ddgsd_loss();
+    let mut m = method::build(
+        &arm_cfg,
+        &MethodEnv {
+            classes,
+            train_len: BENCH_TRAIN_LEN,
+            epochs: 2,
+            device,
+        },
+    )?;
+    // Epoch 1: PS-KD reads its memory (epoch 0 uses the labels alone).
+    m.begin_epoch(1);
     let n = opt_batch(opts)?;
-    let x = exec.input(Tensor::randn([2 * n, 3, side, side], (Kind::Float, device)))?;
-    let y = Tensor::randint(classes, [n], (Kind::Int64, device));
+    let views = m.plan().images_per_sample() as i64;
+    let inputs = Inputs {
+        x: Tensor::randn([views * n, 3, side, side], (Kind::Float, device)),
+        labels: Tensor::randint(classes, [n], (Kind::Int64, device)),
+        samples: Tensor::randint(BENCH_TRAIN_LEN as i64, [n], (Kind::Int64, device)),
+        len: n as usize,
+    };
+    let step_net = Net {
+        net: net.as_ref(),
+        exec: &exec,
+    };
     let cpu_reset = device == Device::Cpu && reset_peak_rss();
     let mut step = || -> Result<Tensor> {
-        let (z, h) = exec.forward(|| net.forward(&x, true))?;
-        let (z, h) = (z.to_kind(Kind::Float), h.to_kind(Kind::Float));
-        let parts = loss::two_view(
-            &z.narrow(0, 0, n),
-            &z.narrow(0, n, n),
-            &h.narrow(0, 0, n),
-            &h.narrow(0, n, n),
-            &y,
-            &cfg,
-        );
-        opt.zero_grad();
-        parts.total.backward();
-        opt.step(0.1);
+        let (loss, _) = step_net.step(m.as_mut(), &mut opt, &inputs, 1, 0.1)?;
         // Read back only after the timed steps (no per-step host sync).
-        Ok(parts.total.detach())
+        Ok(loss.total.detach())
     };
     let finite = |loss: Tensor| -> Result<()> {
         if !loss.double_value(&[]).is_finite() {
@@ -208,12 +243,14 @@ pub fn bench_one(arch: &str, opts: &BenchOptions, device: Device) -> Result<Benc
     };
     Ok(BenchRow {
         arch: arch.to_string(),
+        arm: arm.to_string(),
         input: info.input,
         classes,
         params,
-        images_per_second: (2 * n) as f64 * opts.steps as f64 / secs,
+        images_per_second: (views * n) as f64 * opts.steps as f64 / secs,
         ms_per_step: 1000.0 * secs / opts.steps as f64,
         peak_mib,
+        vs_baseline: None,
     })
 }
 
@@ -244,14 +281,31 @@ pub fn run(opts: &BenchOptions) -> Result<String> {
         }
         tch::set_num_threads(t as i32);
     }
+    builtin_arm(&opts.arm)?;
     let device = parse_device(&opts.device)?;
-    let mut rows = Vec::new();
+    let mut arms = vec![opts.arm.as_str()];
+    if opts.arm != "baseline" {
+        arms.insert(0, "baseline");
+    }
+    let mut rows: Vec<BenchRow> = Vec::new();
     for a in &archs {
-        eprintln!(
-            "bench: {a} ({} warm-up + {} timed steps of {} images x 2 views)",
-            opts.warmup, opts.steps, opts.batch
-        );
-        rows.push(bench_one(a, opts, device)?);
+        for arm in &arms {
+            eprintln!(
+                "bench: {a} {arm} ({} warm-up + {} timed steps of {} images x {} views)",
+                opts.warmup,
+                opts.steps,
+                opts.batch,
+                builtin_arm(arm)?.views
+            );
+            let mut row = bench_one(a, arm, opts, device)?;
+            if *arm != "baseline" {
+                row.vs_baseline = rows
+                    .last()
+                    .filter(|b| b.arm == "baseline" && b.arch == *a)
+                    .map(|b| row.ms_per_step / b.ms_per_step);
+            }
+            rows.push(row);
+        }
     }
     let dev = match device {
         Device::Cuda(i) => format!("cuda:{i}"),
@@ -269,39 +323,55 @@ pub fn table(rows: &[BenchRow], device: &str, threads: i32, opts: &BenchOptions)
     };
     let mut cells = vec![[
         "arch".to_string(),
+        "arm".into(),
         "input".into(),
         "classes".into(),
         "params".into(),
         "images/s".into(),
         "ms/step".into(),
+        "x baseline".into(),
         mem_head.into(),
     ]];
     for r in rows {
         cells.push([
             r.arch.clone(),
+            r.arm.clone(),
             r.input.to_string(),
             r.classes.to_string(),
             model::thousands(r.params),
             format!("{:.1}", r.images_per_second),
             format!("{:.1}", r.ms_per_step),
+            r.vs_baseline
+                .map(|x| format!("{x:.2}x"))
+                .unwrap_or_else(|| "-".into()),
             r.peak_mib
                 .map(|m| format!("{m:.0}"))
                 .unwrap_or_else(|| "-".into()),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
+    let widths: Vec<usize> = (0..cells[0].len())
         .map(|i| cells.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = format!(
-        "device {device}, {threads} threads, {:?} {:?}, batch {} images x 2 views, {} warm-up + {} timed steps (forward + backward + SGD, ddgsd loss)\n",
-        opts.precision, opts.memory_format, opts.batch, opts.warmup, opts.steps
+        "device {device}, {threads} threads, {:?} {:?}, batch {} images, {} warm-up + {} timed steps (forward + backward + SGD) of the `{}` arm{}\n",
+        opts.precision,
+        opts.memory_format,
+        opts.batch,
+        opts.warmup,
+        opts.steps,
+        opts.arm,
+        if opts.arm == "baseline" {
+            ""
+        } else {
+            ", each after the baseline's"
+        }
     );
     for (j, r) in cells.iter().enumerate() {
         let line: Vec<String> = r
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                if i < 2 {
+                if i < 3 {
                     format!("{c:<w$}", w = widths[i])
                 } else {
                     format!("{c:>w$}", w = widths[i])
@@ -340,26 +410,37 @@ mod tests {
             threads: None,
             precision: Precision::Fp32,
             memory_format: MemoryFormat::Contiguous,
+            arm: "ps_kd".into(),
         };
-        let row = |a: &str, p| BenchRow {
+        let row = |a: &str, arm: &str, p, x| BenchRow {
             arch: a.into(),
+            arm: arm.into(),
             input: "cifar",
             classes: 100,
             params: p,
             images_per_second: 1234.5,
             ms_per_step: 6.5,
             peak_mib: Some(300.0),
+            vs_baseline: x,
         };
         let t = table(
-            &[row("resnet8", 78_042), row("densenet_bc100", 800_032)],
+            &[
+                row("resnet8", "baseline", 78_042, None),
+                row("densenet_bc100", "ps_kd", 800_032, Some(1.034)),
+            ],
             "cpu",
             2,
             &opts,
         );
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 5);
+        assert!(lines[0].contains("`ps_kd` arm, each after the baseline's"));
         assert!(lines[1].starts_with("arch "));
         assert_eq!(lines[3].len(), lines[4].len());
-        assert!(lines[4].contains("800,032"));
+        assert!(lines[4].contains("800,032") && lines[4].contains("1.03x"));
+        assert!(builtin_arm("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("cs_kd"));
     }
 }

@@ -343,6 +343,7 @@ pub fn run(o: &LoopOptions) -> Result<String> {
         threads: Some(o.threads),
         precision: o.precision,
         memory_format: o.memory_format,
+        arm: "ddgsd".into(),
     };
     let device = platform::select_device(&suite_rt(o))?;
     // The figures in table order; a round measures them in this order and
@@ -368,7 +369,7 @@ pub fn run(o: &LoopOptions) -> Result<String> {
                         "bench: {tag}: our step ({} warm-up + {} steps)",
                         o.warmup, o.steps
                     );
-                    let row = step::bench_one(&o.arch, &bo, device)?;
+                    let row = step::bench_one(&o.arch, "ddgsd", &bo, device)?;
                     Figure::new(
                         "ddgsd-bench step (forward + backward + SGD)",
                         o.batch as f64,

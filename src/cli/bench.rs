@@ -9,9 +9,12 @@ pub struct BenchArgs {
     /// Architecture (repeatable; default: every one `models` lists)
     #[arg(long = "arch")]
     pub archs: Vec<String>,
-    /// Images per step (each forwarded twice)
+    /// Images per step (each forwarded once per view)
     #[arg(long, default_value_t = 128)]
     pub batch: i64,
+    /// The built-in arm whose step is timed (baseline, the DDGSD ablation arms, cs_kd, ps_kd, tf_kd_reg, label_smoothing); any arm but baseline is shown beside the baseline's step, with the ratio. `--loop` times the ddgsd arm
+    #[arg(long, default_value = "ddgsd")]
+    pub arm: String,
     /// Timed steps
     #[arg(long, default_value_t = 10)]
     pub steps: usize,
@@ -56,6 +59,7 @@ pub fn bench(args: BenchArgs) -> Result<Exit> {
     let BenchArgs {
         archs,
         batch,
+        arm,
         steps,
         warmup,
         device,
@@ -84,6 +88,11 @@ pub fn bench(args: BenchArgs) -> Result<Exit> {
         anyhow::bail!("bench --ranks: only with --loop (and without --pytorch)");
     }
     if full_loop || pytorch {
+        if arm != "ddgsd" {
+            anyhow::bail!(
+                "bench --loop: the loop benchmark times the ddgsd arm; drop --arm {arm} or --loop"
+            );
+        }
         if archs.len() > 1 {
             anyhow::bail!("bench --loop: one --arch at a time, got {}", archs.len());
         }
@@ -117,6 +126,7 @@ pub fn bench(args: BenchArgs) -> Result<Exit> {
         threads,
         precision,
         memory_format,
+        arm,
     };
     print!("{}", crate::bench::step::run(&opts)?);
     Ok(Exit::Pass)

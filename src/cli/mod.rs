@@ -63,7 +63,7 @@ pub enum Cmd {
     Hash(info::HashArgs),
     /// List every architecture with its input kind and parameter count
     Models(info::ModelsArgs),
-    /// Time forward + backward + SGD of one DDGSD step (two views concatenated) per architecture
+    /// Time forward + backward + SGD of one training step of a built-in arm (default ddgsd: two views concatenated) per architecture, beside the baseline's; or the whole loop (--loop, --pytorch)
     Bench(bench::BenchArgs),
 }
 

@@ -18,9 +18,9 @@ pub struct ReportArgs {
     /// ablation: rows architecture, columns arm (one directory); paper: the paper's Table 3, rows architecture and method, columns dataset
     #[arg(long, default_value = "ablation", value_parser = ["ablation", "paper"])]
     pub layout: String,
-    /// top1, top5, error (100 - top-1, what the paper prints), or the test split's calibration: nll (nats) or ece (%); lower is better for error, nll and ece
-    #[arg(long, default_value = "top1", value_parser = ["top1", "top5", "error", "nll", "ece"])]
-    pub metric: String,
+    /// top1, top5, error (100 - top-1, what the paper prints), or the test split's calibration: nll (nats) or ece (%); lower is better for error, nll and ece. With --layout paper a comma-separated list gives a column per dataset and metric (e.g. error,top5,nll,ece)
+    #[arg(long, default_value = "top1", value_delimiter = ',', value_parser = ["top1", "top5", "error", "nll", "ece"])]
+    pub metric: Vec<String>,
     /// After the last epoch, or at the best epoch (by validation top-1 when the runs have a holdout, else on the test set: the heading says which)
     #[arg(long, default_value = "final", value_parser = ["final", "best"])]
     pub which: String,
@@ -55,11 +55,32 @@ pub fn report(args: ReportArgs) -> Result<Exit> {
         plot,
     } = args;
     use crate::report::{Layout, MetricKind, Options, Which};
+    let mut metrics: Vec<MetricKind> = Vec::new();
+    for m in &metric {
+        let k = MetricKind::parse(m).expect("clap checked");
+        if metrics.contains(&k) {
+            return Err(InputError::new(
+                std::path::Path::new("--metric"),
+                None,
+                format!("`{m}` is listed twice"),
+            )
+            .into());
+        }
+        metrics.push(k);
+    }
     let opts = Options {
         layout: Layout::parse(&layout).expect("clap checked"),
-        metric: MetricKind::parse(&metric).expect("clap checked"),
+        metrics,
         which: Which::parse(&which).expect("clap checked"),
     };
+    if opts.layout == Layout::Ablation && opts.metrics.len() > 1 {
+        return Err(InputError::new(
+            std::path::Path::new("--metric"),
+            None,
+            "the ablation layout shows one metric; give several with --layout paper",
+        )
+        .into());
+    }
     if opts.layout == Layout::Ablation && dirs.len() > 1 {
         return Err(InputError::new(
             &dirs[1],

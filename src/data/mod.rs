@@ -18,6 +18,7 @@ pub mod device_batch;
 pub mod fingerprint;
 pub mod holdout;
 pub mod imagenet;
+pub mod partner;
 pub mod pixels;
 pub mod small;
 pub mod stream;
@@ -52,8 +53,25 @@ pub struct DatasetInfo {
 pub trait Dataset: Send + Sync {
     fn info(&self) -> &DatasetInfo;
 
+    /// One distorted view of the training images `images`, the distortion
+    /// of row `b` drawn at the stream address of sample `at[b]` for (seed,
+    /// epoch, view): a pure function of those arguments. `at` is the step's
+    /// own samples; a view may show other images than its samples (a CS-KD
+    /// partner is a sample of the same class, distorted by the draw of the
+    /// anchor it belongs to, so two anchors that share a partner still see
+    /// two independent distortions of it).
+    fn train_views(
+        &self,
+        images: &[usize],
+        at: &[usize],
+        seed: u64,
+        epoch: u64,
+        view: u8,
+        distortion: Distortion,
+    ) -> Result<Tensor>;
+
     /// One distorted view of the training samples `indices` for (seed,
-    /// epoch, view): a pure function of those arguments.
+    /// epoch, view), each drawn at its own address.
     fn train_batch(
         &self,
         indices: &[usize],
@@ -61,7 +79,9 @@ pub trait Dataset: Send + Sync {
         epoch: u64,
         view: u8,
         distortion: Distortion,
-    ) -> Result<Tensor>;
+    ) -> Result<Tensor> {
+        self.train_views(indices, indices, seed, epoch, view, distortion)
+    }
 
     /// Labels of the training samples `indices`.
     fn train_labels(&self, indices: &[usize]) -> Tensor;
@@ -91,6 +111,17 @@ pub trait Dataset: Send + Sync {
     fn pixel_views(&self) -> Option<&dyn pixels::PixelViews> {
         None
     }
+}
+
+/// One view of a step's samples: the images it shows and the samples at
+/// whose stream addresses their distortions are drawn (see
+/// [`Dataset::train_views`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ViewReq<'a> {
+    pub images: &'a [usize],
+    pub at: &'a [usize],
+    pub view: u8,
+    pub distortion: Distortion,
 }
 
 /// A resolved dataset choice, as stored in every run's config.

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 use crate::data::augment::Distortion;
+use crate::data::ViewReq;
 
 /// A dataset whose training views can be written as u8 pixels.
 pub trait PixelViews: Sync {
@@ -21,11 +22,15 @@ pub trait PixelViews: Sync {
     /// host path computes it.
     fn lut(&self) -> [[f32; 256]; 3];
 
-    /// Training sample `i`'s view for (seed, epoch, view) as `side x side x 3`
-    /// u8 HWC, mirrored when the draw says so, into `dst`.
+    /// Training image `i`'s view for (seed, epoch, view), its distortion
+    /// drawn at the address of sample `at` (`i` itself unless the view shows
+    /// another image than its sample, see [`crate::data::Dataset::train_views`]),
+    /// as `side x side x 3` u8 HWC, mirrored when the draw says so, into `dst`.
+    #[allow(clippy::too_many_arguments)]
     fn pixel_view(
         &self,
         i: usize,
+        at: usize,
         seed: u64,
         epoch: u64,
         view: u8,
@@ -45,24 +50,36 @@ pub fn pixel_batch(
     distortion: Distortion,
     pin: Option<Device>,
 ) -> Result<Tensor> {
-    views_batch(src, indices, seed, epoch, &[(view, distortion)], pin)
+    let req = ViewReq {
+        images: indices,
+        at: indices,
+        view,
+        distortion,
+    };
+    views_batch(src, &[req], seed, epoch, pin)
 }
 
-/// Several views of the samples `indices`, one after the other in one
+/// Several views of one step's samples, one after the other in one
 /// `[V * B, side, side, 3]` u8 tensor on the CPU (one upload per step),
 /// page-locked for the GPU `pin` when given; the views are written in
 /// parallel on the current rayon pool (the run's loader threads).
 pub fn views_batch(
     src: &dyn PixelViews,
-    indices: &[usize],
+    views: &[ViewReq],
     seed: u64,
     epoch: u64,
-    views: &[(u8, Distortion)],
     pin: Option<Device>,
 ) -> Result<Tensor> {
     let s = src.side();
     let per = s * s * 3;
-    let rows = views.len() * indices.len();
+    let b = views.first().map_or(0, |v| v.images.len());
+    for v in views {
+        ensure!(
+            v.images.len() == b && v.at.len() == b,
+            "every view of a step has the step's {b} samples"
+        );
+    }
+    let rows = views.len() * b;
     let t = Tensor::empty(
         [rows as i64, s as i64, s as i64, 3],
         (Kind::Uint8, Device::Cpu),
@@ -78,12 +95,13 @@ pub fn views_batch(
     // bytes that nothing else references until it is returned; the slice
     // does not outlive this function.
     let buf = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut u8, rows * per) };
-    let b = indices.len().max(1);
+    let b = b.max(1);
     buf.par_chunks_mut(per)
         .enumerate()
         .try_for_each(|(row, dst)| {
-            let (view, distortion) = views[row / b];
-            src.pixel_view(indices[row % b], seed, epoch, view, distortion, dst)
+            let v = &views[row / b];
+            let k = row % b;
+            src.pixel_view(v.images[k], v.at[k], seed, epoch, v.view, v.distortion, dst)
         })?;
     Ok(t)
 }
@@ -140,6 +158,7 @@ mod tests {
         fn pixel_view(
             &self,
             i: usize,
+            at: usize,
             seed: u64,
             epoch: u64,
             view: u8,
@@ -147,7 +166,12 @@ mod tests {
             dst: &mut [u8],
         ) -> Result<()> {
             for (k, p) in dst.iter_mut().enumerate() {
-                *p = (k as u64 * 31 + i as u64 * 7 + seed + epoch * 3 + u64::from(view) * 5) as u8;
+                *p = (k as u64 * 31
+                    + i as u64 * 7
+                    + at as u64 * 11
+                    + seed
+                    + epoch * 3
+                    + u64::from(view) * 5) as u8;
             }
             Ok(())
         }
@@ -161,24 +185,42 @@ mod tests {
         let bytes: Vec<u8> = Vec::try_from(t.flatten(0, -1)).unwrap();
         for (b, &i) in idx.iter().enumerate() {
             let mut one = vec![0u8; 75];
-            Toy.pixel_view(i, 1, 2, 1, Distortion::CropFlip, &mut one)
+            Toy.pixel_view(i, i, 1, 2, 1, Distortion::CropFlip, &mut one)
                 .unwrap();
             assert_eq!(&bytes[b * 75..(b + 1) * 75], &one[..], "sample {i}");
         }
         // Two views in one tensor: each block equals its own batch.
-        let both = views_batch(
-            &Toy,
-            &idx,
-            1,
-            2,
-            &[(0, Distortion::CropFlip), (1, Distortion::CropFlip)],
-            None,
-        )
-        .unwrap();
+        let req = |view| ViewReq {
+            images: &idx,
+            at: &idx,
+            view,
+            distortion: Distortion::CropFlip,
+        };
+        let both = views_batch(&Toy, &[req(0), req(1)], 1, 2, None).unwrap();
         assert_eq!(both.size(), [6, 5, 5, 3]);
         let v0 = pixel_batch(&Toy, &idx, 1, 2, 0, Distortion::CropFlip, None).unwrap();
         assert!(both.narrow(0, 0, 3).equal(&v0));
         assert!(both.narrow(0, 3, 3).equal(&t));
+        // A view of other images than its samples: row k shows image
+        // `other[k]` drawn at sample `idx[k]`'s address.
+        let other = [1usize, 1, 2];
+        let mixed = ViewReq {
+            images: &other,
+            ..req(1)
+        };
+        let m = views_batch(&Toy, &[req(0), mixed], 1, 2, None).unwrap();
+        let rows: Vec<u8> = Vec::try_from(m.narrow(0, 3, 3).flatten(0, -1)).unwrap();
+        for k in 0..3 {
+            let mut one = vec![0u8; 75];
+            Toy.pixel_view(other[k], idx[k], 1, 2, 1, Distortion::CropFlip, &mut one)
+                .unwrap();
+            assert_eq!(&rows[k * 75..(k + 1) * 75], &one[..], "row {k}");
+        }
+        let short = ViewReq {
+            images: &other[..2],
+            ..req(1)
+        };
+        assert!(views_batch(&Toy, &[req(0), short], 1, 2, None).is_err());
         let norm = PixelNorm::new(&Toy.lut(), Device::Cpu);
         let x = norm.normalise(&t);
         assert_eq!(x.size(), [3, 3, 5, 5]);

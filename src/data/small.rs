@@ -107,20 +107,27 @@ impl Dataset for SmallImages {
         &self.info
     }
 
-    fn train_batch(
+    fn train_views(
         &self,
-        indices: &[usize],
+        images: &[usize],
+        at: &[usize],
         seed: u64,
         epoch: u64,
         view: u8,
         distortion: Distortion,
     ) -> Result<Tensor> {
+        ensure!(
+            images.len() == at.len(),
+            "{} images but {} draw addresses",
+            images.len(),
+            at.len()
+        );
         let s = self.side;
         let pad = self.pad as i64;
-        let mut buf = vec![0f32; indices.len() * 3 * s * s];
-        for (b, &i) in indices.iter().enumerate() {
+        let mut buf = vec![0f32; images.len() * 3 * s * s];
+        for (b, (&i, &a)) in images.iter().zip(at).enumerate() {
             ensure!(i < self.train.len(), "training index {i} out of range");
-            let p = pad_crop(seed, epoch, i as u64, view, self.pad, distortion);
+            let p = pad_crop(seed, epoch, a as u64, view, self.pad, distortion);
             let img = self.image(&self.train, i);
             for c in 0..3 {
                 let lut = &self.lut[c];
@@ -148,7 +155,7 @@ impl Dataset for SmallImages {
                 }
             }
         }
-        Ok(self.to_tensor(buf, indices.len()))
+        Ok(self.to_tensor(buf, images.len()))
     }
 
     fn train_labels(&self, indices: &[usize]) -> Tensor {

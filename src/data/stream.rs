@@ -28,6 +28,8 @@ pub enum Purpose {
     Shuffle,
     /// Procedural generation of the built-in synthetic dataset.
     Synthetic,
+    /// Partner samples (CS-KD's same-class sample of each anchor).
+    Partner,
     /// Which training samples a `[dataset] holdout` takes out (keyed by the
     /// dataset seed, not the run seed: every run of a suite holds out the
     /// same samples).
@@ -40,6 +42,7 @@ impl Purpose {
             Purpose::Augment => "augment",
             Purpose::Shuffle => "shuffle",
             Purpose::Synthetic => "synthetic",
+            Purpose::Partner => "partner",
             Purpose::Holdout => "holdout",
         }
     }

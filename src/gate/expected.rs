@@ -287,6 +287,9 @@ mod tests {
             "cifar10-tuning",
             "cifar100-tuning",
             "imagenet",
+            "selfkd-smoke",
+            "selfkd-cifar100",
+            "selfkd-pskd-cifar100",
         ] {
             let e = Expected::load(&root.join(format!("{f}.toml"))).unwrap();
             for b in e.bands.iter().filter(|b| b.published) {
@@ -301,6 +304,16 @@ mod tests {
                 "cifar100:resnet18:baseline:76.55",
                 "cifar100:resnet18:ddgsd:78.53",
                 "imagenet:imagenet_resnet18:baseline:69.76",
+                "selfkd-cifar100:preact_resnet18:baseline:76.24",
+                "selfkd-cifar100:preact_resnet18:ddgsd:76.61",
+                "selfkd-cifar100:preact_resnet18:cs_kd:78.66",
+                "selfkd-cifar100:preact_resnet18:ps_kd:79.31",
+                "selfkd-cifar100:preact_resnet18:tf_kd_reg:76.61",
+                "selfkd-cifar100:preact_resnet18:label_smoothing:78.72",
+                "selfkd-pskd-cifar100:preact_resnet18:baseline:75.82",
+                "selfkd-pskd-cifar100:preact_resnet18:label_smoothing:79.06",
+                "selfkd-pskd-cifar100:preact_resnet18:cs_kd:78.7",
+                "selfkd-pskd-cifar100:preact_resnet18:ps_kd:79.18",
             ]
         );
     }

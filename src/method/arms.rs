@@ -1,11 +1,22 @@
-//! The ablation arms of docs/method.md §3 and the third-party presets of §5.
+//! Arms: a name, the built-in arm or method it starts from, the data side
+//! of its step (views, forward grouping, distortions) and its method's
+//! constants. The DDGSD ablation arms of docs/method.md §3 and the
+//! self-distillation methods of §9-§12 are built in.
 //!
-//! An arm is resolved in layers, each overriding the one before:
+//! A DDGSD-family arm is resolved in layers, each overriding the one before:
 //! built-in arm → `[loss]` of the suite → `preset` → `[arm.NAME]` fields.
+//! The other methods start from their official defaults; `[arm.NAME]`
+//! fields override them.
 use crate::data::augment::Distortion;
-use crate::method::loss::{KlReduction, LossConfig, MmdKind};
+use crate::method::config::MethodConfig;
+use crate::method::cs_kd::CsKdConfig;
+use crate::method::label_smoothing::LabelSmoothingConfig;
+use crate::method::loss::LossConfig;
+use crate::method::ps_kd::PsKdConfig;
+use crate::method::tf_kd_reg::TfKdRegConfig;
 use serde::{Deserialize, Serialize};
 
+/// The arms of DDGSD's ablation (docs/method.md §3).
 pub const BUILTIN_ARMS: [&str; 6] = [
     "baseline",
     "two_branch",
@@ -15,7 +26,13 @@ pub const BUILTIN_ARMS: [&str; 6] = [
     "baseline_2x",
 ];
 
-pub const PRESETS: [&str; 2] = ["selfkdlib", "youngerous"];
+/// The other self-distillation methods (docs/method.md §9-§12).
+pub const METHODS: [&str; 4] = ["cs_kd", "ps_kd", "tf_kd_reg", "label_smoothing"];
+
+/// Every built-in arm name, DDGSD's ablation first.
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTIN_ARMS.iter().chain(&METHODS).copied().collect()
+}
 
 /// How the views go through the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,7 +40,7 @@ pub const PRESETS: [&str; 2] = ["selfkdlib", "youngerous"];
 pub enum Forward {
     /// One forward over the concatenated views: joint batch-norm statistics.
     Joint,
-    /// One forward per view (ddgsd-pytorch).
+    /// One forward per view (ddgsd-pytorch; CS-KD's anchors and partners).
     Separate,
 }
 
@@ -38,7 +55,9 @@ pub enum Double {
     Batch,
 }
 
-/// A fully resolved arm: what one training step computes.
+/// A fully resolved arm: what one training step computes. A DDGSD-family
+/// arm serialises exactly as before methods existed (its constants under
+/// `loss`), so older records and run directories read back unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArmConfig {
@@ -47,115 +66,91 @@ pub struct ArmConfig {
     pub base: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
-    /// 1 or 2.
+    /// Images per sample of a step: 1 or 2.
     pub views: u8,
     pub forward: Forward,
     /// One entry per view.
     pub distortions: Vec<Distortion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub double: Option<Double>,
-    pub loss: LossConfig,
+    /// The method and its constants.
+    #[serde(flatten)]
+    pub method: MethodConfig,
 }
 
-/// The built-in arm `base` with the suite's loss constants `loss` (its
-/// lambda and mu apply only where the arm has that term).
+impl ArmConfig {
+    /// The DDGSD family's loss constants (None for the other methods).
+    pub fn ddgsd_loss(&self) -> Option<&LossConfig> {
+        match &self.method {
+            MethodConfig::Ddgsd(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+/// The built-in arm `base` with the suite's DDGSD loss constants `loss`
+/// (its lambda and mu apply only where the arm has that term; the other
+/// methods ignore them and take their official defaults).
 pub fn builtin(base: &str, loss: &LossConfig) -> Option<ArmConfig> {
-    let (views, kl, mmd) = match base {
-        "baseline" | "baseline_2x" => (1, false, false),
-        "two_branch" => (2, false, false),
-        "two_branch_kl" => (2, true, false),
-        "two_branch_mmd" => (2, false, true),
-        "ddgsd" => (2, true, true),
-        _ => return None,
+    let (views, forward, method) = match base {
+        "cs_kd" => (
+            2,
+            Forward::Separate,
+            MethodConfig::CsKd(CsKdConfig::default()),
+        ),
+        "ps_kd" => (1, Forward::Joint, MethodConfig::PsKd(PsKdConfig::default())),
+        "tf_kd_reg" => (
+            1,
+            Forward::Joint,
+            MethodConfig::TfKdReg(TfKdRegConfig::default()),
+        ),
+        "label_smoothing" => (
+            1,
+            Forward::Joint,
+            MethodConfig::LabelSmoothing(LabelSmoothingConfig::default()),
+        ),
+        _ => {
+            let (views, kl, mmd) = match base {
+                "baseline" | "baseline_2x" => (1, false, false),
+                "two_branch" => (2, false, false),
+                "two_branch_kl" => (2, true, false),
+                "two_branch_mmd" => (2, false, true),
+                "ddgsd" => (2, true, true),
+                _ => return None,
+            };
+            let mut l = loss.clone();
+            if !kl {
+                l.kl_weight = 0.0;
+            }
+            if !mmd {
+                l.mmd_weight = 0.0;
+            }
+            (views, Forward::Joint, MethodConfig::Ddgsd(l))
+        }
     };
-    let mut l = loss.clone();
-    if !kl {
-        l.kl_weight = 0.0;
-    }
-    if !mmd {
-        l.mmd_weight = 0.0;
-    }
     Some(ArmConfig {
         name: base.to_string(),
         base: base.to_string(),
         preset: None,
         views,
-        forward: Forward::Joint,
+        forward,
         distortions: vec![Distortion::CropFlip; views as usize],
         double: (base == "baseline_2x").then_some(Double::Steps),
-        loss: l,
+        method,
     })
-}
-
-/// Applies a third-party preset to a two-view arm (docs/method.md §5). Fields
-/// that the description leaves open are `[choice]`s, listed in the README.
-pub fn apply_preset(arm: &mut ArmConfig, preset: &str) -> Result<(), String> {
-    if arm.views != 2 {
-        return Err(format!(
-            "preset `{preset}` needs a two-view arm, `{}` has one view",
-            arm.name
-        ));
-    }
-    let l = &mut arm.loss;
-    match preset {
-        // Self-KD-Lib (winycg): T = 4 with T^2, CE weighted 0.25, "MMD" =
-        // squared difference of the two scalar feature means, mu = 5e-4,
-        // joint forward, both views pad-crop-flip.
-        "selfkdlib" => {
-            l.ce_weight = 0.25;
-            l.temperature = 4.0;
-            l.t2_factor = true;
-            l.kl_reduction = KlReduction::BatchMean;
-            l.mmd = MmdKind::ScalarMean;
-            if arm.base == "ddgsd" || arm.base == "two_branch_mmd" {
-                l.mmd_weight = 5e-4;
-            }
-            arm.forward = Forward::Joint;
-            arm.distortions = vec![Distortion::CropFlip, Distortion::CropFlip];
-        }
-        // ddgsd-pytorch (youngerous): separate forward per view, a flip-only
-        // and a crop-only view, T = 3 without T^2, KL divided by the class
-        // count, MSE between the logits instead of MMD (weight 1).
-        "youngerous" => {
-            l.ce_weight = 1.0;
-            l.temperature = 3.0;
-            l.t2_factor = false;
-            l.kl_reduction = KlReduction::ElementMean;
-            l.mmd = MmdKind::MseLogits;
-            if arm.base == "ddgsd" || arm.base == "two_branch_mmd" {
-                l.mmd_weight = 1.0;
-            }
-            arm.forward = Forward::Separate;
-            arm.distortions = vec![Distortion::FlipOnly, Distortion::CropOnly];
-        }
-        other => {
-            return Err(format!(
-                "unknown preset `{other}`: expected one of {}",
-                PRESETS.join(", ")
-            ))
-        }
-    }
-    arm.preset = Some(preset.to_string());
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn base_loss() -> LossConfig {
-        LossConfig {
-            rbf_bandwidths: vec![1.0],
-            ..LossConfig::default()
-        }
-    }
-
     #[test]
     fn arms_have_the_terms_of_the_table() {
-        let l = base_loss();
+        let l = LossConfig::default();
         let terms = |n: &str| {
             let a = builtin(n, &l).unwrap();
-            (a.views, a.loss.kl_weight > 0.0, a.loss.mmd_weight > 0.0)
+            let d = a.ddgsd_loss().unwrap();
+            (a.views, d.kl_weight > 0.0, d.mmd_weight > 0.0)
         };
         assert_eq!(terms("baseline"), (1, false, false));
         assert_eq!(terms("two_branch"), (2, false, false));
@@ -168,99 +163,32 @@ mod tests {
             Some(Double::Steps)
         );
         assert!(builtin("nope", &l).is_none());
+        for m in METHODS {
+            let a = builtin(m, &l).unwrap();
+            assert!(a.ddgsd_loss().is_none(), "{m}");
+            assert_eq!(a.distortions.len(), a.views as usize);
+        }
     }
 
     #[test]
-    fn presets_need_two_views() {
-        let mut a = builtin("baseline", &base_loss()).unwrap();
-        assert!(apply_preset(&mut a, "selfkdlib").is_err());
-        let mut d = builtin("ddgsd", &base_loss()).unwrap();
-        apply_preset(&mut d, "youngerous").unwrap();
-        assert_eq!(d.forward, Forward::Separate);
+    fn a_ddgsd_arm_serialises_as_before_methods_existed() {
+        let a = builtin("ddgsd", &LossConfig::default()).unwrap();
+        let v = serde_json::to_value(&a).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
         assert_eq!(
-            d.distortions,
-            vec![Distortion::FlipOnly, Distortion::CropOnly]
+            keys,
+            ["base", "distortions", "forward", "loss", "name", "views"]
         );
-        assert!(apply_preset(&mut d, "other").is_err());
-    }
-    // Preset losses on fixed tensors against values computed by hand (f64)
-    // from docs/method.md §5's descriptions.
-    const ZA: [f64; 6] = [1.0, 2.0, 0.5, -1.0, 0.0, 3.0];
-    const ZB: [f64; 6] = [0.5, 1.0, 1.5, 0.0, -2.0, 1.0];
-    const HA: [f64; 4] = [1.0, 2.0, 3.0, 4.0];
-    const HB: [f64; 4] = [0.0, 1.0, 1.0, 1.0];
-    const Y: [usize; 2] = [1, 2];
-
-    fn log_softmax(z: &[f64], t: f64) -> Vec<f64> {
-        let m = z.iter().cloned().fold(f64::MIN, f64::max) / t;
-        let lse = z.iter().map(|v| (v / t - m).exp()).sum::<f64>().ln() + m;
-        z.iter().map(|v| v / t - lse).collect()
-    }
-
-    fn ce(z: &[f64; 6]) -> f64 {
-        (0..2)
-            .map(|r| -log_softmax(&z[r * 3..r * 3 + 3], 1.0)[Y[r]])
-            .sum::<f64>()
-            / 2.0
-    }
-
-    /// sum over rows of KL(p_t || p_s) at temperature t, per-row values.
-    fn kl_rows(s: &[f64; 6], tg: &[f64; 6], t: f64) -> Vec<f64> {
-        (0..2)
-            .map(|r| {
-                let ls = log_softmax(&s[r * 3..r * 3 + 3], t);
-                let lt = log_softmax(&tg[r * 3..r * 3 + 3], t);
-                (0..3).map(|c| lt[c].exp() * (lt[c] - ls[c])).sum::<f64>()
-            })
-            .collect()
-    }
-
-    fn preset_total(preset: &str) -> f64 {
-        use tch::Tensor;
-        let mut arm = builtin("ddgsd", &base_loss()).unwrap();
-        apply_preset(&mut arm, preset).unwrap();
-        let f = |v: &[f64], shape: &[i64]| {
-            Tensor::from_slice(&v.iter().map(|&x| x as f32).collect::<Vec<_>>()).view(shape)
-        };
-        let y = Tensor::from_slice(&[Y[0] as i64, Y[1] as i64]);
-        let p = crate::method::loss::two_view(
-            &f(&ZA, &[2, 3]),
-            &f(&ZB, &[2, 3]),
-            &f(&HA, &[2, 2]),
-            &f(&HB, &[2, 2]),
-            &y,
-            &arm.loss,
+        assert_eq!(serde_json::from_value::<ArmConfig>(v).unwrap(), a);
+        let c = builtin("cs_kd", &LossConfig::default()).unwrap();
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["cs_kd"]["temperature"], 4.0);
+        assert_eq!(serde_json::from_value::<ArmConfig>(v.clone()).unwrap(), c);
+        let mut two = v;
+        two["loss"] = serde_json::to_value(LossConfig::default()).unwrap();
+        assert!(
+            serde_json::from_value::<ArmConfig>(two).is_err(),
+            "one method per arm"
         );
-        f64::try_from(&p.total).unwrap()
-    }
-
-    #[test]
-    fn selfkdlib_loss_by_hand() {
-        // 0.25 (CE_a + CE_b) + T^2 [KL(p_b||p_a) + KL(p_a||p_b)] (T = 4, batch
-        // mean) + 5e-4 (mean(h_a) - mean(h_b))^2
-        let t = 4.0;
-        let kl = (kl_rows(&ZA, &ZB, t).iter().sum::<f64>()
-            + kl_rows(&ZB, &ZA, t).iter().sum::<f64>())
-            / 2.0;
-        let mean_a = HA.iter().sum::<f64>() / 4.0;
-        let mean_b = HB.iter().sum::<f64>() / 4.0;
-        let want = 0.25 * (ce(&ZA) + ce(&ZB)) + t * t * kl + 5e-4 * (mean_a - mean_b).powi(2);
-        let got = preset_total("selfkdlib");
-        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
-    }
-
-    #[test]
-    fn youngerous_loss_by_hand() {
-        // CE_a + CE_b + [KL(p_b||p_a) + KL(p_a||p_b)] / classes (T = 3, no T^2)
-        // + 1.0 * mean((z_a - z_b)^2)
-        let t = 3.0;
-        let kl = (kl_rows(&ZA, &ZB, t).iter().sum::<f64>()
-            + kl_rows(&ZB, &ZA, t).iter().sum::<f64>())
-            / 2.0
-            / 3.0;
-        let mse = ZA.iter().zip(ZB).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 6.0;
-        let want = ce(&ZA) + ce(&ZB) + kl + mse;
-        let got = preset_total("youngerous");
-        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
     }
 }

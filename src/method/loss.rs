@@ -72,7 +72,7 @@ impl Default for LossConfig {
 }
 
 /// The total (for backward) and each weighted term (for logs), as scalar
-/// tensors on the device: reading them back is one copy, see [`LossParts::read`].
+/// tensors on the device.
 pub struct LossParts {
     pub total: Tensor,
     pub ce: Tensor,
@@ -82,61 +82,41 @@ pub struct LossParts {
     pub mmd: Option<Tensor>,
 }
 
-impl LossParts {
-    /// `[total, ce, kl, mmd, extra...]` as one detached f32 tensor on the
-    /// device (absent terms are 0).
-    pub fn stacked(&self, extra: &[&Tensor]) -> Tensor {
-        let zero = || self.total.detach().zeros_like();
-        let mut all = vec![
-            self.total.detach().to_kind(Kind::Float),
-            self.ce.detach().to_kind(Kind::Float),
-            self.kl
-                .as_ref()
-                .map(Tensor::detach)
-                .unwrap_or_else(zero)
-                .to_kind(Kind::Float),
-            self.mmd
-                .as_ref()
-                .map(Tensor::detach)
-                .unwrap_or_else(zero)
-                .to_kind(Kind::Float),
-        ];
-        all.extend(extra.iter().map(|t| t.detach().to_kind(Kind::Float)));
-        Tensor::stack(&all, 0)
-    }
-
-    /// [`LossParts::stacked`] as f64, read back in a single copy instead of
-    /// one sync per value.
-    pub fn read(&self, extra: &[&Tensor]) -> Vec<f64> {
-        let v: Vec<f32> = Vec::try_from(self.stacked(extra).to_device(tch::Device::Cpu))
-            .expect("scalar loss terms");
-        v.into_iter().map(f64::from).collect()
-    }
-}
-
 /// CE summed over classes, mean over the batch (PyTorch's cross_entropy).
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.cross_entropy_for_logits(labels)
+}
+
+/// KL(p_t || p_s) with p = softmax(z / T) from the logits of both sides,
+/// reduced as `reduction` says; gradient flows into both sides (detach the
+/// target to stop it).
+pub fn kl_div(student: &Tensor, target: &Tensor, t: f64, reduction: KlReduction) -> Tensor {
+    let log_s = (student / t).log_softmax(-1, Kind::Float);
+    let log_t = (target / t).log_softmax(-1, Kind::Float);
+    reduce(&(log_t.exp() * (&log_t - &log_s)), reduction)
+}
+
+/// A KL's per-element terms (`[B, K]`) reduced: summed over the classes and
+/// averaged over the batch, or averaged over both.
+pub fn reduce(per_elem: &Tensor, reduction: KlReduction) -> Tensor {
+    match reduction {
+        KlReduction::BatchMean => per_elem
+            .sum_dim_intlist(-1, false, Kind::Float)
+            .mean(Kind::Float),
+        KlReduction::ElementMean => per_elem.mean(Kind::Float),
+    }
 }
 
 /// KL(p_t || p_s) with p = softmax(z / T); the target is detached when
 /// `stop_gradient`.
 pub fn kl(student: &Tensor, target: &Tensor, cfg: &LossConfig) -> Tensor {
     let t = cfg.temperature;
-    let log_s = (student / t).log_softmax(-1, Kind::Float);
     let target = if cfg.stop_gradient {
         target.detach()
     } else {
         target.shallow_clone()
     };
-    let log_t = (target / t).log_softmax(-1, Kind::Float);
-    let per_elem = log_t.exp() * (&log_t - &log_s);
-    let v = match cfg.kl_reduction {
-        KlReduction::BatchMean => per_elem
-            .sum_dim_intlist(-1, false, Kind::Float)
-            .mean(Kind::Float),
-        KlReduction::ElementMean => per_elem.mean(Kind::Float),
-    };
+    let v = kl_div(student, &target, t, cfg.kl_reduction);
     if cfg.t2_factor {
         v * (t * t)
     } else {
@@ -410,7 +390,8 @@ mod tests {
             ..cfg()
         };
         let p = two_view(&za, &zb, &ha, &hb, &y, &c);
-        let v = p.read(&[]);
+        let term = |t: &Option<Tensor>| t.as_ref().map_or(0.0, val);
+        let v = [val(&p.total), val(&p.ce), term(&p.kl), term(&p.mmd)];
         let ce = 0.5 * (val(&cross_entropy(&za, &y)) + val(&cross_entropy(&zb, &y)));
         let k = 2.0 * (val(&kl(&za, &zb, &c)) + val(&kl(&zb, &za, &c)));
         let m = 0.1 * 6.25;
@@ -422,8 +403,7 @@ mod tests {
             ..c
         };
         let p = two_view(&za, &zb, &ha, &hb, &y, &off);
-        let v = p.read(&[]);
-        assert_eq!((v[2], v[3]), (0.0, 0.0));
+        assert!(p.kl.is_none() && p.mmd.is_none());
         assert!((val(&p.total) - ce).abs() < 1e-6);
     }
 }

@@ -8,6 +8,10 @@ pub enum WarmupKind {
     Constant,
     /// Linear from `warmup_lr` to `lr` over `warmup_epochs`, per step.
     Linear,
+    /// `lr * (k + 1) / K` at warm-up step k of K (0-based, `warmup_epochs`
+    /// epochs of steps): `lr / K` at the first step, `lr` at the last
+    /// (Self-KD-Lib's `adjust_lr`; `warmup_lr` is not used).
+    Ramp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +37,11 @@ impl Schedule {
                     let total = (self.warmup_epochs as usize * steps_per_epoch).max(1) as f64;
                     let done = (epoch as usize * steps_per_epoch + step) as f64;
                     self.warmup_lr + (self.lr - self.warmup_lr) * done / total
+                }
+                WarmupKind::Ramp => {
+                    let total = (self.warmup_epochs as usize * steps_per_epoch).max(1) as f64;
+                    let done = (epoch as usize * steps_per_epoch + step) as f64;
+                    self.lr * (1.0 + done) / total
                 }
             };
         }
@@ -78,5 +87,25 @@ mod tests {
         assert_eq!(s.lr(0, 0, 10), 0.0);
         assert!((s.lr(1, 0, 10) - 0.05).abs() < 1e-12);
         assert!((s.lr(2, 0, 10) - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ramp_warmup_is_self_kd_libs() {
+        // Self-KD-Lib `utils.adjust_lr`: init_lr * (1 + step + epoch *
+        // iters) / (warmup_epoch * iters), then the multi-step rate.
+        let s = Schedule {
+            warmup_epochs: 5,
+            warmup_kind: WarmupKind::Ramp,
+            milestones: vec![105, 155],
+            ..sched()
+        };
+        let iters = 391;
+        for (e, k) in [(0u32, 0usize), (0, 390), (2, 17), (4, 390)] {
+            let want = 0.1 * (1 + k + e as usize * iters) as f64 / (5 * iters) as f64;
+            assert_eq!(s.lr(e, k, iters), want, "epoch {e} step {k}");
+        }
+        assert!((s.lr(4, 390, iters) - 0.1).abs() < 1e-15);
+        assert_eq!(s.lr(5, 0, iters), 0.1);
+        assert!((s.lr(105, 0, iters) - 0.01).abs() < 1e-12);
     }
 }

@@ -5,7 +5,7 @@ use super::{
 use super::{Report, Row};
 
 pub fn build(j: &Judged, opts: &Options) -> Report {
-    let q = Quantity::of(opts.metric, opts.which);
+    let q = Quantity::of(opts.metrics[0], opts.which);
     let meta = &j.loaded.meta;
     let all: Vec<&crate::train::record::Record> = j.loaded.records.iter().collect();
     let mut sources = Vec::new();
@@ -37,12 +37,13 @@ pub fn build(j: &Judged, opts: &Options) -> Report {
     }
     Report {
         layout: Layout::Ablation,
-        metric: opts.metric,
+        metric: opts.metrics[0],
         which: opts.which,
         lower_is_better: q.lower_is_better(),
-        title: format!("{}: {}", meta.suite, title_tail(&q, &all)),
+        title: format!("{}: {}", meta.suite, title_tail(&[q], &all)),
         row_heads: vec!["arch".into()],
         columns: meta.arms.clone(),
+        column_metrics: vec![q.name(); meta.arms.len()],
         rows,
         sources,
         notes: notes(&q, &all),

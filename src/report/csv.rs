@@ -24,7 +24,6 @@ impl Exporter for Csv {
     fn render(&self, r: &Report, _: &[Judged]) -> Result<String> {
         let mut out = format!("{HEADER}\n");
         let layout = serde_json::to_value(r.layout)?;
-        let metric = serde_json::to_value(r.metric)?;
         let which = serde_json::to_value(r.which)?;
         for row in &r.rows {
             let arch = &row.labels[0];
@@ -51,7 +50,7 @@ impl Exporter for Csv {
                     q(arch),
                     q(arm),
                     q(column),
-                    metric.as_str().unwrap_or_default().to_string(),
+                    r.column_metrics[i].to_string(),
                     which.as_str().unwrap_or_default().to_string(),
                     c.n.to_string(),
                     format!("{:.4}", c.mean),

@@ -166,6 +166,7 @@ pub struct Row {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub layout: Layout,
+    /// The first (ablation: the only) metric asked for.
     pub metric: MetricKind,
     pub which: Which,
     pub lower_is_better: bool,
@@ -173,6 +174,8 @@ pub struct Report {
     pub title: String,
     pub row_heads: Vec<String>,
     pub columns: Vec<String>,
+    /// What each column shows ([`Quantity::name`]).
+    pub column_metrics: Vec<&'static str>,
     pub rows: Vec<Row>,
     /// Footnotes: the sources of the published numbers.
     pub sources: Vec<String>,
@@ -188,10 +191,12 @@ pub struct Judged<'a> {
     pub verdict: &'a Verdict,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub layout: Layout,
-    pub metric: MetricKind,
+    /// At least one; several only with the paper layout (a column per
+    /// dataset and metric, the shape of the PS-KD table).
+    pub metrics: Vec<MetricKind>,
     pub which: Which,
 }
 
@@ -199,7 +204,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             layout: Layout::Ablation,
-            metric: MetricKind::Top1,
+            metrics: vec![MetricKind::Top1],
             which: Which::Final,
         }
     }
@@ -333,10 +338,16 @@ pub(crate) fn mark_best(cells: &mut [&mut Cell], lower_is_better: bool) {
     }
 }
 
-pub(crate) fn title_tail(q: &Quantity, records: &[&Record]) -> String {
+pub(crate) fn title_tail(q: &[Quantity], records: &[&Record]) -> String {
+    let mut labels: Vec<String> = Vec::new();
+    for l in q.iter().map(Quantity::label) {
+        if !labels.contains(&l) {
+            labels.push(l);
+        }
+    }
     format!(
         "{}, {}; mean ± sd (n seeds); Δ vs baseline: mean paired difference [95% CI], one-sided paired t-test p",
-        q.label(),
-        q.which.label(records)
+        labels.join(", "),
+        q[0].which.label(records)
     )
 }

@@ -1,5 +1,9 @@
-//! The paper's Table 3: a row per architecture and method, a column per
-//! dataset (one suite each; ImageNet gets a top-1 and a top-5 column).
+//! The paper's Table 3 and the tables of the self-distillation papers: a
+//! row per architecture and method, a column per dataset (one suite each;
+//! ImageNet gets a top-1 and a top-5 column), or with several metrics a
+//! column per dataset and metric (the PS-KD README's shape: top-1 error,
+//! top-5 error, ... of one dataset). The best method of an architecture is
+//! bold in each column, by that column's direction (lower for errors).
 use super::Measure;
 use super::{
     make_cell, mark_best, notes, title_tail, CellInput, Judged, Layout, MetricKind, Options,
@@ -22,7 +26,12 @@ fn dataset_label(name: &str) -> String {
 }
 
 pub fn build(suites: &[Judged], opts: &Options) -> Report {
-    let q = Quantity::of(opts.metric, opts.which);
+    let qs: Vec<Quantity> = opts
+        .metrics
+        .iter()
+        .map(|&m| Quantity::of(m, opts.which))
+        .collect();
+    let q = qs[0];
     let mut columns: Vec<Column> = Vec::new();
     for j in suites {
         let dataset = j
@@ -35,7 +44,18 @@ pub fn build(suites: &[Judged], opts: &Options) -> Report {
         if suites.iter().filter(|o| same_dataset(o, &dataset)).count() > 1 {
             label = format!("{label} ({})", j.loaded.meta.suite);
         }
-        if dataset == "imagenet" && matches!(opts.metric, MetricKind::Top1 | MetricKind::Error) {
+        if qs.len() > 1 {
+            for &q in &qs {
+                let what = q.label();
+                columns.push(Column {
+                    label: format!("{label} {}", what.trim_end_matches(" (%)")),
+                    q,
+                    j,
+                });
+            }
+        } else if dataset == "imagenet"
+            && matches!(opts.metrics[0], MetricKind::Top1 | MetricKind::Error)
+        {
             let q5 = Quantity {
                 measure: Measure::Top5,
                 ..q
@@ -84,12 +104,12 @@ pub fn build(suites: &[Judged], opts: &Options) -> Report {
                 });
             }
         }
-        for col in 0..columns.len() {
+        for (col, c) in columns.iter().enumerate() {
             let mut group: Vec<_> = rows[first..]
                 .iter_mut()
                 .filter_map(|r| r.cells[col].as_mut())
                 .collect();
-            mark_best(&mut group, q.lower_is_better());
+            mark_best(&mut group, c.q.lower_is_better());
         }
     }
     let names: Vec<&str> = suites
@@ -100,11 +120,12 @@ pub fn build(suites: &[Judged], opts: &Options) -> Report {
         suites.iter().flat_map(|j| &j.loaded.records).collect();
     Report {
         layout: Layout::Paper,
-        metric: opts.metric,
+        metric: opts.metrics[0],
         which: opts.which,
         lower_is_better: q.lower_is_better(),
-        title: format!("{}: {}", names.join(", "), title_tail(&q, &all)),
+        title: format!("{}: {}", names.join(", "), title_tail(&qs, &all)),
         row_heads: vec!["arch".into(), "method".into()],
+        column_metrics: columns.iter().map(|c| c.q.name()).collect(),
         columns: columns.into_iter().map(|c| c.label).collect(),
         rows,
         sources,

@@ -96,6 +96,19 @@ impl Quantity {
         }
     }
 
+    /// The short name of the quantity (CSV's `metric` column): `top1`,
+    /// `top5`, `error` (top-1 error), `top5_error`, `nll`, `ece`.
+    pub fn name(&self) -> &'static str {
+        match (self.measure, self.error) {
+            (Measure::Top1, false) => "top1",
+            (Measure::Top5, false) => "top5",
+            (Measure::Top1, true) => "error",
+            (Measure::Top5, true) => "top5_error",
+            (Measure::Nll, _) => "nll",
+            (Measure::Ece, _) => "ece",
+        }
+    }
+
     pub fn lower_is_better(&self) -> bool {
         self.error || matches!(self.measure, Measure::Nll | Measure::Ece)
     }
@@ -192,7 +205,7 @@ mod tests {
                 std::slice::from_ref(&j),
                 &Options {
                     layout: Layout::Ablation,
-                    metric,
+                    metrics: vec![metric],
                     which: Which::Final,
                 },
             );

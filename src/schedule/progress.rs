@@ -61,16 +61,19 @@ impl Progress {
             f64::NAN
         };
         if let Some(log) = t.epoch_log {
+            let terms: Vec<String> = log
+                .terms
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.4}"))
+                .collect();
             eprintln!(
-                "{}[run {i}/{total}] {} epoch {}/{} loss {:.4} (ce {:.4} kl {:.4} mmd {:.4}) train {:.1}% test top1 {:.2}% top5 {:.2}%{} | {:.1}s | ETA {}",
+                "{}[run {i}/{total}] {} epoch {}/{} loss {:.4} ({}) train {:.1}% test top1 {:.2}% top5 {:.2}%{} | {:.1}s | ETA {}",
                 if self.tty { "\r\x1b[2K" } else { "" },
                 cfg.run_id,
                 log.epoch,
                 t.epochs,
                 log.loss,
-                log.ce,
-                log.kl,
-                log.mmd,
+                terms.join(" "),
                 log.train_top1,
                 log.test_top1,
                 log.test_top5,

@@ -30,7 +30,7 @@ pub struct TrainConfig {
 }
 
 /// Equal-width confidence bins of the ECE unless `[train] ece_bins` says
-/// otherwise (Guo et al. 2017; PS-KD's code uses 10: docs/method.md §8).
+/// otherwise (Guo et al. 2017; PS-KD's code uses 10: docs/method.md §14).
 pub const DEFAULT_ECE_BINS: usize = 15;
 
 fn default_ece_bins() -> usize {

@@ -51,15 +51,13 @@ impl<'a> Plan<'a> {
             }
             let views = r.arm.views;
             out.push_str(&format!(
-                "{:>4}  {:<40} views {}  epochs {:>4}  batch {:>4}  lambda {}  mu {}  T {}{}\n",
+                "{:>4}  {:<40} views {}  epochs {:>4}  batch {:>4}  {}{}\n",
                 i + 1,
                 r.run_id,
                 views,
                 r.train.epochs,
                 r.train.batch_size,
-                r.arm.loss.kl_weight,
-                r.arm.loss.mmd_weight,
-                r.arm.loss.temperature,
+                r.arm.method.describe(),
                 r.arm
                     .preset
                     .as_ref()

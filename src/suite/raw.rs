@@ -90,12 +90,12 @@ pub struct RawLoss {
     pub rbf_bandwidths: Option<Vec<f64>>,
 }
 
+/// `[arm.NAME]`: the arm's own fields, and its method's constants.
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawArm {
     /// The built-in arm this one starts from (default: its own name).
     pub base: Option<String>,
-    /// `selfkdlib` or `youngerous` (two-view arms).
+    /// `selfkdlib` or `youngerous` (two-view DDGSD arms).
     pub preset: Option<String>,
     /// `joint` (one forward over both views) or `separate`.
     pub forward: Option<String>,
@@ -104,32 +104,18 @@ pub struct RawArm {
     /// baseline_2x: `steps` (twice the epochs) or `batch` (twice the batch
     /// and twice the epochs: same number of steps as a two-view arm).
     pub double: Option<String>,
-    pub ce_weight: Option<f64>,
-    pub lambda: Option<f64>,
-    pub mu: Option<f64>,
-    pub temperature: Option<f64>,
-    pub t2_factor: Option<bool>,
-    pub stop_gradient: Option<bool>,
-    pub kl_reduction: Option<String>,
-    pub mmd: Option<String>,
-    pub rbf_bandwidths: Option<Vec<f64>>,
+    /// Every other field: the method's constants (`[loss]` fields for the
+    /// DDGSD arms, the method's own for the others), checked by the method
+    /// so that an unknown one is refused by name.
+    #[serde(flatten)]
+    pub fields: toml::Table,
 }
 
 impl RawArm {
-    /// The arm's loss overrides (serde cannot flatten with unknown fields
-    /// refused, so the fields are listed twice).
-    pub fn loss(&self) -> RawLoss {
-        RawLoss {
-            ce_weight: self.ce_weight,
-            lambda: self.lambda,
-            mu: self.mu,
-            temperature: self.temperature,
-            t2_factor: self.t2_factor,
-            stop_gradient: self.stop_gradient,
-            kl_reduction: self.kl_reduction.clone(),
-            mmd: self.mmd.clone(),
-            rbf_bandwidths: self.rbf_bandwidths.clone(),
-        }
+    /// The DDGSD arm's loss overrides; an unknown field is an error.
+    pub fn loss(&self) -> Result<RawLoss, String> {
+        RawLoss::deserialize(toml::Value::Table(self.fields.clone()))
+            .map_err(|e| e.to_string().trim().replace('\n', " "))
     }
 }
 

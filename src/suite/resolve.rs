@@ -10,7 +10,9 @@ use super::raw::{RawArch, RawSuite};
 use crate::data::augment::Distortion;
 use crate::data::DatasetSpec;
 use crate::method::arms::{self, ArmConfig, Double};
+use crate::method::config::MethodConfig;
 use crate::method::loss::LossConfig;
+use crate::method::presets;
 use crate::model::{self, ArchSpec};
 use crate::optim::lr_schedule::{Schedule, WarmupKind};
 use crate::util::error::{field_err, parse_toml, read_text};
@@ -121,7 +123,7 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
     )?;
     let warmup_kind = match t.warmup_kind.as_deref() {
         None => WarmupKind::Constant,
-        Some(k) => enum_field(file, "train.warmup_kind", k, "constant, linear")?,
+        Some(k) => enum_field(file, "train.warmup_kind", k, "constant, linear, ramp")?,
     };
     let lr = positive_finite(file, "train.lr", t.lr.unwrap_or(0.1))?;
     let schedule = Schedule {
@@ -297,14 +299,25 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             } else {
                 field.clone()
             };
-            return field_err(file, &what, format!("unknown arm `{base}`: expected one of {} (or define [arm.{name}] with a `base`)", arms::BUILTIN_ARMS.join(", ")));
+            return field_err(file, &what, format!("unknown arm `{base}`: expected one of {} (or define [arm.{name}] with a `base`)", arms::builtin_names().join(", ")));
         };
         arm.name = name.clone();
         if let Some(pr) = &def.preset {
-            arms::apply_preset(&mut arm, pr)
+            presets::apply_preset(&mut arm, pr)
                 .or_else(|e| field_err(file, &format!("{p}.preset"), e))?;
         }
-        loss_layer(file, &p, &mut arm.loss, &def.loss(), true)?;
+        if let MethodConfig::Ddgsd(l) = &mut arm.method {
+            let raw_loss = def.loss().or_else(|e| field_err(file, &p, e))?;
+            loss_layer(file, &p, l, &raw_loss, true)?;
+        } else if !def.fields.is_empty() {
+            arm.method = arm
+                .method
+                .with_fields(def.fields.clone())
+                .or_else(|(f, e)| {
+                    let what = f.map_or_else(|| p.clone(), |f| format!("{p}.{f}"));
+                    field_err(file, &what, format!("{e} (method {base})"))
+                })?;
+        }
         if let Some(f) = &def.forward {
             arm.forward = enum_field(file, &format!("{p}.forward"), f, "joint, separate")?;
         }

@@ -13,7 +13,7 @@
 //!   Σ_b |correct_b − confidence_b| / n, with correct_b the bin's top-1 hits
 //!   and confidence_b the sum of its confidences (Guo et al. 2017; PS-KD's
 //!   utils/metric.py computes the same sum with bins of width `bin_size`;
-//!   docs/method.md §8).
+//!   docs/method.md §14).
 //!
 //! Everything accumulates on the device (f64 sums; the bin masks are
 //! one-hot products, no atomic scatter, so CUDA sums are deterministic)

@@ -12,11 +12,16 @@
 //!   ([`crate::data::pixels`]; ImageNet).
 //!
 //! All are pure functions of (seed, epoch, indices, view) and give the same
-//! bits.
-use crate::data::augment::Distortion;
+//! bits. Which views a step has, and whether a view shows the samples or
+//! their same-class partners, is the method's plan ([`Feed`]).
 use crate::data::device_batch::{view_params, DeviceImages};
+use crate::data::partner::ClassIndex;
 use crate::data::pixels::{views_batch, PixelNorm};
-use crate::data::Dataset;
+use crate::data::{Dataset, ViewReq};
+use crate::method::{
+    self,
+    plan::{Images, ViewSpec},
+};
 use crate::suite::RunConfig;
 use anyhow::{bail, Result};
 use tch::{Device, Tensor};
@@ -45,16 +50,17 @@ pub struct Batch {
 
 /// A step's inputs as the producer thread hands them over, every view of a
 /// sample in one tensor (view 0's B rows, then view 1's), so a step makes
-/// one upload and the joint forward needs no concatenation.
+/// one upload and a joint forward needs no concatenation.
 pub enum Prepared {
     /// `x`: `[V * B, 3, S, S]` f32, normalised.
     Host {
         x: Tensor,
         labels: Tensor,
+        samples: Tensor,
         len: usize,
     },
-    /// `idx`: `[V * B]` i64 (the samples, once per view); `params`:
-    /// `[V * B, 3]` i64, each view's (dx, dy, flip).
+    /// `idx`: `[V * B]` i64 (the images of each view: the samples, or their
+    /// partners); `params`: `[V * B, 3]` i64, each view's (dx, dy, flip).
     Device {
         idx: Tensor,
         params: Tensor,
@@ -64,6 +70,7 @@ pub enum Prepared {
     Pixels {
         x: Tensor,
         labels: Tensor,
+        samples: Tensor,
         len: usize,
     },
 }
@@ -74,6 +81,8 @@ pub struct Inputs {
     pub x: Tensor,
     /// `[B]` i64.
     pub labels: Tensor,
+    /// `[B]` i64: the samples' indices in the training split.
+    pub samples: Tensor,
     /// B.
     pub len: usize,
 }
@@ -81,7 +90,13 @@ pub struct Inputs {
 impl Inputs {
     /// View `v` of every sample (`[B, 3, S, S]`, a slice of `x`).
     pub fn view(&self, v: usize) -> Tensor {
-        self.x.narrow(0, (v * self.len) as i64, self.len as i64)
+        self.views(v, 1)
+    }
+
+    /// Views `first .. first + count`, one after the other (a slice of `x`).
+    pub fn views(&self, first: usize, count: usize) -> Tensor {
+        let n = self.len as i64;
+        self.x.narrow(0, first as i64 * n, count as i64 * n)
     }
 }
 
@@ -96,81 +111,136 @@ pub fn share(len: usize, rank: usize, world: usize) -> std::ops::Range<usize> {
     (rank * len / world)..((rank + 1) * len / world)
 }
 
-fn distortion(cfg: &RunConfig, view: u8) -> Distortion {
-    cfg.arm
-        .distortions
-        .get(view as usize)
-        .copied()
-        .unwrap_or(Distortion::CropFlip)
+/// What the producer thread makes for every step of a run: the views of
+/// the method's plan, with the partner index when a view needs one. Built
+/// once per run; a pure function of (config, dataset).
+pub struct Feed {
+    seed: u64,
+    views: Vec<ViewSpec>,
+    partners: Option<ClassIndex>,
 }
 
-/// The views and labels of the training samples `idx` in `epoch`, built on
-/// the host.
-pub fn make_batch(cfg: &RunConfig, data: &dyn Dataset, idx: &[usize], epoch: u32) -> Result<Batch> {
-    let views = (0..cfg.arm.views)
-        .map(|v| data.train_batch(idx, cfg.seed, u64::from(epoch), v, distortion(cfg, v)))
-        .collect::<Result<_>>()?;
-    Ok(Batch {
-        views,
-        labels: data.train_labels(idx),
-        len: idx.len(),
-    })
-}
-
-/// What the producer thread makes for the samples `idx` along `path`.
-pub fn prepare(
-    cfg: &RunConfig,
-    data: &dyn Dataset,
-    idx: &[usize],
-    epoch: u32,
-    path: Path,
-) -> Result<Prepared> {
-    let n = data.info().train_len;
-    if let Some(&i) = idx.iter().find(|&&i| i >= n) {
-        bail!("training index {i} out of range (the split has {n} samples)");
+impl Feed {
+    pub fn new(cfg: &RunConfig, data: &dyn Dataset) -> Result<Feed> {
+        let plan = method::plan(&cfg.arm);
+        let partners = if plan.needs_partners() {
+            let n = data.info().train_len;
+            let all: Vec<usize> = (0..n).collect();
+            let labels: Vec<i64> = Vec::try_from(data.train_labels(&all))?;
+            Some(ClassIndex::new(&labels)?)
+        } else {
+            None
+        };
+        Ok(Feed {
+            seed: cfg.seed,
+            views: plan.views,
+            partners,
+        })
     }
-    let views: Vec<(u8, Distortion)> = (0..cfg.arm.views)
-        .map(|v| (v, distortion(cfg, v)))
-        .collect();
-    let (seed, epoch) = (cfg.seed, u64::from(epoch));
-    let len = idx.len();
-    match path {
-        Path::Host => {
-            let b = make_batch(cfg, data, idx, epoch as u32)?;
-            let x = match b.views.len() {
-                1 => b.views[0].shallow_clone(),
-                _ => Tensor::cat(&b.views, 0),
-            };
-            Ok(Prepared::Host {
-                x,
-                labels: b.labels,
-                len,
+
+    /// The images of every view of the samples `idx` in `epoch`.
+    fn images(&self, idx: &[usize], epoch: u64) -> Vec<Vec<usize>> {
+        self.views
+            .iter()
+            .map(|v| match v.images {
+                Images::Samples => idx.to_vec(),
+                Images::SameClass => self
+                    .partners
+                    .as_ref()
+                    .expect("a plan with partners has a class index")
+                    .partners(self.seed, epoch, idx),
             })
+            .collect()
+    }
+
+    fn requests<'a>(&self, images: &'a [Vec<usize>], idx: &'a [usize]) -> Vec<ViewReq<'a>> {
+        self.views
+            .iter()
+            .zip(images)
+            .enumerate()
+            .map(|(v, (spec, im))| ViewReq {
+                images: im,
+                at: idx,
+                view: v as u8,
+                distortion: spec.distortion,
+            })
+            .collect()
+    }
+
+    /// The views and labels of the training samples `idx` in `epoch`, built
+    /// on the host.
+    pub fn make_batch(&self, data: &dyn Dataset, idx: &[usize], epoch: u32) -> Result<Batch> {
+        let epoch = u64::from(epoch);
+        let images = self.images(idx, epoch);
+        let views = self
+            .requests(&images, idx)
+            .iter()
+            .map(|r| data.train_views(r.images, r.at, self.seed, epoch, r.view, r.distortion))
+            .collect::<Result<_>>()?;
+        Ok(Batch {
+            views,
+            labels: data.train_labels(idx),
+            len: idx.len(),
+        })
+    }
+
+    /// What the producer thread makes for the samples `idx` along `path`.
+    pub fn prepare(
+        &self,
+        data: &dyn Dataset,
+        idx: &[usize],
+        epoch: u32,
+        path: Path,
+    ) -> Result<Prepared> {
+        let n = data.info().train_len;
+        if let Some(&i) = idx.iter().find(|&&i| i >= n) {
+            bail!("training index {i} out of range (the split has {n} samples)");
         }
-        Path::Device { pad } => {
-            let params: Vec<Tensor> = views
-                .iter()
-                .map(|&(v, d)| view_params(idx, seed, epoch, v, pad, d))
-                .collect();
-            let ids: Vec<i64> = views
-                .iter()
-                .flat_map(|_| idx.iter().map(|&i| i as i64))
-                .collect();
-            Ok(Prepared::Device {
-                idx: Tensor::from_slice(&ids),
-                params: Tensor::cat(&params, 0),
-                len,
-            })
-        }
-        Path::Pixels { pin } => {
-            let Some(src) = data.pixel_views() else {
-                bail!("the dataset has no u8 pixel path");
-            };
-            Ok(Prepared::Pixels {
-                x: views_batch(src, idx, seed, epoch, &views, pin)?,
-                labels: data.train_labels(idx),
-                len,
-            })
+        let len = idx.len();
+        let samples = || Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        match path {
+            Path::Host => {
+                let b = self.make_batch(data, idx, epoch)?;
+                let x = match b.views.len() {
+                    1 => b.views[0].shallow_clone(),
+                    _ => Tensor::cat(&b.views, 0),
+                };
+                Ok(Prepared::Host {
+                    x,
+                    labels: b.labels,
+                    samples: samples(),
+                    len,
+                })
+            }
+            Path::Device { pad } => {
+                let epoch = u64::from(epoch);
+                let images = self.images(idx, epoch);
+                let params: Vec<Tensor> = self
+                    .requests(&images, idx)
+                    .iter()
+                    .map(|r| view_params(r.at, self.seed, epoch, r.view, pad, r.distortion))
+                    .collect();
+                let ids: Vec<i64> = images.iter().flatten().map(|&i| i as i64).collect();
+                Ok(Prepared::Device {
+                    idx: Tensor::from_slice(&ids),
+                    params: Tensor::cat(&params, 0),
+                    len,
+                })
+            }
+            Path::Pixels { pin } => {
+                let Some(src) = data.pixel_views() else {
+                    bail!("the dataset has no u8 pixel path");
+                };
+                let epoch = u64::from(epoch);
+                let images = self.images(idx, epoch);
+                let req = self.requests(&images, idx);
+                Ok(Prepared::Pixels {
+                    x: views_batch(src, &req, self.seed, epoch, pin)?,
+                    labels: data.train_labels(idx),
+                    samples: samples(),
+                    len,
+                })
+            }
         }
     }
 }
@@ -225,20 +295,41 @@ impl Prepared {
         match (self, side) {
             (Prepared::Device { idx, params, len }, DeviceSide::Images(im)) => {
                 let idx = upload(&idx, im.device());
+                // View 0 shows the step's own samples.
+                let samples = idx.narrow(0, 0, len as i64);
                 Inputs {
                     x: im.view(&idx, &upload(&params, im.device())),
-                    labels: im.labels(&idx.narrow(0, 0, len as i64)),
+                    labels: im.labels(&samples),
+                    samples,
                     len,
                 }
             }
-            (Prepared::Pixels { x, labels, len }, DeviceSide::Pixels(norm)) => Inputs {
+            (
+                Prepared::Pixels {
+                    x,
+                    labels,
+                    samples,
+                    len,
+                },
+                DeviceSide::Pixels(norm),
+            ) => Inputs {
                 x: norm.normalise(&x),
                 labels: upload(&labels, dev),
+                samples: upload(&samples, dev),
                 len,
             },
-            (Prepared::Host { x, labels, len }, _) => Inputs {
+            (
+                Prepared::Host {
+                    x,
+                    labels,
+                    samples,
+                    len,
+                },
+                _,
+            ) => Inputs {
                 x: upload(&x, dev),
                 labels: upload(&labels, dev),
+                samples: upload(&samples, dev),
                 len,
             },
             (Prepared::Device { .. } | Prepared::Pixels { .. }, _) => {
@@ -289,10 +380,14 @@ mod tests {
             noise: 0.25,
         });
         let idx: Vec<usize> = (0..24).map(|i| (i * 7) % 64).collect();
-        let whole = make_batch(&cfg, &data, &idx, 3).unwrap();
+        let feed = Feed::new(&cfg, &data).unwrap();
+        let whole = feed.make_batch(&data, &idx, 3).unwrap();
         for world in [2, 3, 4] {
             let parts: Vec<Batch> = (0..world)
-                .map(|r| make_batch(&cfg, &data, &idx[share(idx.len(), r, world)], 3).unwrap())
+                .map(|r| {
+                    feed.make_batch(&data, &idx[share(idx.len(), r, world)], 3)
+                        .unwrap()
+                })
                 .collect();
             for v in 0..2 {
                 let cat = Tensor::cat(&parts.iter().map(|b| &b.views[v]).collect::<Vec<_>>(), 0);

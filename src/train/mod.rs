@@ -28,14 +28,14 @@ pub mod grad_sync;
 pub mod record;
 pub mod replicas;
 pub mod run_state;
+pub mod step;
 pub mod step_accum;
 pub mod tensorboard;
 
 use crate::data::holdout::{self, Split};
 use crate::data::stream::epoch_permutation;
 use crate::data::Dataset;
-use crate::method::arms::Forward;
-use crate::method::loss;
+use crate::method::{self, Method, MethodEnv};
 use crate::model;
 use crate::model::checkpoint;
 use crate::optim::sgd::Sgd;
@@ -45,20 +45,22 @@ use crate::platform::EnvInfo;
 use crate::suite::RunConfig;
 use crate::train::evaluate::{EvalMetrics, Evaluator};
 use crate::train::exec::Exec;
-use crate::train::feed::{prepare, share, DeviceSide, Prepared};
+use crate::train::feed::{share, DeviceSide, Feed, Prepared};
 use crate::train::grad_sync::GradSync;
 use crate::train::record::{
     BestOn, DatasetRef, EpochLog, Metrics, Record, Timing, MODEL_FILE, RECORD_FILE, SCHEMA,
 };
+use crate::train::step::Net;
 use crate::train::step_accum::{DeviceAccum, Readout};
 use crate::train::tensorboard::Curves;
 use crate::util::atomic;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use tch::{nn::VarStore, Device, Kind, Tensor};
+use tch::{nn::VarStore, Device};
 
 pub use crate::train::run_state::{Accum, TrainState, CHECKPOINT_DIR, STATE_FILE};
 pub const CONFIG_FILE: &str = "config.json";
@@ -151,7 +153,7 @@ impl RunContext<'_> {
     }
 }
 
-pub use crate::train::feed::{make_batch, Batch};
+pub use crate::train::feed::Batch;
 
 /// The device-side totals are read back every this many steps (progress),
 /// at the end of each epoch and before every checkpoint.
@@ -162,6 +164,8 @@ struct Trainer<'a> {
     vs: VarStore,
     net: Box<dyn model::Network>,
     opt: Sgd,
+    /// What a step computes (the arm's method and its state).
+    method: Box<dyn Method>,
     st: TrainState,
     /// What `data = "device"` keeps on the device (the split, or the
     /// normalisation table of u8 views); `None` for host batches.
@@ -194,8 +198,24 @@ impl<'a> Trainer<'a> {
         let st = TrainState::fresh(&cfg.run_id, &cfg_hash, &ctx.data.info().fingerprint);
         let on_device = cfg.runtime.data == DataPlacement::Device;
         let side = DeviceSide::new(ctx.data, on_device, ctx.device)?;
-
-        let dev_acc = DeviceAccum::new(&st.acc, ctx.device);
+        let method = method::build(
+            &cfg.arm,
+            &MethodEnv {
+                classes,
+                train_len: ctx.data.info().train_len,
+                epochs: t.epochs,
+                device: ctx.device,
+            },
+        )?;
+        if ctx.group.is_some_and(|g| g.world() > 1) && !method.state().is_empty() {
+            bail!(
+                "suite `{}`: runtime.world_size = {}: arm `{}` keeps per-sample state across epochs, which each rank would hold only for its own shares; data-parallel runs of it are not supported (use world_size = 1)",
+                cfg.suite,
+                cfg.runtime.world_size,
+                cfg.arm.name
+            );
+        }
+        let dev_acc = DeviceAccum::new(&st.acc, &method.plan().terms, ctx.device);
         let sync = ctx.group.map(|_| GradSync::new(&vs));
         let split = cfg
             .holdout
@@ -208,6 +228,7 @@ impl<'a> Trainer<'a> {
             vs,
             net,
             opt,
+            method,
             st,
             side,
             dev_acc,
@@ -234,7 +255,14 @@ impl<'a> Trainer<'a> {
 
     fn load_checkpoint(&mut self) -> Result<bool> {
         let dir = self.ctx.dir.join(CHECKPOINT_DIR);
-        let found = run_state::load(&dir, &self.st, &mut self.vs, &mut self.opt, self.ctx.device)?;
+        let found = run_state::load(
+            &dir,
+            &self.st,
+            &mut self.vs,
+            &mut self.opt,
+            self.method.as_mut(),
+            self.ctx.device,
+        )?;
         Ok(match found {
             Some(st) => {
                 self.st = st;
@@ -248,29 +276,38 @@ impl<'a> Trainer<'a> {
     /// Reads the device-side totals back into the state; fails, naming the
     /// epoch and step, when a loss since the last read-back was not finite.
     fn read_back(&mut self, steps_per_epoch: usize) -> Result<()> {
+        let names = self.dev_acc.names().to_vec();
         let r = match self.ctx.peers() {
             None => self.dev_acc.read(),
             Some(g) => {
                 let r = self.all_ranks(g, self.dev_acc.read())?;
-                self.dev_acc = DeviceAccum::new(&Default::default(), self.ctx.device);
+                self.dev_acc = DeviceAccum::new(&Default::default(), &names, self.ctx.device);
                 r
             }
         };
         if let Some((g, v)) = r.non_finite {
             let s = steps_per_epoch.max(1) as u64;
+            let terms: Vec<String> = names
+                .iter()
+                .zip(&v[1..])
+                .map(|(n, x)| format!("{n} {x}"))
+                .collect();
             bail!(
-                "run {}: epoch {} step {}: loss is {} (ce {}, kl {}, mmd {}); lower train.lr or check the data",
+                "run {}: epoch {} step {}: loss is {} ({}); lower train.lr or check the data",
                 self.ctx.cfg.run_id,
                 g / s + 1,
                 g % s + 1,
                 v[0],
-                v[1],
-                v[2],
-                v[3]
+                terms.join(", ")
             );
         }
+        let terms: BTreeMap<String, f64> = names
+            .iter()
+            .map(|n| n.to_string())
+            .zip(r.terms.iter().copied())
+            .collect();
         let a = &mut self.st.acc;
-        (a.loss, a.ce, a.kl, a.mmd, a.correct) = (r.loss, r.ce, r.kl, r.mmd, r.correct);
+        (a.loss, a.terms, a.correct) = (r.loss, terms, r.correct);
         Ok(())
     }
 
@@ -280,17 +317,27 @@ impl<'a> Trainer<'a> {
     /// non-finite step the earliest of any rank.
     fn all_ranks(&self, g: &Group, mine: Readout) -> Result<Readout> {
         let a = &self.st.acc;
-        let sum = g.sum_f64(&[mine.loss, mine.ce, mine.kl, mine.mmd, mine.correct as f64])?;
-        let first = mine.non_finite.map_or(i64::MAX, |(s, _)| s as i64);
+        let names = self.dev_acc.names();
+        let k = names.len();
+        let mut v = vec![mine.loss];
+        v.extend(&mine.terms);
+        v.push(mine.correct as f64);
+        let sum = g.sum_f64(&v)?;
+        let first = mine
+            .non_finite
+            .as_ref()
+            .map_or(i64::MAX, |(s, _)| *s as i64);
         let first = g.reduce_i64(&[first], Op::Min)?[0];
         Ok(Readout {
             loss: a.loss + sum[0],
-            ce: a.ce + sum[1],
-            kl: a.kl + sum[2],
-            mmd: a.mmd + sum[3],
-            correct: a.correct + sum[4] as u64,
+            terms: names
+                .iter()
+                .zip(&sum[1..=k])
+                .map(|(n, x)| a.terms.get(*n).copied().unwrap_or(0.0) + x)
+                .collect(),
+            correct: a.correct + sum[k + 1] as u64,
             non_finite: (first != i64::MAX).then(|| {
-                let v = mine.non_finite.map_or([f64::NAN; 4], |(_, v)| v);
+                let v = mine.non_finite.map_or(vec![f64::NAN; k + 1], |(_, v)| v);
                 (first as u64, v)
             }),
         })
@@ -304,7 +351,7 @@ impl<'a> Trainer<'a> {
         } else {
             self.st.acc.clone()
         };
-        self.dev_acc = DeviceAccum::new(&from, self.ctx.device);
+        self.dev_acc = DeviceAccum::new(&from, &self.method.plan().terms, self.ctx.device);
     }
 
     /// Writes a checkpoint; callers read back first, so a checkpoint never
@@ -322,6 +369,7 @@ impl<'a> Trainer<'a> {
             &mut self.st,
             &self.vs,
             &self.opt,
+            self.method.as_ref(),
         )
     }
 
@@ -355,57 +403,23 @@ impl<'a> Trainer<'a> {
     /// samples (the same number outside a data-parallel run).
     fn step(&mut self, batch: Prepared, global: usize, lr: f64) -> Result<()> {
         let cfg = self.ctx.cfg;
-        let arm = &cfg.arm;
         let inputs = batch.into_inputs(self.ctx.device, &self.side);
-        let (y, len) = (&inputs.labels, inputs.len);
-        let n = len as i64;
+        let len = inputs.len;
         let share = len as f64 / global as f64;
         tch::manual_seed(match self.ctx.group {
             Some(g) if g.rank() > 0 => rank_step_seed(cfg.seed, self.st.global_step, g.rank()),
             _ => step_seed(cfg.seed, self.st.global_step),
         });
-        let (ex, net) = (&self.exec, &self.net);
-        // The forward under the run's precision; logits and features in fp32
-        // for the loss (a no-op in fp32).
-        let fwd = |x: &Tensor| -> Result<(Tensor, Tensor)> {
-            let x = ex.input(x.shallow_clone())?;
-            let (z, h) = ex.forward(|| net.forward(&x, true))?;
-            Ok((z.to_kind(Kind::Float), h.to_kind(Kind::Float)))
+        let net = Net {
+            net: self.net.as_ref(),
+            exec: &self.exec,
         };
-        let (parts, logits_a) = if arm.views == 1 {
-            let (z, _) = fwd(&inputs.x)?;
-            (loss::single_view(&z, y, &arm.loss), z)
-        } else {
-            let (za, zb, ha, hb) = match arm.forward {
-                // Both views in one forward: `x` holds them one after the other.
-                Forward::Joint => {
-                    let (z, h) = fwd(&inputs.x)?;
-                    (
-                        z.narrow(0, 0, n),
-                        z.narrow(0, n, n),
-                        h.narrow(0, 0, n),
-                        h.narrow(0, n, n),
-                    )
-                }
-                Forward::Separate => {
-                    let (za, ha) = fwd(&inputs.view(0))?;
-                    let (zb, hb) = fwd(&inputs.view(1))?;
-                    (za, zb, ha, hb)
-                }
-            };
-            (loss::two_view(&za, &zb, &ha, &hb, y, &arm.loss), za)
-        };
-        let hits = logits_a
-            .detach()
-            .argmax(-1, false)
-            .eq_tensor(y)
-            .sum(Kind::Int64);
+        let (loss, hits) =
+            net.backward(self.method.as_mut(), &mut self.opt, &inputs, self.st.epoch)?;
         // Logged values stay on the device (no per-step sync); a non-finite
         // loss is caught at the next read-back, before any checkpoint.
         self.dev_acc
-            .add_weighted(&parts, &hits, self.st.global_step, share);
-        self.opt.zero_grad();
-        parts.total.backward();
+            .add_weighted(&loss, &hits, self.st.global_step, share);
         // Data-parallel: the gradients averaged over the ranks, whatever
         // loss made them, before the same SGD step on every rank.
         if let (Some(g), Some(sync)) = (self.ctx.group, &self.sync) {
@@ -415,7 +429,7 @@ impl<'a> Trainer<'a> {
         let a = &mut self.st.acc;
         a.steps += 1;
         a.seen += global as u64;
-        self.st.images_trained += global as u64 * u64::from(arm.views);
+        self.st.images_trained += (global * self.method.plan().images_per_sample()) as u64;
         Ok(())
     }
 }
@@ -455,6 +469,9 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
     };
     // The threads that build batches (decode, crop, resize): the run's own
     // pool, `[runtime] loader_threads` wide.
+    // What the producer thread makes for each step (the method's views,
+    // the partner index when a view needs one).
+    let feed = Feed::new(cfg, ctx.data)?;
     let loader = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.runtime.loader_threads())
         .thread_name(|i| format!("ddgsd-loader-{i}"))
@@ -471,11 +488,12 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
         // while this one trains; the queue is bounded and the order fixed.
         let first = tr.st.step_in_epoch;
         tr.reset_device_acc();
+        tr.method.begin_epoch(epoch);
         let path = tr.side.path(ctx.device);
         let stopped = std::thread::scope(|scope| -> Result<Option<Outcome>> {
             let depth = cfg.runtime.prefetch;
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Prepared, usize)>>(depth);
-            let (perm, data, loader) = (&perm, ctx.data, &loader);
+            let (perm, data, loader, feed) = (&perm, ctx.data, &loader, &feed);
             scope.spawn(move || {
                 for step in first..steps {
                     let idx = &perm[step * t.batch_size..((step + 1) * t.batch_size).min(n)];
@@ -485,7 +503,7 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
                         None => idx,
                     };
                     let batch = loader
-                        .install(|| prepare(cfg, data, idx, epoch, path))
+                        .install(|| feed.prepare(data, idx, epoch, path))
                         .map(|b| (b, global));
                     if tx.send(batch).is_err() {
                         break; // the trainer stopped
@@ -550,9 +568,7 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
             epoch: epoch + 1,
             lr,
             loss: a.loss / s,
-            ce: a.ce / s,
-            kl: a.kl / s,
-            mmd: a.mmd / s,
+            terms: a.terms.iter().map(|(k, v)| (k.clone(), v / s)).collect(),
             train_top1: 100.0 * a.correct as f64 / a.seen.max(1) as f64,
             test_top1: test.top1,
             test_top5: test.top5,
@@ -595,11 +611,7 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
 fn finish(tr: &Trainer, ctx: &RunContext, wall_seconds: f64) -> Result<Record> {
     let cfg = ctx.cfg;
     // A PyTorch state dict: BN counters = training-mode forwards per step x steps.
-    let per_step = if cfg.arm.forward == Forward::Separate && cfg.arm.views == 2 {
-        2
-    } else {
-        1
-    };
+    let per_step = tr.method.plan().train_forwards() as i64;
     let tensors = model::export::state_dict(&tr.vs, tr.st.global_step as i64 * per_step);
     let sha = checkpoint::tensors_sha256(&tensors);
     if ctx.writes() {

@@ -6,6 +6,7 @@ use crate::suite::RunConfig;
 use crate::util::error::InputError;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const RECORD_FILE: &str = "record.json";
@@ -72,10 +73,13 @@ pub enum BestOn {
 pub struct EpochLog {
     pub epoch: u32,
     pub lr: f64,
+    /// The mean total loss.
     pub loss: f64,
-    pub ce: f64,
-    pub kl: f64,
-    pub mmd: f64,
+    /// The mean of each of the method's terms, by name, written beside
+    /// `loss` (the DDGSD family's are `ce`, `kl`, `mmd`; see
+    /// `method::plan::StepPlan::terms`).
+    #[serde(flatten)]
+    pub terms: BTreeMap<String, f64>,
     pub train_top1: f64,
     pub test_top1: f64,
     pub test_top5: f64,

@@ -1,10 +1,13 @@
 //! The resumable position of a run and its checkpoint files, in
 //! `<run>/checkpoint/`: `model-<tag>.safetensors` (weights and BN buffers),
-//! `optim-<tag>.safetensors` (momentum buffers) and `state.json` (position,
-//! running sums, history, the two files' SHA-256). `state.json` is written
+//! `optim-<tag>.safetensors` (momentum buffers), `method-<tag>.safetensors`
+//! (the method's own state, e.g. PS-KD's memory; only for methods that keep
+//! one) and `state.json` (position, running sums, history, the files'
+//! SHA-256). `state.json` is written
 //! last, atomically: it is the commit point, and older files are removed
 //! only after it is in place, so a kill at any moment leaves the previous
 //! complete checkpoint.
+use crate::method::Method;
 use crate::model::checkpoint::{self, file_sha256, model_tensors};
 use crate::optim::sgd::Sgd;
 use crate::train::record::{EpochLog, SCHEMA};
@@ -12,6 +15,7 @@ use crate::util::atomic;
 use crate::util::error::InputError;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{nn::VarStore, Device, Tensor};
 
@@ -22,9 +26,10 @@ pub const STATE_FILE: &str = "state.json";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Accum {
     pub loss: f64,
-    pub ce: f64,
-    pub kl: f64,
-    pub mmd: f64,
+    /// Each of the method's terms by name (written beside `loss`, as the
+    /// DDGSD terms `ce`, `kl`, `mmd` always were).
+    #[serde(flatten)]
+    pub terms: BTreeMap<String, f64>,
     pub steps: u64,
     pub correct: u64,
     pub seen: u64,
@@ -59,6 +64,11 @@ pub struct TrainState {
     pub model_sha256: String,
     pub optim_file: String,
     pub optim_sha256: String,
+    /// The method's own state (PS-KD's memory), when it keeps any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub method_file: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub method_sha256: String,
 }
 
 impl TrainState {
@@ -85,6 +95,8 @@ impl TrainState {
             model_sha256: String::new(),
             optim_file: String::new(),
             optim_sha256: String::new(),
+            method_file: String::new(),
+            method_sha256: String::new(),
         }
     }
 }
@@ -121,15 +133,16 @@ pub fn read_state(dir: &Path) -> Result<Option<TrainState>> {
     Ok(Some(st))
 }
 
-/// Reads the checkpoint in `dir` into `vs` and `opt` and returns its state,
-/// or `None` when there is none. A checkpoint of another run config
-/// (`expect.config_sha256`) or dataset, or with a file whose hash does not
-/// match, is refused.
+/// Reads the checkpoint in `dir` into `vs`, `opt` and `method` and returns
+/// its state, or `None` when there is none. A checkpoint of another run
+/// config (`expect.config_sha256`) or dataset, or with a file whose hash
+/// does not match, is refused.
 pub fn load(
     dir: &Path,
     expect: &TrainState,
     vs: &mut VarStore,
     opt: &mut Sgd,
+    method: &mut dyn Method,
     device: Device,
 ) -> Result<Option<TrainState>> {
     let state_path = dir.join(STATE_FILE);
@@ -153,10 +166,14 @@ pub fn load(
             )
         ));
     }
+    let method_file = (!st.method_file.is_empty()).then_some((&st.method_file, &st.method_sha256));
     for (file, sha) in [
         (&st.model_file, &st.model_sha256),
         (&st.optim_file, &st.optim_sha256),
-    ] {
+    ]
+    .into_iter()
+    .chain(method_file)
+    {
         let p = dir.join(file);
         let got = file_sha256(&p)?;
         if &got != sha {
@@ -177,30 +194,53 @@ pub fn load(
         .collect();
     opt.load_state(&optim)
         .map_err(|e| InputError::new(&optim_path, None, e))?;
+    let (method_path, method_state) = if st.method_file.is_empty() {
+        (state_path.clone(), Vec::new())
+    } else {
+        let p = dir.join(&st.method_file);
+        let t = checkpoint::read_safetensors(&p)?
+            .into_iter()
+            .map(|(n, t)| (n, t.to_device(device)))
+            .collect();
+        (p, t)
+    };
+    method
+        .load_state(&method_state)
+        .map_err(|e| InputError::new(&method_path, Some("method state"), e))?;
     remove_unreferenced(dir, &st);
     Ok(Some(st))
 }
 
-/// Removes the checkpoint files (`model-*.safetensors`, `optim-*.safetensors`)
-/// that `st` does not name: those of earlier checkpoints, left when a
-/// worker was killed after committing a newer state.json but before
-/// removing them.
+/// Removes the checkpoint files (`model-*`, `optim-*`, `method-*`
+/// `.safetensors`) that `st` does not name: those of earlier checkpoints,
+/// left when a worker was killed after committing a newer state.json but
+/// before removing them.
 fn remove_unreferenced(dir: &Path, st: &TrainState) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let keep = [&st.model_file, &st.optim_file, &st.method_file];
     for e in entries.filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().into_owned();
-        let ours = (name.starts_with("model-") || name.starts_with("optim-"))
+        let ours = ["model-", "optim-", "method-"]
+            .iter()
+            .any(|p| name.starts_with(p))
             && name.ends_with(".safetensors");
-        if ours && name != st.model_file && name != st.optim_file {
+        if ours && !keep.contains(&&name) {
             let _ = std::fs::remove_file(e.path());
         }
     }
 }
 
-/// Writes weights, momentum and position (see the module comment).
-pub fn save(dir: &Path, st: &mut TrainState, vs: &VarStore, opt: &Sgd) -> Result<()> {
+/// Writes weights, momentum, the method's state and position (see the
+/// module comment).
+pub fn save(
+    dir: &Path,
+    st: &mut TrainState,
+    vs: &VarStore,
+    opt: &Sgd,
+    method: &dyn Method,
+) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let tag = format!("e{:04}-s{:06}", st.epoch, st.step_in_epoch);
     let model_file = format!("model-{tag}.safetensors");
@@ -212,10 +252,28 @@ pub fn save(dir: &Path, st: &mut TrainState, vs: &VarStore, opt: &Sgd) -> Result
         .map(|(n, t)| (n, t.to_device(Device::Cpu)))
         .collect();
     checkpoint::write_safetensors(&dir.join(&optim_file), &optim)?;
+    let state: Vec<(String, Tensor)> = method
+        .state()
+        .into_iter()
+        .map(|(n, t)| (n, t.to_device(Device::Cpu)))
+        .collect();
+    let method_file = if state.is_empty() {
+        String::new()
+    } else {
+        let f = format!("method-{tag}.safetensors");
+        checkpoint::write_safetensors(&dir.join(&f), &state)?;
+        f
+    };
     st.model_sha256 = file_sha256(&dir.join(&model_file))?;
     st.optim_sha256 = file_sha256(&dir.join(&optim_file))?;
+    st.method_sha256 = if method_file.is_empty() {
+        String::new()
+    } else {
+        file_sha256(&dir.join(&method_file))?
+    };
     st.model_file = model_file;
     st.optim_file = optim_file;
+    st.method_file = method_file;
     atomic::write_json(&dir.join(STATE_FILE), st)?;
     remove_unreferenced(dir, st);
     Ok(())

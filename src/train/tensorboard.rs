@@ -231,9 +231,10 @@ mod tests {
             epoch,
             lr: 0.1,
             loss: 2.0 / f64::from(epoch),
-            ce: 1.5,
-            kl: 0.0,
-            mmd: 0.25,
+            terms: [("ce", 1.5), ("kl", 0.0), ("mmd", 0.25)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
             train_top1: 40.0,
             test_top1: 30.0 + f64::from(epoch),
             test_top5: 80.0,

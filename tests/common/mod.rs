@@ -17,6 +17,17 @@ pub const HISTORY_VALUES: [&str; 7] = [
     "test_top5",
 ];
 
+/// The arms of suites/selfkd-smoke.toml: the baseline, DDGSD and every
+/// self-distillation method.
+pub const SELFKD_ARMS: [&str; 6] = [
+    "baseline",
+    "ddgsd",
+    "cs_kd",
+    "ps_kd",
+    "tf_kd_reg",
+    "label_smoothing",
+];
+
 /// The binary under test: `DDGSD_BIN` when set (a test binary carried to
 /// another machine, as ci/gpu-check.sh runs tests/cuda.rs there), else the
 /// one cargo built.
@@ -167,6 +178,31 @@ pub fn stderr(o: &Output) -> String {
 
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Waits until `path` exists; false after `limit`.
+pub fn wait_for_file(path: &Path, limit: std::time::Duration) -> bool {
+    let t = std::time::Instant::now();
+    while t.elapsed() < limit {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    false
+}
+
+/// Runs a shipped suite (`suites/<name>.toml` of the repository, with its
+/// own expected file) into `out`: (exit code, stdout, stderr).
+pub fn run_shipped_suite(name: &str, out: &Path) -> (i32, String, String) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let o = Command::new(bin())
+        .current_dir(&root)
+        .args(["run", &format!("suites/{name}.toml"), "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    (code(&o), stdout(&o), stderr(&o))
 }
 
 /// The `ddgsd-bench: error: ...` line of a failed command.

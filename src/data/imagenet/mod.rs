@@ -171,9 +171,11 @@ impl Imagenet {
     /// One training view of sample `i`, normalised CHW, into `dst`: the u8
     /// view of [`PixelViews::pixel_view`] through the same table the device
     /// path gathers from.
+    #[allow(clippy::too_many_arguments)]
     fn train_view(
         &self,
         i: usize,
+        at: usize,
         seed: u64,
         epoch: u64,
         view: u8,
@@ -182,7 +184,7 @@ impl Imagenet {
     ) -> Result<()> {
         let s = self.transform.train_size;
         let mut hwc = vec![0u8; s * s * 3];
-        self.pixel_view(i, seed, epoch, view, distortion, &mut hwc)?;
+        self.pixel_view(i, at, seed, epoch, view, distortion, &mut hwc)?;
         normalise_into(&hwc, s, dst);
         Ok(())
     }
@@ -200,6 +202,7 @@ impl PixelViews for Imagenet {
     fn pixel_view(
         &self,
         i: usize,
+        at: usize,
         seed: u64,
         epoch: u64,
         view: u8,
@@ -211,7 +214,7 @@ impl PixelViews for Imagenet {
         let b = resized_crop(
             seed,
             epoch,
-            i as u64,
+            at as u64,
             view,
             img.h as u32,
             img.w as u32,
@@ -284,23 +287,32 @@ impl Dataset for Imagenet {
         Some(self)
     }
 
-    fn train_batch(
+    fn train_views(
         &self,
-        indices: &[usize],
+        images: &[usize],
+        at: &[usize],
         seed: u64,
         epoch: u64,
         view: u8,
         distortion: Distortion,
     ) -> Result<Tensor> {
         let s = self.transform.train_size;
-        if let Some(&i) = indices.iter().find(|&&i| i >= self.train.len()) {
+        if let Some(&i) = images.iter().find(|&&i| i >= self.train.len()) {
             anyhow::bail!("training index {i} out of range (0..{})", self.train.len());
         }
-        let mut buf = vec![0f32; indices.len() * 3 * s * s];
+        anyhow::ensure!(
+            images.len() == at.len(),
+            "{} images but {} draw addresses",
+            images.len(),
+            at.len()
+        );
+        let mut buf = vec![0f32; images.len() * 3 * s * s];
         buf.par_chunks_mut(3 * s * s)
-            .zip(indices.par_iter())
-            .try_for_each(|(dst, &i)| self.train_view(i, seed, epoch, view, distortion, dst))?;
-        Ok(Tensor::from_slice(&buf).view([indices.len() as i64, 3, s as i64, s as i64]))
+            .zip(images.par_iter().zip(at.par_iter()))
+            .try_for_each(|(dst, (&i, &a))| {
+                self.train_view(i, a, seed, epoch, view, distortion, dst)
+            })?;
+        Ok(Tensor::from_slice(&buf).view([images.len() as i64, 3, s as i64, s as i64]))
     }
 
     fn train_labels(&self, indices: &[usize]) -> Tensor {
