@@ -394,6 +394,36 @@ fn wrong_input_is_named() {
         e.contains("field `train.batch_size`") && e.contains("world_size = 3"),
         "{e}"
     );
+    // PS-KD's per-sample memory would be split over the ranks: refused
+    // before any rank starts, naming what asked for the ranks.
+    let pk = tiny_suite("pk", &["baseline", "ps_kd"], &[0], 1, "");
+    p.write("suites/pk.toml", &pk);
+    let o = p.run(&[
+        "run",
+        "suites/pk.toml",
+        "--no-check",
+        "--ranks",
+        "2",
+        "--out",
+        "r",
+    ]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let e = error_line(&o);
+    assert!(
+        e.contains("field `--ranks`")
+            && e.contains("arm `ps_kd` keeps a record of every training sample"),
+        "{e}"
+    );
+    assert!(!p.path().join("r/pk").exists(), "nothing written");
+    p.write(
+        "suites/pk2.toml",
+        &pk.replace("[runtime]", "[runtime]\nworld_size = 2"),
+    );
+    let e = error_line(&p.run(&["plan", "suites/pk2.toml"]));
+    assert!(
+        e.contains("field `runtime.world_size`") && e.contains("ps_kd"),
+        "{e}"
+    );
     suite(&p, "sbn", 1, "sync_bn = true");
     let e = error_line(&p.run(&["run", "suites/sbn.toml", "--no-check", "--out", "r"]));
     assert!(

@@ -91,6 +91,7 @@ pub fn plan(arm: &ArmConfig) -> StepPlan {
         views,
         passes,
         terms: vec!["ce", "kl"],
+        sample_memory: false,
     }
 }
 

@@ -35,6 +35,7 @@ pub fn plan(arm: &ArmConfig) -> StepPlan {
         views,
         passes,
         terms: TERMS.to_vec(),
+        sample_memory: false,
     }
 }
 

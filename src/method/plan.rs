@@ -53,6 +53,10 @@ pub struct StepPlan {
     /// The loss terms the method returns, in order (logged in the history
     /// under these names beside the total `loss`).
     pub terms: Vec<&'static str>,
+    /// The method keeps a record of every training sample from earlier
+    /// epochs (PS-KD's predictions): a data-parallel run cannot train it,
+    /// since each rank would see only the samples of its own shares.
+    pub sample_memory: bool,
 }
 
 impl StepPlan {
@@ -70,6 +74,7 @@ impl StepPlan {
                 grad: true,
             }],
             terms: terms.to_vec(),
+            sample_memory: false,
         }
     }
 
@@ -149,6 +154,7 @@ mod tests {
             views: vec![view(Images::Samples), view(Images::SameClass)],
             passes: vec![pass(0, 1), pass(1, 1)],
             terms: vec!["ce", "kl"],
+            sample_memory: false,
         };
         assert_eq!(good.check(), Ok(()));
         assert!(good.needs_partners());

@@ -58,9 +58,13 @@ impl PsKdConfig {
     }
 }
 
-/// One view, one pass: the baseline's step.
+/// One view, one pass: the baseline's step, and the memory of every
+/// sample's last prediction.
 pub fn plan(arm: &ArmConfig) -> StepPlan {
-    StepPlan::one_view(arm.distortions[0], &["soft_ce"])
+    StepPlan {
+        sample_memory: true,
+        ..StepPlan::one_view(arm.distortions[0], &["soft_ce"])
+    }
 }
 
 pub struct PsKd {

@@ -377,6 +377,21 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
 
     if runtime.world_size > 1 {
         for arm in &arms_out {
+            if crate::method::plan(arm).sample_memory {
+                let field = if ov.world_size.is_some() {
+                    "--ranks"
+                } else {
+                    "runtime.world_size"
+                };
+                return field_err(
+                    file,
+                    field,
+                    format!(
+                        "arm `{}` keeps a record of every training sample from earlier epochs, which a data-parallel run (world size {}) would split over its ranks: train it with one rank",
+                        arm.name, runtime.world_size
+                    ),
+                );
+            }
             let b = effective_train(&train, arm).batch_size;
             if b % runtime.world_size != 0 {
                 return field_err(

@@ -207,14 +207,6 @@ impl<'a> Trainer<'a> {
                 device: ctx.device,
             },
         )?;
-        if ctx.group.is_some_and(|g| g.world() > 1) && !method.state().is_empty() {
-            bail!(
-                "suite `{}`: runtime.world_size = {}: arm `{}` keeps per-sample state across epochs, which each rank would hold only for its own shares; data-parallel runs of it are not supported (use world_size = 1)",
-                cfg.suite,
-                cfg.runtime.world_size,
-                cfg.arm.name
-            );
-        }
         let dev_acc = DeviceAccum::new(&st.acc, &method.plan().terms, ctx.device);
         let sync = ctx.group.map(|_| GradSync::new(&vs));
         let split = cfg
