@@ -40,8 +40,7 @@ impl Progress {
 
     /// Units of `cfg`; remembers the units of everything `pending` (for the ETA).
     pub fn units(&mut self, cfg: &RunConfig, train_len: usize, pending: &[&RunConfig]) -> f64 {
-        let n = train_len as f64;
-        let u = |c: &RunConfig| n * f64::from(c.train.epochs) * f64::from(c.arm.views);
+        let u = |c: &RunConfig| run_units(c, train_len);
         self.left_units = pending.iter().map(|c| u(c)).sum();
         u(cfg)
     }
@@ -107,4 +106,33 @@ fn calibration_and_validation(log: &crate::train::record::EpochLog) -> String {
         s.push_str(&format!(" val top1 {v:.2}%"));
     }
     s
+}
+
+/// The image-views a run trains: the samples it trains on (the training
+/// split less its holdout) x epochs x views.
+fn run_units(c: &RunConfig, train_len: usize) -> f64 {
+    let trained = train_len - c.holdout.as_ref().map_or(0, |h| h.n.min(train_len));
+    trained as f64 * f64::from(c.train.epochs) * f64::from(c.arm.views)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holdout_is_not_counted_as_training_work() {
+        let s = crate::suite::load(
+            std::path::Path::new("suites/smoke.toml"),
+            &Default::default(),
+        )
+        .unwrap();
+        let mut c = s.runs[0].clone();
+        let whole = run_units(&c, 1000);
+        assert_eq!(
+            whole,
+            1000.0 * f64::from(c.train.epochs) * f64::from(c.arm.views)
+        );
+        c.holdout = Some(crate::data::holdout::HoldoutSpec { n: 250, seed: 0 });
+        assert_eq!(run_units(&c, 1000), whole * 0.75);
+    }
 }
