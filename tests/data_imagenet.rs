@@ -511,3 +511,75 @@ fn u8_views_normalised_on_the_device_equal_the_host_batches() {
     let bad = feed.prepare(data.as_ref(), &[12], 0, side.path(Device::Cpu));
     assert!(bad.is_err(), "an index past the split is refused");
 }
+
+/// The fingerprint of a part of the training split, computed independently:
+/// the manifest's lines (`path\tsha256\n`) of those files, hashed.
+fn part_manifest(root: &Path, paths: &[String]) -> String {
+    let lines: String = paths
+        .iter()
+        .map(|p| {
+            let sha = hex::encode(Sha256::digest(std::fs::read(root.join(p)).unwrap()));
+            format!("{p}\t{sha}\n")
+        })
+        .collect();
+    hex::encode(Sha256::digest(lines.as_bytes()))
+}
+
+/// `[dataset] holdout` on ImageNet, folder and pack: stratified by class,
+/// the two parts fingerprinted as the manifest defines them (the folder from
+/// the hashes its check computed, the pack from its stored bytes: the same
+/// numbers), and the held-out samples evaluated with the evaluation
+/// transform, as the validation split is.
+#[test]
+fn a_holdout_of_imagenet_is_stratified_fingerprinted_and_evaluated() {
+    use ddgsd_bench::data::holdout::{split, HoldoutSpec};
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let folder = Imagenet::open(&root, tiny()).unwrap();
+    let spec = HoldoutSpec { n: 3, seed: 5 };
+    let s = split(&folder, &spec).unwrap();
+    let r = &s.record;
+    assert!(r.stratified);
+    assert_eq!((r.n, r.train_len, s.train_ids.len()), (3, 9, 9));
+    let labels: Vec<i64> = Vec::try_from(folder.train_labels(&r.ids)).unwrap();
+    let mut sorted = labels.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![0, 1, 2], "one sample of each class");
+    let paths = |ids: &[usize]| -> Vec<String> {
+        ids.iter()
+            .map(|&i| folder.train_entries()[i].path.clone())
+            .collect()
+    };
+    let (held, kept) = (paths(&r.ids), paths(&s.train_ids));
+    assert_eq!(r.holdout_fingerprint, part_manifest(&root, &held));
+    assert_eq!(r.train_fingerprint, part_manifest(&root, &kept));
+    assert_ne!(r.train_fingerprint, folder.info().fingerprint);
+    assert_eq!(split(&folder, &spec).unwrap().record, *r, "a pure function");
+    let other = split(&folder, &HoldoutSpec { n: 3, seed: 6 }).unwrap();
+    assert_eq!(other.record.ids.len(), 3);
+
+    // The pack of the same files: the same ids and fingerprints.
+    let packed = t.path().join("h.pack");
+    let o = run(&[
+        "data",
+        "pack",
+        root.to_str().unwrap(),
+        "--to",
+        packed.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let pack = Imagenet::open(&packed, tiny()).unwrap();
+    assert_eq!(split(&pack, &spec).unwrap().record, *r);
+
+    // Held-out samples in the evaluation transform: the centre crop of the
+    // resized image, the same whichever store they come from.
+    let (x, y) = folder.train_eval_batch(&r.ids).unwrap();
+    assert_eq!(x.size(), vec![3, 3, 16, 16]);
+    assert_eq!(Vec::<i64>::try_from(y).unwrap(), labels);
+    assert_eq!(
+        values(&x),
+        values(&pack.train_eval_batch(&r.ids).unwrap().0)
+    );
+    assert!(folder.train_eval_batch(&[12]).is_err());
+    assert!(folder.train_fingerprint(&[12]).is_err());
+}

@@ -51,6 +51,9 @@ pub struct Imagenet {
     pub classes: Vec<String>,
     pub transform: Transform,
     train: Vec<Entry>,
+    /// The SHA-256 of each training file as the folder's check hashed it
+    /// (empty for a pack, whose part fingerprints hash the stored bytes).
+    train_sha: Vec<String>,
     val: Vec<Entry>,
     store: Store,
     /// Paths skipped as undecodable.
@@ -73,6 +76,7 @@ impl Imagenet {
         let Checked {
             fingerprint,
             train,
+            train_sha,
             val,
             skipped,
         } = check_folder(&scan)?;
@@ -91,6 +95,7 @@ impl Imagenet {
             classes: scan.classes,
             transform,
             train,
+            train_sha,
             val,
             store: Store::Folder(path.to_path_buf()),
             skipped,
@@ -126,6 +131,7 @@ impl Imagenet {
             classes: h.classes.clone(),
             transform,
             train,
+            train_sha: Vec::new(),
             val,
             skipped: h.skipped.clone(),
             source_fingerprint: Some(h.source_fingerprint.clone()),
@@ -269,13 +275,21 @@ impl Dataset for Imagenet {
         ))
     }
 
-    /// The manifest lines of the files `indices` (their bytes hashed again,
-    /// in parallel: a pass over the part's files).
+    /// The manifest lines of the files `indices`: for a folder the hashes
+    /// its check computed (no file read again); for a pack the stored bytes
+    /// hashed, in parallel (a pass over the part).
     fn train_fingerprint(&self, indices: &[usize]) -> Result<String> {
-        let shas: Vec<String> = indices
-            .par_iter()
-            .map(|&i| self.with_bytes(false, i, |b| Ok(sha256_hex(b))))
-            .collect::<Result<_>>()?;
+        if let Some(&i) = indices.iter().find(|&&i| i >= self.train.len()) {
+            anyhow::bail!("training index {i} out of range (0..{})", self.train.len());
+        }
+        let shas: Vec<String> = if self.train_sha.is_empty() {
+            indices
+                .par_iter()
+                .map(|&i| self.with_bytes(false, i, |b| Ok(sha256_hex(b))))
+                .collect::<Result<_>>()?
+        } else {
+            indices.iter().map(|&i| self.train_sha[i].clone()).collect()
+        };
         let mut m = Manifest::default();
         for (&i, sha) in indices.iter().zip(&shas) {
             m.line(&self.train[i].path, sha);

@@ -232,6 +232,9 @@ pub(super) fn empty_class_error(root: &Path, wnid: &str) -> anyhow::Error {
 pub(super) struct Checked {
     pub(super) fingerprint: String,
     pub(super) train: Vec<Entry>,
+    /// The SHA-256 of each training file, in `train`'s order (the lines
+    /// of the manifest, kept for the fingerprint of a part of the split).
+    pub(super) train_sha: Vec<String>,
     pub(super) val: Vec<Entry>,
     /// Paths skipped as undecodable (each reported on stderr).
     pub(super) skipped: Vec<String>,
@@ -262,16 +265,17 @@ pub(super) fn check_folder(scan: &Scan) -> Result<Checked> {
         .collect();
     let mut m = Manifest::default();
     let (mut train, mut val, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    let mut train_sha = Vec::new();
     for (k, (e, r)) in all.iter().zip(results).enumerate() {
         match r? {
             Some(sha) => {
                 m.line(&e.path, &sha);
                 if k < scan.train.len() {
-                    &mut train
+                    train.push((*e).clone());
+                    train_sha.push(sha);
                 } else {
-                    &mut val
+                    val.push((*e).clone());
                 }
-                .push((*e).clone());
             }
             None => skipped.push(e.path.clone()),
         }
@@ -285,6 +289,7 @@ pub(super) fn check_folder(scan: &Scan) -> Result<Checked> {
     Ok(Checked {
         fingerprint: m.finish(),
         train,
+        train_sha,
         val,
         skipped,
     })
