@@ -75,7 +75,7 @@ fn tree(dir: &Path) -> PathBuf {
 
 /// The manifest fingerprint, computed independently of the library.
 fn manifest(root: &Path, skip: &[&str]) -> String {
-    let mut lines = Vec::new();
+    let mut all = Vec::new();
     for split in ["train", "val"] {
         let mut paths = Vec::new();
         for c in CLASSES {
@@ -88,12 +88,9 @@ fn manifest(root: &Path, skip: &[&str]) -> String {
             }
         }
         paths.sort();
-        for p in paths {
-            let sha = hex::encode(Sha256::digest(std::fs::read(root.join(&p)).unwrap()));
-            lines.push(format!("{p}\t{sha}\n"));
-        }
+        all.extend(paths);
     }
-    hex::encode(Sha256::digest(lines.concat().as_bytes()))
+    part_manifest(root, &all)
 }
 
 fn values(t: &tch::Tensor) -> Vec<f32> {
@@ -143,13 +140,7 @@ fn folder_read_fingerprinted_batched_and_packed() {
 
     // Pack with files unchanged: same fingerprint, bit-identical batches.
     let packed = t.path().join("in.pack");
-    let o = run(&[
-        "data",
-        "pack",
-        root.to_str().unwrap(),
-        "--to",
-        packed.to_str().unwrap(),
-    ]);
+    let o = pack_folder(&root, &packed);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("zz_corrupt.JPEG"),
@@ -512,8 +503,21 @@ fn u8_views_normalised_on_the_device_equal_the_host_batches() {
     assert!(bad.is_err(), "an index past the split is refused");
 }
 
-/// The fingerprint of a part of the training split, computed independently:
-/// the manifest's lines (`path\tsha256\n`) of those files, hashed.
+/// `ddgsd-bench data pack ROOT --to PACK` (files unchanged).
+fn pack_folder(root: &Path, to: &Path) -> Output {
+    run(&[
+        "data",
+        "pack",
+        root.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+    ])
+}
+
+/// The fingerprint of the files `paths` (relative to `root`, in order),
+/// computed independently of the library:
+/// the manifest's lines (`path\tsha256\n`) of those files, hashed. The
+/// whole dataset's fingerprint is that of every train then val file.
 fn part_manifest(root: &Path, paths: &[String]) -> String {
     let lines: String = paths
         .iter()
@@ -560,13 +564,7 @@ fn a_holdout_of_imagenet_is_stratified_fingerprinted_and_evaluated() {
 
     // The pack of the same files: the same ids and fingerprints.
     let packed = t.path().join("h.pack");
-    let o = run(&[
-        "data",
-        "pack",
-        root.to_str().unwrap(),
-        "--to",
-        packed.to_str().unwrap(),
-    ]);
+    let o = pack_folder(&root, &packed);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let pack = Imagenet::open(&packed, tiny()).unwrap();
     assert_eq!(split(&pack, &spec).unwrap().record, *r);
