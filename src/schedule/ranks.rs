@@ -204,15 +204,10 @@ pub fn rank_visible(rank: usize, gpus: usize, parent: Option<&str>) -> String {
     if gpus == 0 {
         return String::new();
     }
-    let i = rank % gpus;
-    match parent.filter(|p| !p.trim().is_empty()) {
-        Some(p) => p
-            .split(',')
-            .nth(i)
-            .map(|d| d.trim().to_string())
-            .unwrap_or_else(|| i.to_string()),
-        None => i.to_string(),
-    }
+    crate::schedule::workers::visible_devices(
+        &crate::schedule::workers::Entry::Cuda(rank % gpus),
+        parent,
+    )
 }
 
 /// `run --ranks N` outside a launcher: N rank processes of this binary with
