@@ -217,6 +217,7 @@ fn ours(c: &Case) -> Ours {
         .map(|p| Outputs {
             logits: z.narrow(0, p.first as i64 * b, p.count as i64 * b),
             features: h.narrow(0, p.first as i64 * b, p.count as i64 * b),
+            heads: Vec::new(),
         })
         .collect();
     if c.base == "cs_kd" {
@@ -233,6 +234,7 @@ fn ours(c: &Case) -> Ours {
             samples: &samples,
             len: b as usize,
             epoch: c.epoch,
+            teacher: None,
         })
         .unwrap();
     loss.total.backward();

@@ -186,7 +186,6 @@ pub fn bench_one(arch: &str, arm: &str, opts: &BenchOptions, device: Device) -> 
     let exec = Exec::new(device, opts.precision, opts.memory_format);
     exec.prepare(&vs)?;
     let params = model::parameter_count(&vs);
-    let mut opt = Sgd::new(&vs, 0.9, true, 5e-4);
     let mut m = method::build(
         &arm_cfg,
         &MethodEnv {
@@ -206,9 +205,32 @@ pub fn bench_one(arch: &str, arm: &str, opts: &BenchOptions, device: Device) -> 
         samples: Tensor::randint(BENCH_TRAIN_LEN as i64, [n], (Kind::Int64, device)),
         len: n as usize,
     };
+    // A teacher of the same architecture (its weights do not change the
+    // cost) and the auxiliary heads, where the arm's plan has them.
+    let plan = m.plan().clone();
+    let heads = plan
+        .heads
+        .then(|| {
+            let ch = net
+                .stage_channels()
+                .ok_or_else(|| anyhow::anyhow!("{arch} has no stages for auxiliary heads"))?;
+            model::heads::Heads::new(&vs.root(), &ch, classes)
+        })
+        .transpose()?;
+    let mut tvs = VarStore::new(Device::Cpu);
+    let teacher = plan
+        .teacher
+        .then(|| model::build(&ArchSpec { name: arch.to_string(), width: None }, &tvs.root(), classes))
+        .transpose()?;
+    tvs.set_device(device);
+    exec.prepare(&tvs)?;
+    exec.prepare(&vs)?;
+    let mut opt = Sgd::new(&vs, 0.9, true, 5e-4);
     let step_net = Net {
         net: net.as_ref(),
         exec: &exec,
+        heads: heads.as_ref(),
+        teacher: teacher.as_deref(),
     };
     let cpu_reset = device == Device::Cpu && reset_peak_rss();
     let mut step = || -> Result<Tensor> {

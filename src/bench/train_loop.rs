@@ -162,6 +162,7 @@ pub fn loop_figure(o: &LoopOptions, dir: &Path) -> Result<Figure> {
         env: &env,
         stop: &stop,
         group: None,
+        teacher: None,
     };
     std::fs::create_dir_all(ctx.dir)?;
     let (mut start, mut end) = (None, None);

@@ -32,7 +32,7 @@ pub fn plan(args: PlanArgs) -> Result<Exit> {
         let runs: Vec<_> = s
             .runs
             .iter()
-            .filter(|r| part.is_none_or(|p| p.contains(&r.run_id)))
+            .filter(|r| part.is_none_or(|p| p.holds(&s, r)))
             .collect();
         println!("{}", serde_json::to_string_pretty(&runs)?);
     } else {

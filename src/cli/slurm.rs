@@ -98,6 +98,7 @@ pub fn slurm(args: SlurmArgs) -> Result<Exit> {
         nodes,
         runs: s.runs.len(),
         max_array_size: slurm::max_array_size(),
+        wait_for_teachers: s.has_dependencies(),
     };
     let scripts = slurm::write(&o)?;
     println!("{}", scripts.worker.display());

@@ -8,12 +8,14 @@
 //! The other methods start from their official defaults; `[arm.NAME]`
 //! fields override them.
 use crate::data::augment::Distortion;
+use crate::method::byot::ByotConfig;
 use crate::method::config::MethodConfig;
 use crate::method::cs_kd::CsKdConfig;
 use crate::method::label_smoothing::LabelSmoothingConfig;
 use crate::method::loss::LossConfig;
 use crate::method::ps_kd::PsKdConfig;
 use crate::method::tf_kd_reg::TfKdRegConfig;
+use crate::method::tf_kd_self::TfKdSelfConfig;
 use serde::{Deserialize, Serialize};
 
 /// The arms of DDGSD's ablation (docs/method.md §3).
@@ -27,7 +29,14 @@ pub const BUILTIN_ARMS: [&str; 6] = [
 ];
 
 /// The other self-distillation methods (docs/method.md §9-§12).
-pub const METHODS: [&str; 4] = ["cs_kd", "ps_kd", "tf_kd_reg", "label_smoothing"];
+pub const METHODS: [&str; 6] = [
+    "cs_kd",
+    "ps_kd",
+    "tf_kd_reg",
+    "label_smoothing",
+    "tf_kd_self",
+    "byot",
+];
 
 /// Every built-in arm name, DDGSD's ablation first.
 pub fn builtin_names() -> Vec<&'static str> {
@@ -109,6 +118,12 @@ pub fn builtin(base: &str, loss: &LossConfig) -> Option<ArmConfig> {
             Forward::Joint,
             MethodConfig::LabelSmoothing(LabelSmoothingConfig::default()),
         ),
+        "tf_kd_self" => (
+            1,
+            Forward::Joint,
+            MethodConfig::TfKdSelf(TfKdSelfConfig::default()),
+        ),
+        "byot" => (1, Forward::Joint, MethodConfig::Byot(ByotConfig::default())),
         _ => {
             let (views, kl, mmd) = match base {
                 "baseline" | "baseline_2x" => (1, false, false),

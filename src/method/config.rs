@@ -3,6 +3,7 @@
 //! the benchmark and the suite files reach every method through here and
 //! name none.
 use crate::method::arms::ArmConfig;
+use crate::method::byot::{self, Byot, ByotConfig};
 use crate::method::cs_kd::{self, CsKd, CsKdConfig};
 use crate::method::ddgsd::{self, Ddgsd};
 use crate::method::label_smoothing::{self, LabelSmoothing, LabelSmoothingConfig};
@@ -11,6 +12,7 @@ use crate::method::plan::StepPlan;
 use crate::method::ps_kd::{self, PsKd, PsKdConfig};
 use crate::method::step::Method;
 use crate::method::tf_kd_reg::{self, TfKdReg, TfKdRegConfig};
+use crate::method::tf_kd_self::{self, TfKdSelf, TfKdSelfConfig};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
@@ -27,6 +29,8 @@ pub enum MethodConfig {
     PsKd(PsKdConfig),
     TfKdReg(TfKdRegConfig),
     LabelSmoothing(LabelSmoothingConfig),
+    TfKdSelf(TfKdSelfConfig),
+    Byot(ByotConfig),
 }
 
 /// What a method may know of its run when it is built.
@@ -50,6 +54,8 @@ impl MethodConfig {
             MethodConfig::PsKd(_) => "ps_kd",
             MethodConfig::TfKdReg(_) => "tf_kd_reg",
             MethodConfig::LabelSmoothing(_) => "label_smoothing",
+            MethodConfig::TfKdSelf(_) => "tf_kd_self",
+            MethodConfig::Byot(_) => "byot",
         }
     }
 
@@ -66,6 +72,8 @@ impl MethodConfig {
             MethodConfig::PsKd(c) => format!("ps_kd  {}", c.describe()),
             MethodConfig::TfKdReg(c) => format!("tf_kd_reg  {}", c.describe()),
             MethodConfig::LabelSmoothing(c) => format!("label_smoothing  {}", c.describe()),
+            MethodConfig::TfKdSelf(c) => format!("tf_kd_self  {}", c.describe()),
+            MethodConfig::Byot(c) => format!("byot  {}", c.describe()),
         }
     }
 
@@ -98,6 +106,8 @@ impl MethodConfig {
             MethodConfig::LabelSmoothing(c) => {
                 MethodConfig::LabelSmoothing(merge(c, table).map_err(whole)?)
             }
+            MethodConfig::TfKdSelf(c) => MethodConfig::TfKdSelf(merge(c, table).map_err(whole)?),
+            MethodConfig::Byot(c) => MethodConfig::Byot(merge(c, table).map_err(whole)?),
         };
         out.check().map_err(|(f, m)| (Some(f), m))?;
         Ok(out)
@@ -111,6 +121,8 @@ impl MethodConfig {
             MethodConfig::PsKd(c) => c.check(),
             MethodConfig::TfKdReg(c) => c.check(),
             MethodConfig::LabelSmoothing(c) => c.check(),
+            MethodConfig::TfKdSelf(c) => c.check(),
+            MethodConfig::Byot(c) => c.check(),
         }
     }
 }
@@ -123,6 +135,8 @@ pub fn plan(arm: &ArmConfig) -> StepPlan {
         MethodConfig::PsKd(_) => ps_kd::plan(arm),
         MethodConfig::TfKdReg(_) => tf_kd_reg::plan(arm),
         MethodConfig::LabelSmoothing(_) => label_smoothing::plan(arm),
+        MethodConfig::TfKdSelf(_) => tf_kd_self::plan(arm),
+        MethodConfig::Byot(_) => byot::plan(arm),
     }
 }
 
@@ -141,6 +155,8 @@ pub fn build(arm: &ArmConfig, env: &MethodEnv) -> anyhow::Result<Box<dyn Method>
         )),
         MethodConfig::TfKdReg(c) => Box::new(TfKdReg::new(arm, c)),
         MethodConfig::LabelSmoothing(c) => Box::new(LabelSmoothing::new(arm, c)),
+        MethodConfig::TfKdSelf(c) => Box::new(TfKdSelf::new(arm, c)),
+        MethodConfig::Byot(c) => Box::new(Byot::new(arm, c)),
     };
     m.plan()
         .check()

@@ -92,6 +92,8 @@ pub fn plan(arm: &ArmConfig) -> StepPlan {
         passes,
         terms: vec!["ce", "kl"],
         sample_memory: false,
+        teacher: false,
+        heads: false,
     }
 }
 
@@ -156,10 +158,12 @@ mod tests {
             Outputs {
                 logits: z.shallow_clone(),
                 features: f.shallow_clone(),
+                heads: Vec::new(),
             },
             Outputs {
                 logits: zp.shallow_clone(),
                 features: f,
+                heads: Vec::new(),
             },
         ];
         let l = m
@@ -169,6 +173,7 @@ mod tests {
                 samples: &y,
                 len: 4,
                 epoch: 0,
+                teacher: None,
             })
             .unwrap();
         let v = Vec::<f32>::try_from(l.stacked(&[])).unwrap();

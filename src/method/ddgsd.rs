@@ -36,6 +36,8 @@ pub fn plan(arm: &ArmConfig) -> StepPlan {
         passes,
         terms: TERMS.to_vec(),
         sample_memory: false,
+        teacher: false,
+        heads: false,
     }
 }
 
@@ -128,15 +130,18 @@ mod tests {
         let one = [Outputs {
             logits: z.shallow_clone(),
             features: h.shallow_clone(),
+            heads: Vec::new(),
         }];
         let two = [
             Outputs {
                 logits: z.narrow(0, 0, 4),
                 features: h.narrow(0, 0, 4),
+                heads: Vec::new(),
             },
             Outputs {
                 logits: z.narrow(0, 4, 4),
                 features: h.narrow(0, 4, 4),
+                heads: Vec::new(),
             },
         ];
         let data = |outputs| StepData {
@@ -145,6 +150,7 @@ mod tests {
             samples: &idx,
             len: 4,
             epoch: 0,
+            teacher: None,
         };
         let a = joint.loss(&data(&one)).unwrap();
         let b = sep.loss(&data(&two)).unwrap();

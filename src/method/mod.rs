@@ -6,11 +6,13 @@
 //!
 //! Methods: `ddgsd.rs` (the DDGSD family: baseline, the ablation arms and
 //! DDGSD, with `loss.rs` and the presets of `presets.rs`), `cs_kd.rs`,
-//! `ps_kd.rs`, `tf_kd_reg.rs`, `label_smoothing.rs`; `arms.rs` holds the
-//! resolved arm and the built-in ones.
+//! `ps_kd.rs`, `tf_kd_reg.rs`, `label_smoothing.rs`, `tf_kd_self.rs` (a
+//! trained run as teacher) and `byot.rs` (auxiliary heads); `arms.rs` holds
+//! the resolved arm and the built-in ones.
 //!
 //! Uses: data.
 pub mod arms;
+pub mod byot;
 pub mod config;
 pub mod cs_kd;
 pub mod ddgsd;
@@ -21,6 +23,7 @@ pub mod presets;
 pub mod ps_kd;
 pub mod step;
 pub mod tf_kd_reg;
+pub mod tf_kd_self;
 
 pub use config::{build, plan, MethodConfig, MethodEnv};
 pub use step::{Loss, Method, Outputs, StepData};

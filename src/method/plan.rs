@@ -57,6 +57,15 @@ pub struct StepPlan {
     /// epochs (PS-KD's predictions): a data-parallel run cannot train it,
     /// since each rank would see only the samples of its own shares.
     pub sample_memory: bool,
+    /// A teacher network (another run's final model, in eval mode, without
+    /// gradient) also runs over view 0: its outputs are
+    /// [`crate::method::StepData::teacher`] (TF-KD-self). The run then
+    /// depends on the teacher's run.
+    pub teacher: bool,
+    /// The network carries auxiliary heads after its stages (BYOT): every
+    /// pass returns their outputs beside the final ones
+    /// ([`crate::method::Outputs::heads`]), and the heads train with it.
+    pub heads: bool,
 }
 
 impl StepPlan {
@@ -75,6 +84,8 @@ impl StepPlan {
             }],
             terms: terms.to_vec(),
             sample_memory: false,
+            teacher: false,
+            heads: false,
         }
     }
 
@@ -155,6 +166,8 @@ mod tests {
             passes: vec![pass(0, 1), pass(1, 1)],
             terms: vec!["ce", "kl"],
             sample_memory: false,
+            teacher: false,
+            heads: false,
         };
         assert_eq!(good.check(), Ok(()));
         assert!(good.needs_partners());

@@ -63,6 +63,8 @@ impl PsKdConfig {
 pub fn plan(arm: &ArmConfig) -> StepPlan {
     StepPlan {
         sample_memory: true,
+        teacher: false,
+        heads: false,
         ..StepPlan::one_view(arm.distortions[0], &["soft_ce"])
     }
 }
@@ -175,6 +177,7 @@ mod tests {
         let outs = [Outputs {
             logits: z.shallow_clone(),
             features: z.zeros_like(),
+            heads: Vec::new(),
         }];
         m.begin_epoch(epoch);
         let l = m
@@ -184,6 +187,7 @@ mod tests {
                 samples: &idx,
                 len: samples.len(),
                 epoch,
+                teacher: None,
             })
             .unwrap();
         l.total.double_value(&[])

@@ -10,14 +10,14 @@
 //! whatever the method, and several same-shaped runs could share one fused
 //! forward (HFTA) with one method instance each.
 //!
-//! Extension points, for methods that need more than a network and its own
-//! past (docs/method.md §8 describes how they fit):
-//! - a teacher network (TF-KD-self: another run's checkpoint): a pass of the
-//!   plan names the network it runs, and [`Outputs`] of a teacher pass are
-//!   computed in eval mode without gradient;
-//! - auxiliary heads (BYOT): [`Outputs`] carries every head's logits and
-//!   features beside the final ones; the heads' parameters live beside the
-//!   network's and their tensors are exported to a file of their own.
+//! Beyond a network and its own past (docs/method.md §8):
+//! - a teacher network (TF-KD-self: another run's final model): a plan with
+//!   `teacher` gets the teacher's outputs of view 0 in
+//!   [`StepData::teacher`], computed in eval mode without gradient;
+//! - auxiliary heads (BYOT): a plan with `heads` gets every head's logits
+//!   and features in [`Outputs::heads`] beside the final ones; the heads'
+//!   parameters live beside the network's (under `heads.`), train with it,
+//!   and are exported to a file of their own.
 use crate::method::plan::StepPlan;
 use tch::{Kind, Tensor};
 
@@ -27,6 +27,20 @@ use tch::{Kind, Tensor};
 pub struct Outputs {
     pub logits: Tensor,
     pub features: Tensor,
+    /// `(logits, features)` of every auxiliary head, shallow first (empty
+    /// unless the plan has `heads`).
+    pub heads: Vec<(Tensor, Tensor)>,
+}
+
+impl Outputs {
+    /// The outputs of a network without heads.
+    pub fn plain(logits: Tensor, features: Tensor) -> Outputs {
+        Outputs {
+            logits,
+            features,
+            heads: Vec::new(),
+        }
+    }
 }
 
 /// Everything a method sees of one step.
@@ -42,6 +56,8 @@ pub struct StepData<'a> {
     pub len: usize,
     /// The epoch in progress, 0-based.
     pub epoch: u32,
+    /// The teacher's outputs of view 0 (a plan with `teacher`).
+    pub teacher: Option<&'a Outputs>,
 }
 
 impl StepData<'_> {

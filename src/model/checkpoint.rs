@@ -111,9 +111,27 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
     })
 }
 
-/// The checkpoint hash of a model file (the `hash` command).
+/// The tensors of a model file, with those of the auxiliary heads beside
+/// it when there are any (`heads.safetensors` next to a `model.safetensors`,
+/// under their `heads.` prefix): what a run's checkpoint hash covers.
+pub fn read_model(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let mut t = read_safetensors(path)?;
+    if path.file_name().is_some_and(|n| n == MODEL_FILE_NAME) {
+        let h = path.with_file_name(crate::model::heads::HEADS_FILE);
+        if h.exists() {
+            t.extend(crate::model::heads::prefixed(read_safetensors(&h)?));
+        }
+    }
+    Ok(t)
+}
+
+/// The name of a run's exported network.
+pub const MODEL_FILE_NAME: &str = "model.safetensors";
+
+/// The checkpoint hash of a model file (the `hash` command), its heads'
+/// file included (see [`read_model`]).
 pub fn hash_file(path: &Path) -> Result<String> {
-    Ok(tensors_sha256(&read_safetensors(path)?))
+    Ok(tensors_sha256(&read_model(path)?))
 }
 
 /// Copies tensors into a var store by name: every variable must be present

@@ -11,6 +11,7 @@
 pub mod checkpoint;
 pub mod densenet;
 pub mod export;
+pub mod heads;
 pub mod imagenet;
 pub mod layers;
 pub mod resnet;
@@ -25,6 +26,28 @@ use tch::{nn, Tensor};
 pub trait Network: Send {
     /// `(logits [N, classes], features [N, D])`.
     fn forward(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor);
+
+    /// The output channels of every stage, shallow first, for a network of
+    /// stages that each halve the spatial size (the ResNets): what
+    /// auxiliary heads ([`heads`]) attach to. `None`: no such stages.
+    fn stage_channels(&self) -> Option<Vec<i64>> {
+        None
+    }
+
+    /// [`Network::forward`], keeping the output of every stage before the
+    /// last (the same operations: the logits and features are those of
+    /// `forward`). `None` where [`Network::stage_channels`] is.
+    fn forward_stages(&self, _xs: &Tensor, _train: bool) -> Option<Staged> {
+        None
+    }
+}
+
+/// A forward that kept the stage outputs.
+pub struct Staged {
+    /// The outputs of the stages before the last, shallow first.
+    pub stages: Vec<Tensor>,
+    pub logits: Tensor,
+    pub features: Tensor,
 }
 
 /// An architecture as a suite names it: a registered name and an optional

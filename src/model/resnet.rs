@@ -26,7 +26,7 @@
 //! (`kaiming_uniform_(a = sqrt(5))`, i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
 //! and the same bound for the fc bias); BN weight 1, bias 0.
 use super::layers::{bn, global_pool, linear};
-use super::Network;
+use super::{Network, Staged};
 use tch::nn::{self, init::FanInOut, init::NonLinearity, init::NormalOrUniform, Init};
 use tch::Tensor;
 
@@ -215,6 +215,8 @@ pub struct ResNet {
     bn1: nn::BatchNorm,
     imagenet_stem: bool,
     stages: Vec<Vec<Block>>,
+    /// Output channels of every stage.
+    widths: Vec<i64>,
     fc: nn::Linear,
 }
 
@@ -241,6 +243,7 @@ impl ResNet {
         };
         let mut cin = 64;
         let mut stages = Vec::new();
+        let mut widths = Vec::new();
         for (s, (&planes, &n)) in [64i64, 128, 256, 512].iter().zip(blocks.iter()).enumerate() {
             let p = root / format!("layer{}", s + 1);
             let stage = (0..n)
@@ -252,12 +255,14 @@ impl ResNet {
                 })
                 .collect();
             stages.push(stage);
+            widths.push(cin);
         }
         ResNet {
             conv1,
             bn1,
             imagenet_stem: style.imagenet_stem,
             stages,
+            widths,
             fc: linear(&(root / "fc"), cin, classes),
         }
     }
@@ -290,20 +295,45 @@ impl ResNet {
     }
 }
 
-impl Network for ResNet {
-    fn forward(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
+impl ResNet {
+    /// The forward, keeping the outputs of the stages before the last when
+    /// `keep`.
+    fn run(&self, xs: &Tensor, train: bool, keep: bool) -> Staged {
         let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu_();
         if self.imagenet_stem {
             x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }
-        for stage in &self.stages {
+        let mut stages = Vec::new();
+        for (s, stage) in self.stages.iter().enumerate() {
             for blk in stage {
                 x = blk.forward(&x, train);
             }
+            if keep && s + 1 < self.stages.len() {
+                stages.push(x.shallow_clone());
+            }
         }
-        let feats = global_pool(&x);
-        let logits = feats.apply(&self.fc);
-        (logits, feats)
+        let features = global_pool(&x);
+        let logits = features.apply(&self.fc);
+        Staged {
+            stages,
+            logits,
+            features,
+        }
+    }
+}
+
+impl Network for ResNet {
+    fn forward(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let s = self.run(xs, train, false);
+        (s.logits, s.features)
+    }
+
+    fn stage_channels(&self) -> Option<Vec<i64>> {
+        Some(self.widths.clone())
+    }
+
+    fn forward_stages(&self, xs: &Tensor, train: bool) -> Option<Staged> {
+        Some(self.run(xs, train, true))
     }
 }
 

@@ -3,7 +3,7 @@
 //! channels and strides 1/2/2, option-A shortcuts (identity; stride-2
 //! subsampling with zero-padded channels), global average pooling, fc.
 use super::layers::{bn, conv, global_pool, linear};
-use super::Network;
+use super::{Network, Staged};
 use tch::{nn, Tensor};
 
 /// `resnet<d>` with d = 6n + 2, n >= 1.
@@ -83,17 +83,47 @@ impl ResNetCifar {
     }
 }
 
-impl Network for ResNetCifar {
-    fn forward(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
+impl ResNetCifar {
+    /// The forward, keeping the outputs of the stages before the last when
+    /// `keep`.
+    fn run(&self, xs: &Tensor, train: bool, keep: bool) -> Staged {
         let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu_();
-        for stage in &self.stages {
+        let mut stages = Vec::new();
+        for (s, stage) in self.stages.iter().enumerate() {
             for blk in stage {
                 x = blk.forward(&x, train);
             }
+            if keep && s + 1 < self.stages.len() {
+                stages.push(x.shallow_clone());
+            }
         }
-        let feats = global_pool(&x);
-        let logits = feats.apply(&self.fc);
-        (logits, feats)
+        let features = global_pool(&x);
+        let logits = features.apply(&self.fc);
+        Staged {
+            stages,
+            logits,
+            features,
+        }
+    }
+}
+
+impl Network for ResNetCifar {
+    fn forward(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let s = self.run(xs, train, false);
+        (s.logits, s.features)
+    }
+
+    fn stage_channels(&self) -> Option<Vec<i64>> {
+        Some(
+            self.stages
+                .iter()
+                .map(|st| st.last().map_or(0, |b| b.conv2.ws.size()[0]))
+                .collect(),
+        )
+    }
+
+    fn forward_stages(&self, xs: &Tensor, train: bool) -> Option<Staged> {
+        Some(self.run(xs, train, true))
     }
 }
 

@@ -51,6 +51,42 @@ fn read_config(path: &Path) -> Result<serde_json::Value> {
         .map_err(|e| InputError::new(path, None, format!("corrupt config: {e}")).into())
 }
 
+/// Every finished student was trained on the teacher whose record is in
+/// this directory: its config's teacher hash is that record's checkpoint
+/// hash (a student of another teacher, merged here, is refused).
+fn check_teachers(dir: &Path, records: &[Record]) -> Result<()> {
+    for r in records {
+        let Some(t) = r.config.teacher.as_ref() else {
+            continue;
+        };
+        let Some(run) = &t.run else { continue };
+        let path = dir.join(&r.run_id).join(RECORD_FILE);
+        let Some(teacher) = records.iter().find(|x| &x.run_id == run) else {
+            bail!(InputError::new(
+                &path,
+                Some("config.teacher"),
+                format!(
+                    "run `{}` was trained on teacher `{run}`, which has no record in this results directory: a student without its teacher cannot be judged",
+                    r.run_id
+                )
+            ));
+        };
+        if t.checkpoint_sha256.as_deref() != Some(teacher.checkpoint_sha256.as_str()) {
+            bail!(InputError::new(
+                &path,
+                Some("config.teacher.checkpoint_sha256"),
+                format!(
+                    "run `{}` was trained on a teacher with checkpoint {}, but teacher run `{run}` here has checkpoint {}: it was trained on another teacher (a run directory copied from elsewhere?)",
+                    r.run_id,
+                    t.checkpoint_sha256.as_deref().unwrap_or("(none)"),
+                    teacher.checkpoint_sha256
+                )
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn load(dir: &Path) -> Result<Loaded> {
     if !dir.is_dir() {
         bail!(InputError::new(dir, None, "no such results directory"));
@@ -101,6 +137,7 @@ pub fn load(dir: &Path) -> Result<Loaded> {
             incomplete.push(name);
         }
     }
+    check_teachers(dir, &records)?;
     if meta.plan.is_none() {
         eprintln!(
             "ddgsd-bench: note: {}/suite.json records no plan (an earlier version made it): the {} run directories found are judged, runs never begun cannot be listed; `ddgsd-bench run {} --out {}` records it (finished runs are kept)",

@@ -76,7 +76,7 @@ pub fn check_run_against(
     config: Value,
     plan: &[PlanEntry],
 ) -> Result<()> {
-    let config = crate::suite::config::without_location(config);
+    let config = crate::suite::config::as_planned(crate::suite::config::without_location(config));
     let Some(e) = plan.iter().find(|e| e.run_id == run_id) else {
         bail!(InputError::new(
             path,

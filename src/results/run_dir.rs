@@ -70,7 +70,14 @@ pub fn check_run_dir(dir: &Path, cfg: &RunConfig) -> Result<()> {
             .map_err(|e| InputError::new(&path, None, format!("cannot read: {e}")))?;
         let old: Value = serde_json::from_str(&text)
             .map_err(|e| InputError::new(&path, None, format!("corrupt config: {e}")))?;
-        let old = crate::suite::config::without_location(old);
+        let mut old = crate::suite::config::without_location(old);
+        // Before its teacher is bound (the suite as read), a student is
+        // compared as planned; once bound, its teacher's hash too.
+        let unbound = cfg.teacher_run().is_some()
+            && cfg.teacher.as_ref().is_some_and(|t| t.checkpoint_sha256.is_none());
+        if unbound {
+            old = crate::suite::config::as_planned(old);
+        }
         if let Some(e) = drift(&path, None, &old, &cfg.comparable()) {
             bail!(e);
         }
@@ -112,6 +119,7 @@ pub fn drift(path: &Path, run: Option<&str>, old: &Value, new: &Value) -> Option
             "it was made with runtime.device = {was} (the suite's field or --device): give --device {} to continue it",
             was.trim_matches('"')
         ),
+        "teacher.checkpoint_sha256" => "its teacher's checkpoint changed since the run began (the teacher run was trained again, or another one copied in)".into(),
         _ => "the suite file changed since".into(),
     };
     let whose = run.map(|r| format!("run `{r}` ")).unwrap_or_default();

@@ -174,8 +174,18 @@ pub fn follow(
                 }
                 let d = data.clone().expect("opened");
                 let run_dir = dir.join(&cfg.run_id);
+                // Rank 0 announces a student only once its teacher is finished.
+                let bound = match crate::schedule::teacher::bind(&dir, cfg)? {
+                    crate::schedule::teacher::Binding::Ready(b) => b,
+                    crate::schedule::teacher::Binding::Waiting(t) => anyhow::bail!(
+                        "rank 0 announced {}, whose teacher {t} has no record in {}",
+                        cfg.run_id,
+                        dir.display()
+                    ),
+                };
                 let ctx = train::RunContext {
-                    cfg,
+                    cfg: &bound.cfg,
+                    teacher: bound.teacher.as_deref(),
                     data: d.as_ref(),
                     dir: &run_dir,
                     device: r.device,

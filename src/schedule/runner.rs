@@ -10,6 +10,7 @@ use crate::schedule::command::{check_command, run_command};
 use crate::schedule::lease::{self, Claim, LeaseInfo};
 use crate::schedule::progress::Progress;
 use crate::schedule::ranks::{self, Announce, RankCtx};
+use crate::schedule::teacher::{self, Binding};
 use crate::suite::resolve::Overrides;
 use crate::suite::ResolvedSuite;
 use crate::train::record::{Record, RECORD_FILE};
@@ -91,7 +92,7 @@ impl RunOptions {
         suite
             .runs
             .iter()
-            .filter(|c| self.partition.is_none_or(|p| p.contains(&c.run_id)))
+            .filter(|c| self.partition.is_none_or(|p| p.holds(suite, c)))
             .collect()
     }
 }
@@ -177,12 +178,24 @@ fn stop_held(
     opts: &RunOptions,
     dir: &Path,
     held: &[(String, LeaseInfo)],
+    waiting: &[(String, String)],
 ) -> SuiteOutcome {
-    let why = format!(
+    let mut why = format!(
         "nothing left to claim; {} run(s) are held by other workers: {}",
         held.len(),
         held_list(held)
     );
+    if !waiting.is_empty() {
+        let w: Vec<String> = waiting
+            .iter()
+            .map(|(s, t)| format!("{s} (teacher {t})"))
+            .collect();
+        why.push_str(&format!(
+            "; {} run(s) wait for their teachers: {}",
+            w.len(),
+            w.join(", ")
+        ));
+    }
     if !opts.check {
         eprintln!("ddgsd-bench: {why}; stopping (--no-check: nothing to judge)");
         return SuiteOutcome::Trained;
@@ -272,6 +285,9 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
     let mut progress = Progress::new(total);
     loop {
         let mut held = Vec::new();
+        // Students whose teacher is unfinished: (student, teacher).
+        let mut waiting: Vec<(String, String)> = Vec::new();
+        let before = pending.len();
         let mut k = 0;
         while k < pending.len() {
             let cfg = pending[k];
@@ -280,6 +296,17 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
                 pending.remove(k); // finished by another worker
                 continue;
             }
+            // A student is never claimed before its teacher is finished
+            // (the suite's order puts the teacher first, so this worker
+            // trains it first when it can).
+            let bound = match teacher::bind(&dir, cfg)? {
+                Binding::Ready(b) => b,
+                Binding::Waiting(t) => {
+                    waiting.push((cfg.run_id.clone(), t));
+                    k += 1;
+                    continue;
+                }
+            };
             if STOP.load(Ordering::SeqCst) {
                 if let Some(g) = group {
                     ranks::announce(g, Announce::Stop)?;
@@ -320,10 +347,13 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
                     left.join(", ")
                 );
             }
-            results::claim_run_dir(&run_dir, cfg)?;
+            // With the teacher bound: a run begun on another teacher is refused.
+            results::check_run_dir(&run_dir, &bound.cfg)?;
+            results::claim_run_dir(&run_dir, &bound.cfg)?;
             let data = dataset.clone().expect("opened when runs are pending");
             let ctx = train::RunContext {
-                cfg,
+                cfg: &bound.cfg,
+                teacher: bound.teacher.as_deref(),
                 data: data.as_ref(),
                 dir: &run_dir,
                 device,
@@ -384,7 +414,16 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
         // Runs seen held earlier in this pass may have finished since.
         still_held(&dir, &mut held);
         if held.is_empty() {
-            continue;
+            // What waited for a teacher finished in this pass can start now.
+            if pending.len() < before || waiting.iter().any(|(_, t)| dir.join(t).join(RECORD_FILE).exists()) {
+                continue;
+            }
+            let w: Vec<String> = waiting.iter().map(|(s, t)| format!("{s} (teacher {t})")).collect();
+            bail!(
+                "{} run(s) wait for teachers that no worker holds and this one cannot train: {}",
+                w.len(),
+                w.join(", ")
+            );
         }
         // Everything left is held by live workers.
         if let Some(g) = group {
@@ -398,7 +437,7 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
             )?;
         }
         if !opts.wait {
-            return Ok(stop_held(suite, opts, &dir, &held));
+            return Ok(stop_held(suite, opts, &dir, &held, &waiting));
         }
         let poll =
             (opts.lease_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
@@ -462,7 +501,7 @@ pub fn conclude(
         )));
     }
     if !held.is_empty() {
-        return Ok(stop_held(suite, opts, &dir, &held));
+        return Ok(stop_held(suite, opts, &dir, &held, &[]));
     }
     if let Some(p) = opts.partition {
         let done = format!(

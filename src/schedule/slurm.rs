@@ -7,6 +7,12 @@
 //! array (`--dependency=afterany:<array job>`), checks, writes the table
 //! and exits with the verdict.
 //!
+//! Where runs depend on runs (a student after its teacher), every worker
+//! runs with `--wait`: with nothing else to claim it waits on the shared
+//! directory for the teacher another task trains (and takes a dead task's
+//! teacher over) rather than stopping; the suite's order puts teachers
+//! first, so the first tasks take them.
+//!
 //! With `ranks_per_run` = N each array task is one data-parallel worker:
 //! `--ntasks=N` (over `--nodes` K when given) and `srun` starting the N
 //! ranks of `ddgsd-bench run --ranks N`, which join one group from Slurm's
@@ -38,6 +44,10 @@ pub struct SlurmOptions {
     /// The cluster's MaxArraySize (task indices are 1..=array, so array <
     /// MaxArraySize).
     pub max_array_size: u32,
+    /// Some run trains after another (its teacher): each worker then waits
+    /// on the shared directory (`run --wait`) for a teacher another task
+    /// trains, and takes it over if that task dies, instead of stopping.
+    pub wait_for_teachers: bool,
 }
 
 /// Slurm's default MaxArraySize.
@@ -177,6 +187,9 @@ pub fn render(o: &SlurmOptions, exe: &Path, cwd: &Path) -> Result<(String, Strin
     }
     if let Some(n) = ranks {
         common.push(format!("--ranks {n}"));
+    }
+    if o.wait_for_teachers {
+        common.push("--wait".into());
     }
     if let Some(g) = o.gpus_per_task.filter(|&g| g > 1) {
         // One worker per GPU of the task (each sees its own through CUDA_VISIBLE_DEVICES).
@@ -328,6 +341,7 @@ mod tests {
             nodes: None,
             runs: 12,
             max_array_size: DEFAULT_MAX_ARRAY_SIZE,
+            wait_for_teachers: false,
         }
     }
 
@@ -347,6 +361,11 @@ mod tests {
         }
         assert!(w.contains("exec '/bin/ddgsd bench' run /s/suite.toml --out /r --no-check"));
         assert!(!w.contains("--workers"));
+        assert!(!w.contains("--wait"));
+        let mut o = opts();
+        o.wait_for_teachers = true;
+        let (wt, _) = render(&o, Path::new("/b"), Path::new("/w")).unwrap();
+        assert!(wt.contains("/b run /s/suite.toml --out /r --no-check --wait"), "{wt}");
         assert!(c.contains("exec '/bin/ddgsd bench' check /r/t\n"), "{c}");
         assert!(
             c.contains("squeue -h -j \"$1\""),

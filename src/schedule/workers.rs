@@ -187,11 +187,15 @@ pub fn run_suite(
     // The workers: this run without --workers and without judging, at the
     // absolute paths (their working directory is ours, but a printed
     // command may be copied anywhere).
+    // With runs that depend on runs, a worker with nothing else to claim
+    // waits for the teacher another worker trains (and takes it over if
+    // that worker dies) instead of stopping.
     let worker = RunOptions {
         out: abs(&opts.out),
         expected: None,
         check: false,
         workers: None,
+        wait: opts.wait || suite.has_dependencies(),
         ..opts.clone()
     };
     let args = run_args(&abs(&suite.file), &worker);

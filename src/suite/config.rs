@@ -53,6 +53,10 @@ pub struct RunConfig {
     pub holdout: Option<HoldoutSpec>,
     pub train: TrainConfig,
     pub runtime: RuntimeConfig,
+    /// The network this run distils from (an arm whose method has a
+    /// teacher); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<super::teacher::Teacher>,
 }
 
 impl RunConfig {
@@ -62,9 +66,27 @@ impl RunConfig {
     pub fn comparable(&self) -> serde_json::Value {
         without_location(serde_json::to_value(self).expect("config serialises"))
     }
+
+    /// The teacher run of the same suite this run waits for, if any.
+    pub fn teacher_run(&self) -> Option<&str> {
+        self.teacher.as_ref().and_then(|t| t.run.as_deref())
+    }
 }
 
-/// Removes `dataset.path` from a config stored as JSON, and `runtime.data`,
+/// A comparable config as planned, before the run started: without the
+/// checkpoint hash of a teacher that is a run of the suite (it is bound
+/// when the student starts; `results::load` checks it against the
+/// teacher's record).
+pub fn as_planned(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(t) = v.get_mut("teacher").and_then(|t| t.as_object_mut()) {
+        if t.contains_key("run") {
+            t.remove("checkpoint_sha256");
+        }
+    }
+    v
+}
+
+/// Removes `dataset.path` and `teacher.file` from a config stored as JSON, and `runtime.data`,
 /// `runtime.prefetch` and `runtime.loader_threads` (where and how far ahead
 /// batches are built changes no bit), `runtime.collective_timeout`,
 /// `runtime.world_size` and `backend` of a single-process run,
@@ -73,6 +95,9 @@ impl RunConfig {
 pub fn without_location(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(d) = v.get_mut("dataset").and_then(|d| d.as_object_mut()) {
         d.remove("path");
+    }
+    if let Some(t) = v.get_mut("teacher").and_then(|t| t.as_object_mut()) {
+        t.remove("file");
     }
     if let Some(r) = v.get_mut("runtime").and_then(|r| r.as_object_mut()) {
         for k in [

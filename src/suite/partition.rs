@@ -27,11 +27,34 @@ impl Partition {
         Ok(Partition { m, n })
     }
 
+    /// Whether run `cfg` of `suite` is in this share: the slot of the run
+    /// id at the root of its teachers (its own without one), so that a
+    /// student always trains in its teacher's share.
+    pub fn holds(&self, suite: &crate::suite::ResolvedSuite, cfg: &crate::suite::RunConfig) -> bool {
+        self.contains(share_key(suite, cfg))
+    }
+
     /// Slot of a run id: the first 8 bytes of SHA-256(run id), little-endian, mod N.
     pub fn contains(&self, run_id: &str) -> bool {
         let h = Sha256::digest(run_id.as_bytes());
         u64::from_le_bytes(h[..8].try_into().unwrap()) % self.n == self.m - 1
     }
+}
+
+/// The run id whose slot holds `cfg`: that of the first run up its chain of
+/// teachers in the suite that has none.
+pub fn share_key<'a>(
+    suite: &'a crate::suite::ResolvedSuite,
+    cfg: &'a crate::suite::RunConfig,
+) -> &'a str {
+    let mut cur = cfg;
+    while let Some(t) = cur.teacher_run() {
+        match suite.runs.iter().find(|r| r.run_id == t) {
+            Some(r) => cur = r,
+            None => return t,
+        }
+    }
+    &cur.run_id
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ impl<'a> Plan<'a> {
                 None => String::new(),
             }
         );
-        let mine = |r: &RunConfig| part.is_none_or(|p| p.contains(&r.run_id));
+        let mine = |r: &RunConfig| part.is_none_or(|p| p.holds(self.suite, r));
         if let Some(p) = part {
             out.push_str(&format!(
                 "partition hash:{}/{}: {} of the {} runs\n",
@@ -50,8 +50,22 @@ impl<'a> Plan<'a> {
                 continue;
             }
             let views = r.arm.views;
+            let after = match &r.teacher {
+                Some(t) => match (&t.run, &t.file) {
+                    (Some(run), _) => format!("  after {run} (its teacher)"),
+                    (None, Some(f)) => format!(
+                        "  teacher {} ({})",
+                        f.display(),
+                        &t.checkpoint_sha256.as_deref().unwrap_or("")[..16.min(
+                            t.checkpoint_sha256.as_deref().map_or(0, str::len)
+                        )]
+                    ),
+                    _ => String::new(),
+                },
+                None => String::new(),
+            };
             out.push_str(&format!(
-                "{:>4}  {:<40} views {}  epochs {:>4}  batch {:>4}  {}{}\n",
+                "{:>4}  {:<40} views {}  epochs {:>4}  batch {:>4}  {}{}{after}\n",
                 i + 1,
                 r.run_id,
                 views,

@@ -104,6 +104,10 @@ pub struct RawArm {
     /// baseline_2x: `steps` (twice the epochs) or `batch` (twice the batch
     /// and twice the epochs: same number of steps as a two-view arm).
     pub double: Option<String>,
+    /// The teacher of a method that distils from a trained network
+    /// (tf_kd_self): an arm of the suite (default `baseline`), or
+    /// `{ dir = "..." }` / `{ model = "..." }`.
+    pub teacher: Option<RawTeacher>,
     /// Every other field: the method's constants (`[loss]` fields for the
     /// DDGSD arms, the method's own for the others), checked by the method
     /// so that an unknown one is refused by name.
@@ -117,6 +121,16 @@ impl RawArm {
         RawLoss::deserialize(toml::Value::Table(self.fields.clone()))
             .map_err(|e| e.to_string().trim().replace('\n', " "))
     }
+}
+
+/// `teacher = "ARM"`, `{ dir = "runs/x" }` or `{ model = "m.safetensors" }`
+/// (paths relative to the suite file).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RawTeacher {
+    Arm(String),
+    Dir { dir: String },
+    Model { model: String },
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -15,6 +15,7 @@ use crate::method::loss::LossConfig;
 use crate::method::presets;
 use crate::model::{self, ArchSpec};
 use crate::optim::lr_schedule::{Schedule, WarmupKind};
+use super::teacher::{self, Teacher, TeacherOf};
 use crate::util::error::{field_err, parse_toml, read_text};
 use anyhow::Result;
 use std::path::Path;
@@ -345,6 +346,16 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
                 })
                 .collect::<Result<_>>()?;
         }
+        if def.teacher.is_some() && !crate::method::plan(&arm).teacher {
+            return field_err(
+                file,
+                &format!("{p}.teacher"),
+                format!(
+                    "method {} distils from no teacher (only tf_kd_self does)",
+                    arm.method.name()
+                ),
+            );
+        }
         if let Some(d) = &def.double {
             if arm.base != "baseline_2x" {
                 return field_err(
@@ -405,10 +416,47 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             }
         }
     }
+    // Teachers: every arm whose method distils from a trained network.
+    let arm_names: Vec<String> = arms_out.iter().map(|a| a.name.clone()).collect();
+    let arch_ids: Vec<String> = archs.iter().map(|a| a.id()).collect();
+    let mut teacher_of = std::collections::BTreeMap::new();
+    let mut teacher_arm = std::collections::BTreeMap::new();
+    for arm in &arms_out {
+        if !crate::method::plan(arm).teacher {
+            continue;
+        }
+        let def = raw.arm_defs.get(&arm.name);
+        let t = teacher::resolve(
+            file,
+            &arm.name,
+            def.and_then(|d| d.teacher.as_ref()),
+            &arm_names,
+            &arch_ids,
+        )?;
+        if let TeacherOf::Arm(a) = &t {
+            teacher_arm.insert(arm.name.clone(), a.clone());
+        }
+        teacher_of.insert(arm.name.clone(), t);
+    }
+    // Every run after the runs it needs.
+    let ordered = teacher::order(file, &arm_names, &teacher_arm)?;
     let mut runs = Vec::new();
     for arch in &archs {
-        for arm in &arms_out {
+        for arm_name in &ordered {
+            let arm = arms_out.iter().find(|a| &a.name == arm_name).expect("an arm");
             for &seed in &raw.seeds {
+                let teacher = teacher_of.get(&arm.name).map(|t| match t {
+                    TeacherOf::Arm(a) => Teacher {
+                        run: Some(run_id(arch, a, seed)),
+                        file: None,
+                        checkpoint_sha256: None,
+                    },
+                    TeacherOf::File { file, sha256 } => Teacher {
+                        run: None,
+                        file: Some(file.clone()),
+                        checkpoint_sha256: Some(sha256.clone()),
+                    },
+                });
                 runs.push(RunConfig {
                     suite: name.clone(),
                     run_id: run_id(arch, &arm.name, seed),
@@ -419,6 +467,7 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
                     holdout,
                     train: effective_train(&train, arm),
                     runtime: runtime.clone(),
+                    teacher,
                 });
             }
         }

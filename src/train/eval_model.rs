@@ -133,6 +133,7 @@ pub fn evaluate_file(
         batch: setup.batch,
         bins: setup.bins,
         group: None,
+        heads: None,
     };
     let test = e.run(data.info().test_len, &|s, l| data.test_batch(s, l))?;
     let val = match holdout {

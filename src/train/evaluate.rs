@@ -18,6 +18,7 @@
 //! Everything accumulates on the device (f64 sums; the bin masks are
 //! one-hot products, no atomic scatter, so CUDA sums are deterministic)
 //! and is read back once per split.
+use crate::model::heads::Heads;
 use crate::model::Network;
 use crate::platform::dist::{Group, Op};
 use crate::train::exec::Exec;
@@ -52,6 +53,9 @@ pub struct Bin {
 pub struct Evaluation {
     pub metrics: EvalMetrics,
     pub bins: Vec<Bin>,
+    /// Top-1 (%) of every auxiliary head, shallow first (empty without
+    /// heads); the metrics above are the network's own (deepest) head's.
+    pub heads_top1: Vec<f64>,
 }
 
 /// How a network is evaluated: on which device, in which precision and
@@ -65,6 +69,8 @@ pub struct Evaluator<'a> {
     /// ([`share`]) and the sums are all-reduced, so every rank gets the
     /// whole split's metrics.
     pub group: Option<&'a Group>,
+    /// The network's auxiliary heads, evaluated beside it.
+    pub heads: Option<&'a Heads>,
 }
 
 impl Evaluator<'_> {
@@ -82,6 +88,8 @@ impl Evaluator<'_> {
         // Per bin: count, sum of confidences, top-1 hits.
         let per_bin = Tensor::zeros([3, b], (Kind::Double, dev));
         let bin_ids = Tensor::arange(b, (Kind::Int64, dev));
+        let n_heads = self.heads.map_or(0, |h| h.len());
+        let head_hits = Tensor::zeros([n_heads as i64], (Kind::Int64, dev));
         let mine = match self.group {
             Some(g) => share(n, g.rank(), g.world()),
             None => 0..n,
@@ -93,7 +101,16 @@ impl Evaluator<'_> {
                 let (x, y) = batch(start, len)?;
                 let (x, y) = (x.to_device(dev), y.to_device(dev));
                 let x = self.exec.input(x)?;
-                let (logits, _) = self.exec.forward(|| self.net.forward(&x, false))?;
+                let out = crate::train::step::forward(self.net, self.heads, self.exec, &x, false)?;
+                let logits = out.logits;
+                if n_heads > 0 {
+                    let per: Vec<Tensor> = out
+                        .heads
+                        .iter()
+                        .map(|(z, _)| z.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64))
+                        .collect();
+                    let _ = head_hits.shallow_clone().g_add_(&Tensor::stack(&per, 0));
+                }
                 let k = 5.min(logits.size()[1]);
                 let top = logits.topk(k, -1, true, true).1;
                 let h = top.eq_tensor(&y.unsqueeze(1));
@@ -126,10 +143,14 @@ impl Evaluator<'_> {
             Ok(())
         })?;
         let mut v: Vec<i64> = Vec::try_from(hits.to_device(Device::Cpu))?;
+        let mut hh: Vec<i64> = Vec::try_from(head_hits.to_device(Device::Cpu))?;
         let mut nll_sum = f64::try_from(nll.to_device(Device::Cpu).get(0))?;
         let mut pb: Vec<f64> = Vec::try_from(per_bin.to_device(Device::Cpu).flatten(0, -1))?;
         if let Some(g) = self.group {
             v = g.reduce_i64(&v, Op::Sum)?;
+            if !hh.is_empty() {
+                hh = g.reduce_i64(&hh, Op::Sum)?;
+            }
             let mut sums = g.sum_f64(&[&[nll_sum][..], &pb[..]].concat())?;
             nll_sum = sums.remove(0);
             pb = sums;
@@ -166,6 +187,7 @@ impl Evaluator<'_> {
                 n,
             },
             bins,
+            heads_top1: hh.iter().map(|&h| 100.0 * h as f64 / nf).collect(),
         })
     }
 }
@@ -194,6 +216,7 @@ mod tests {
             batch,
             bins,
             group: None,
+            heads: None,
         };
         e.run(z.len(), &|s, l| {
             Ok((

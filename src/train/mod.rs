@@ -38,17 +38,19 @@ use crate::data::Dataset;
 use crate::method::{self, Method, MethodEnv};
 use crate::model;
 use crate::model::checkpoint;
+use crate::model::heads::{self, Heads};
 use crate::optim::sgd::Sgd;
 use crate::platform::dist::{Group, Op};
 use crate::platform::runtime::DataPlacement;
 use crate::platform::EnvInfo;
 use crate::suite::RunConfig;
-use crate::train::evaluate::{EvalMetrics, Evaluator};
+use crate::train::evaluate::{EvalMetrics, Evaluation, Evaluator};
 use crate::train::exec::Exec;
 use crate::train::feed::{share, DeviceSide, Feed, Prepared};
 use crate::train::grad_sync::GradSync;
 use crate::train::record::{
-    BestOn, DatasetRef, EpochLog, Metrics, Record, Timing, MODEL_FILE, RECORD_FILE, SCHEMA,
+    BestOn, DatasetRef, EpochLog, Metrics, Record, Timing, HEADS_FILE, MODEL_FILE, RECORD_FILE,
+    SCHEMA,
 };
 use crate::train::step::Net;
 use crate::train::step_accum::{DeviceAccum, Readout};
@@ -137,6 +139,9 @@ pub struct RunContext<'a> {
     pub stop: &'a AtomicBool,
     /// The process group of a data-parallel run (`runtime.world_size` > 1).
     pub group: Option<&'a Group>,
+    /// The teacher's model file (a run whose method has a teacher: its
+    /// tensors must hash to `cfg.teacher.checkpoint_sha256`).
+    pub teacher: Option<&'a Path>,
 }
 
 impl RunContext<'_> {
@@ -163,6 +168,10 @@ struct Trainer<'a> {
     ctx: &'a RunContext<'a>,
     vs: VarStore,
     net: Box<dyn model::Network>,
+    /// The auxiliary heads (BYOT), in `vs` under `heads.`.
+    heads: Option<Heads>,
+    /// The teacher network and its weights (TF-KD-self).
+    teacher: Option<(VarStore, Box<dyn model::Network>)>,
     opt: Sgd,
     /// What a step computes (the arm's method and its state).
     method: Box<dyn Method>,
@@ -188,10 +197,31 @@ impl<'a> Trainer<'a> {
         let mut vs = VarStore::new(Device::Cpu);
         let classes = ctx.data.info().classes as i64;
         let net = model::build(&cfg.arch, &vs.root(), classes)?;
+        let plan = method::plan(&cfg.arm);
+        // After the network: its initial weights are those of the same
+        // run without heads.
+        let heads = if plan.heads {
+            let ch = net.stage_channels().with_context(|| {
+                format!(
+                    "run {}: arm `{}` needs auxiliary heads after the network's stages; `{}` has no stages for them (the ResNets have)",
+                    cfg.run_id,
+                    cfg.arm.name,
+                    cfg.arch.id()
+                )
+            })?;
+            Some(Heads::new(&vs.root(), &ch, classes)?)
+        } else {
+            None
+        };
         vs.set_device(ctx.device);
         let rt = &cfg.runtime;
         let exec = Exec::new(ctx.device, rt.precision, rt.memory_format);
         exec.prepare(&vs)?;
+        let teacher = if plan.teacher {
+            Some(load_teacher(ctx, classes, &exec)?)
+        } else {
+            None
+        };
         let t = &cfg.train;
         let opt = Sgd::new(&vs, t.momentum, t.nesterov, t.weight_decay);
         let cfg_hash = config_sha256(cfg);
@@ -219,6 +249,8 @@ impl<'a> Trainer<'a> {
             ctx,
             vs,
             net,
+            heads,
+            teacher,
             opt,
             method,
             st,
@@ -368,7 +400,7 @@ impl<'a> Trainer<'a> {
     /// The test split's metrics, and the holdout's when there is one; a
     /// data-parallel run evaluates rank r's share of each split with rank
     /// 0's BN statistics and sums over the ranks.
-    fn evaluate(&self) -> Result<(EvalMetrics, Option<EvalMetrics>)> {
+    fn evaluate(&self) -> Result<(Evaluation, Option<EvalMetrics>)> {
         let data = self.ctx.data;
         if let Some(g) = self.ctx.group {
             replicas::broadcast_buffers(g, &self.vs)?;
@@ -379,6 +411,7 @@ impl<'a> Trainer<'a> {
             batch: self.ctx.cfg.train.eval_batch_size,
             bins: self.ctx.cfg.train.ece_bins,
             group: self.ctx.group,
+            heads: self.heads.as_ref(),
         };
         let test = e.run(data.info().test_len, &|s, l| data.test_batch(s, l))?;
         let val = match &self.split {
@@ -388,7 +421,7 @@ impl<'a> Trainer<'a> {
             }
             None => None,
         };
-        Ok((test.metrics, val.map(|v| v.metrics)))
+        Ok((test, val.map(|v| v.metrics)))
     }
 
     /// One step on this rank's `batch` of a global batch of `global`
@@ -405,6 +438,8 @@ impl<'a> Trainer<'a> {
         let net = Net {
             net: self.net.as_ref(),
             exec: &self.exec,
+            heads: self.heads.as_ref(),
+            teacher: self.teacher.as_ref().map(|(_, t)| t.as_ref()),
         };
         let (loss, hits) =
             net.backward(self.method.as_mut(), &mut self.opt, &inputs, self.st.epoch)?;
@@ -548,7 +583,8 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
             return Ok(outcome);
         }
         let t_eval = Instant::now();
-        let (test, val) = tr.evaluate()?;
+        let (eval, val) = tr.evaluate()?;
+        let test = eval.metrics;
         let a = std::mem::take(&mut tr.st.acc);
         let s = a.steps.max(1) as f64;
         let weights_sha256 = match ctx.group {
@@ -572,6 +608,7 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
             val_top5: val.map(|v| v.top5),
             val_nll: val.map(|v| v.nll),
             val_ece: val.map(|v| v.ece),
+            heads_test_top1: tr.heads.as_ref().map(|_| eval.heads_top1.clone()),
         };
         tr.st.train_seconds += a.seconds;
         tr.st.note_best(&log);
@@ -600,14 +637,61 @@ pub fn run(ctx: &RunContext, on_tick: &mut dyn FnMut(Tick)) -> Result<Outcome> {
         .map(|r| Outcome::Finished(Box::new(r)))
 }
 
+/// The teacher network of a run (TF-KD-self) from `ctx.teacher`: built for
+/// the run's architecture, its weights checked against the config's
+/// `teacher.checkpoint_sha256` (a changed teacher file is refused), frozen,
+/// on the run's device.
+fn load_teacher(
+    ctx: &RunContext,
+    classes: i64,
+    exec: &Exec,
+) -> Result<(VarStore, Box<dyn model::Network>)> {
+    let cfg = ctx.cfg;
+    let (Some(file), Some(want)) = (
+        ctx.teacher,
+        cfg.teacher.as_ref().and_then(|t| t.checkpoint_sha256.as_ref()),
+    ) else {
+        bail!(
+            "run {}: arm `{}` distils from a teacher, but none was bound to the run",
+            cfg.run_id,
+            cfg.arm.name
+        );
+    };
+    let tensors = checkpoint::read_model(file)?;
+    let got = checkpoint::tensors_sha256(&tensors);
+    if &got != want {
+        bail!(crate::util::error::InputError::new(
+            file,
+            None,
+            format!(
+                "the teacher's tensors hash to {got}, run {} was planned with teacher {want}: the teacher changed since",
+                cfg.run_id
+            )
+        ));
+    }
+    let plain: Vec<(String, tch::Tensor)> = heads::split(tensors).0;
+    let mut tvs = VarStore::new(Device::Cpu);
+    let net = model::build(&cfg.arch, &tvs.root(), classes)?;
+    checkpoint::load_into(&mut tvs, &plain, file)?;
+    tvs.freeze();
+    tvs.set_device(ctx.device);
+    exec.prepare(&tvs)?;
+    Ok((tvs, net))
+}
+
 fn finish(tr: &Trainer, ctx: &RunContext, wall_seconds: f64) -> Result<Record> {
     let cfg = ctx.cfg;
     // A PyTorch state dict: BN counters = training-mode forwards per step x steps.
     let per_step = tr.method.plan().train_forwards() as i64;
     let tensors = model::export::state_dict(&tr.vs, tr.st.global_step as i64 * per_step);
+    // The hash covers the heads too; the model file stays the plain network.
     let sha = checkpoint::tensors_sha256(&tensors);
+    let (plain, head_tensors) = heads::split(tensors);
     if ctx.writes() {
-        checkpoint::write_safetensors(&ctx.dir.join(MODEL_FILE), &tensors)?;
+        if !head_tensors.is_empty() {
+            checkpoint::write_safetensors(&ctx.dir.join(HEADS_FILE), &head_tensors)?;
+        }
+        checkpoint::write_safetensors(&ctx.dir.join(MODEL_FILE), &plain)?;
     }
     let last = tr
         .st
@@ -645,6 +729,11 @@ fn finish(tr: &Trainer, ctx: &RunContext, wall_seconds: f64) -> Result<Record> {
             ece_final: last.test_ece,
             val_top1_final: last.val_top1,
             val_top1_best: tr.st.best_val_top1,
+            accuracy_of: tr
+                .heads
+                .as_ref()
+                .map(|_| "deepest head (the network's own fc)".to_string()),
+            heads_top1_final: last.heads_test_top1.clone(),
         },
         checkpoint_sha256: sha,
         platform: ctx.env.platform(),

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const RECORD_FILE: &str = "record.json";
-pub const MODEL_FILE: &str = "model.safetensors";
+pub const MODEL_FILE: &str = crate::model::checkpoint::MODEL_FILE_NAME;
+/// A BYOT run's auxiliary heads, beside the plain network's file.
+pub const HEADS_FILE: &str = crate::model::heads::HEADS_FILE;
 pub const SCHEMA: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +55,15 @@ pub struct Metrics {
     pub val_top1_final: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_top1_best: Option<f64>,
+    /// Which classifier the accuracies above are of, for a network with
+    /// auxiliary heads (BYOT: `"deepest head"`, the network's own `fc`;
+    /// absent for a plain network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_of: Option<String>,
+    /// Test top-1 (%) of every auxiliary head after the last epoch,
+    /// shallow first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads_top1_final: Option<Vec<f64>>,
 }
 
 /// What selects the best epoch of a run.
@@ -103,6 +114,10 @@ pub struct EpochLog {
     pub val_nll: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_ece: Option<f64>,
+    /// Test top-1 (%) of every auxiliary head, shallow first (BYOT); the
+    /// `test_*` fields above are the deepest head's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads_test_top1: Option<Vec<f64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

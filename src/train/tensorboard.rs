@@ -60,6 +60,18 @@ pub fn epoch_scalars(log: &EpochLog) -> Vec<(String, f64)> {
         }
         if let Some(f) = x.as_f64() {
             out.push((tag_of(k), f));
+        } else if let Some(a) = x.as_array() {
+            // One curve per auxiliary head: `heads_test_top1` gives
+            // `test/head1_top1` (the shallowest), `test/head2_top1`, ...
+            let (scope, what) = match k.strip_prefix("heads_").and_then(|r| r.split_once('_')) {
+                Some((scope, what)) => (scope.to_string(), what.to_string()),
+                None => ("train".into(), k.clone()),
+            };
+            for (i, x2) in a.iter().enumerate() {
+                if let Some(f) = x2.as_f64() {
+                    out.push((format!("{scope}/head{}_{what}", i + 1), f));
+                }
+            }
         } else if let Some(m) = x.as_object() {
             for (k2, x2) in m {
                 if let Some(f) = x2.as_f64() {
@@ -246,6 +258,7 @@ mod tests {
             val_top5: None,
             val_nll: None,
             val_ece: None,
+            heads_test_top1: None,
         }
     }
 
