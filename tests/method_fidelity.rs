@@ -139,6 +139,38 @@ fn cases() -> Vec<Case> {
             10,
             16,
         ),
+        c(
+            "tf_kd_self_official",
+            "tf_kd_self",
+            "",
+            json!({"method": "tf_kd_self", "alpha": 0.95, "temperature": 6.0, "multiplier": 50.0, "kl_reduction": "element_mean"}),
+            100,
+            32,
+        ),
+        c(
+            "tf_kd_self_batchmean",
+            "tf_kd_self",
+            "alpha = 0.5\ntemperature = 4.0\nmultiplier = 1.0\nkl_reduction = \"batch_mean\"",
+            json!({"method": "tf_kd_self", "alpha": 0.5, "temperature": 4.0, "multiplier": 1.0, "kl_reduction": "batch_mean"}),
+            10,
+            16,
+        ),
+        c(
+            "byot_official",
+            "byot",
+            "",
+            json!({"method": "byot", "alpha": 0.1, "temperature": 3.0, "beta": 1e-6, "kd": "soft_ce", "hint": "masked_sum"}),
+            100,
+            32,
+        ),
+        c(
+            "byot_variants",
+            "byot",
+            "alpha = 0.3\ntemperature = 4.0\nbeta = 0.05\nkd = \"kl\"\nhint = \"mse_mean\"",
+            json!({"method": "byot", "alpha": 0.3, "temperature": 4.0, "beta": 0.05, "kd": "kl", "hint": "mse_mean"}),
+            10,
+            16,
+        ),
         Case {
             preset: Some("selfkdlib"),
             ..c(
@@ -211,7 +243,7 @@ fn ours(c: &Case) -> Ours {
     let plan = m.plan().clone();
     // The outputs as the plan's passes return them; the Python side gets
     // them as the official code sees them.
-    let outputs: Vec<Outputs> = plan
+    let mut outputs: Vec<Outputs> = plan
         .passes
         .iter()
         .map(|p| Outputs {
@@ -220,6 +252,23 @@ fn ours(c: &Case) -> Ours {
             heads: Vec::new(),
         })
         .collect();
+    // BYOT: three auxiliary heads (logits with gradient; pooled ReLU
+    // features, some exactly 0 so that the official mask matters).
+    let head_logits: Vec<Tensor> = (0..if plan.heads { 3 } else { 0 })
+        .map(|_| (Tensor::randn([b, k], opt) * 2.0).set_requires_grad(true))
+        .collect();
+    for (i, zi) in head_logits.iter().enumerate() {
+        let fi = (Tensor::randn([b, 8], opt) - 0.3).relu();
+        inputs.push((format!("z{}", i + 1), zi.detach().copy()));
+        inputs.push((format!("h{}", i + 1), fi.copy()));
+        outputs[0].heads.push((zi.shallow_clone(), fi));
+    }
+    // TF-KD-self: the teacher's logits of the same batch.
+    let teacher = plan.teacher.then(|| {
+        let zt = Tensor::randn([b, k], opt) * 3.0;
+        inputs.push(("zt".into(), zt.copy()));
+        Outputs::plain(zt, Tensor::zeros([b, 8], opt))
+    });
     if c.base == "cs_kd" {
         inputs.push(("z".into(), z.narrow(0, 0, b).detach().copy()));
         inputs.push(("zp".into(), z.narrow(0, b, b).detach().copy()));
@@ -234,14 +283,19 @@ fn ours(c: &Case) -> Ours {
             samples: &samples,
             len: b as usize,
             epoch: c.epoch,
-            teacher: None,
+            teacher: teacher.as_ref(),
         })
         .unwrap();
     loss.total.backward();
     let grad = if c.base == "cs_kd" {
         z.grad().narrow(0, 0, b).copy()
-    } else {
+    } else if head_logits.is_empty() {
         z.grad().copy()
+    } else {
+        // The deepest head's gradient, then every auxiliary head's.
+        let mut all = vec![z.grad().copy()];
+        all.extend(head_logits.iter().map(|zi| zi.grad().copy()));
+        Tensor::cat(&all, 0)
     };
     if c.train_len > 0 {
         memory = Some(m.state().remove(0).1);

@@ -20,6 +20,15 @@ Sources, each function a transcription of the official code on CPU (the
   `LabelSmooth` (the same arithmetic as Teacher-free KD's
   `loss_label_smoothing`); "uniform": torch's own
   `F.cross_entropy(..., label_smoothing=eps)`.
+- tf_kd_self: yuanli2333/Teacher-free-Knowledge-Distillation
+  my_loss_function.py `loss_kd_self` (with the batch-mean reduction this
+  project exposes as a field), the teacher's logits detached as train_kd.py
+  wraps them (`Variable(..., requires_grad=False)`).
+- byot: luanyunteng/pytorch-be-your-own-teacher train.py: the loss of
+  `run_training` with `kd_loss_function` and `feature_loss_function` (and
+  the variants exposed as fields: a KL instead of the soft cross-entropy, a
+  mean squared hint instead of the masked sum); the gradient is the total's
+  with respect to the deepest head's logits, then each auxiliary head's.
 - ddgsd (preset selfkdlib): winycg/Self-KD-Lib methods/ddsgd.py `DDGSD` with
   utils.py `DistillKL(T)`, from the logits and features of the joint forward.
 
@@ -174,7 +183,75 @@ def ddgsd(t, c):
     return {"ce": loss_cls.detach(), "kl": kl.detach(), "mmd": mmd.detach(), "total": loss.detach(), "grad": logit.grad}
 
 
-METHODS = {"cs_kd": cs_kd, "ps_kd": ps_kd, "tf_kd_reg": tf_kd_reg, "label_smoothing": label_smoothing, "ddgsd": ddgsd}
+# --- Teacher-free-Knowledge-Distillation my_loss_function.py: loss_kd_self --
+def tf_kd_self(t, c):
+    outputs = t["z"].clone().requires_grad_()
+    labels = t["y"]
+    teacher_outputs = t["zt"]  # Variable(output_teacher_batch, requires_grad=False)
+    alpha = c["alpha"]
+    T = c["temperature"]
+    reduction = {"element_mean": "mean", "batch_mean": "batchmean"}[c["kl_reduction"]]
+    loss_CE = F.cross_entropy(outputs, labels)
+    D_KL = nn.KLDivLoss(reduction=reduction)(
+        F.log_softmax(outputs / T, dim=1), F.softmax(teacher_outputs / T, dim=1)
+    ) * (T * T) * c["multiplier"]
+    KD_loss = (1.0 - alpha) * loss_CE + alpha * D_KL
+    KD_loss.backward()
+    return {
+        "ce": ((1.0 - alpha) * loss_CE).detach(),
+        "kl": (alpha * D_KL).detach(),
+        "total": KD_loss.detach(),
+        "grad": outputs.grad,
+    }
+
+
+# --- pytorch-be-your-own-teacher train.py -----------------------------------
+def kd_loss_function(output, target_output, args):
+    output = output / args["temperature"]
+    output_log_softmax = torch.log_softmax(output, dim=1)
+    if args["kd"] == "kl":  # variant: the KL, batch mean
+        return torch.mean(torch.sum(target_output * (torch.log(target_output) - output_log_softmax), dim=1))
+    loss_kd = -torch.mean(torch.sum(output_log_softmax * target_output, dim=1))
+    return loss_kd
+
+
+def feature_loss_function(fea, target_fea, args):
+    if args["hint"] == "mse_mean":  # variant
+        return ((fea - target_fea) ** 2).mean()
+    loss = (fea - target_fea) ** 2 * ((fea > 0) | (target_fea > 0)).float()
+    return torch.abs(loss).sum()
+
+
+def byot(t, c):
+    output = t["z"].clone().requires_grad_()
+    middle = [t[f"z{i}"].clone().requires_grad_() for i in (1, 2, 3)]
+    final_fea = t["h"]
+    middle_fea = [t[f"h{i}"] for i in (1, 2, 3)]
+    target = t["y"]
+    criterion = nn.CrossEntropyLoss()
+    T, alpha, beta = c["temperature"], c["alpha"], c["beta"]
+    loss = criterion(output, target)
+    middle1_loss = criterion(middle[0], target)
+    middle2_loss = criterion(middle[1], target)
+    middle3_loss = criterion(middle[2], target)
+    temp4 = output / T
+    temp4 = torch.softmax(temp4, dim=1)
+    loss1by4 = kd_loss_function(middle[0], temp4.detach(), c) * (T**2)
+    loss2by4 = kd_loss_function(middle[1], temp4.detach(), c) * (T**2)
+    loss3by4 = kd_loss_function(middle[2], temp4.detach(), c) * (T**2)
+    feature_loss_1 = feature_loss_function(middle_fea[0], final_fea.detach(), c)
+    feature_loss_2 = feature_loss_function(middle_fea[1], final_fea.detach(), c)
+    feature_loss_3 = feature_loss_function(middle_fea[2], final_fea.detach(), c)
+    ce = (1 - alpha) * (loss + middle1_loss + middle2_loss + middle3_loss)
+    kd = alpha * (loss1by4 + loss2by4 + loss3by4)
+    hint = beta * (feature_loss_1 + feature_loss_2 + feature_loss_3)
+    total_loss = ce + kd + hint
+    total_loss.backward()
+    grad = torch.cat([output.grad] + [m.grad for m in middle], 0)
+    return {"ce": ce.detach(), "kd": kd.detach(), "hint": hint.detach(), "total": total_loss.detach(), "grad": grad}
+
+
+METHODS = {"tf_kd_self": tf_kd_self, "byot": byot, "cs_kd": cs_kd, "ps_kd": ps_kd, "tf_kd_reg": tf_kd_reg, "label_smoothing": label_smoothing, "ddgsd": ddgsd}
 
 
 def main():
