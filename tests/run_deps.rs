@@ -1,0 +1,229 @@
+//! Runs that depend on runs (TF-KD-self's teacher) through the binary:
+//! `plan` puts every student after its teacher and refuses a cycle or a
+//! missing teacher; one process, two processes on one results directory,
+//! `--workers` and a `--partition` share all train every run once with the
+//! straight hashes, no student before its teacher; the teacher's worker
+//! killed while a student waits is taken over; a killed student resumes to
+//! the straight hash; a changed teacher is refused on resume and by the
+//! gate.
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Teacher, students (official and α = 0) and BYOT, 2 seeds. `train`
+/// samples make the runs long enough to be killed mid-way.
+fn suite(name: &str, train: usize, epochs: u32) -> String {
+    tiny_suite(
+        name,
+        &["tf_kd_self", "baseline", "tf_a0"],
+        &[0, 1],
+        epochs,
+        "",
+    )
+    .replace("train = 192", &format!("train = {train}"))
+        + "\n[arm.tf_a0]\nbase = \"tf_kd_self\"\nalpha = 0.0\n"
+}
+
+/// How many times each run was trained to the end.
+fn trainings(log: &str) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for l in log.lines().filter(|l| l.contains(" done: top1")) {
+        let id = l.split(" done:").next().unwrap().rsplit(' ').next().unwrap();
+        *m.entry(id.to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Every student's recorded teacher is its teacher's record.
+fn students_bound_to_their_teachers(p: &Project, out: &str, suite: &str) {
+    let recs = p.records(out, suite);
+    let by_id: BTreeMap<String, &serde_json::Value> = recs
+        .iter()
+        .map(|r| (r["run_id"].as_str().unwrap().to_string(), r))
+        .collect();
+    let mut students = 0;
+    for r in &recs {
+        let t = &r["config"]["teacher"];
+        if t.is_null() {
+            continue;
+        }
+        students += 1;
+        let teacher = by_id[t["run"].as_str().unwrap()];
+        assert_eq!(t["checkpoint_sha256"], teacher["checkpoint_sha256"], "{}", r["run_id"]);
+    }
+    assert_eq!(students, 4);
+}
+
+fn straight(p: &Project) -> BTreeMap<String, String> {
+    let o = p.run(&["run", "suites/d.toml", "--no-check", "--out", "straight"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let h = hashes(p, "straight", "d");
+    assert_eq!(h.len(), 6);
+    for s in [0, 1] {
+        assert_eq!(
+            h[&format!("resnet8w4__tf_a0__s{s}")],
+            h[&format!("resnet8w4__baseline__s{s}")],
+            "tf_kd_self with alpha = 0 trains to its teacher's (the baseline's) hash"
+        );
+        assert_ne!(
+            h[&format!("resnet8w4__tf_kd_self__s{s}")],
+            h[&format!("resnet8w4__baseline__s{s}")]
+        );
+    }
+    students_bound_to_their_teachers(p, "straight", "d");
+    h
+}
+
+#[test]
+fn plan_orders_students_after_teachers_and_refuses_bad_teachers() {
+    let p = Project::new();
+    p.write("suites/d.toml", &suite("d", 192, 1));
+    let o = p.run(&["plan", "suites/d.toml"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    let pos = |id: &str| text.find(id).unwrap_or_else(|| panic!("{id}: {text}"));
+    for s in [0, 1] {
+        let b = pos(&format!("resnet8w4__baseline__s{s}"));
+        assert!(pos(&format!("resnet8w4__tf_kd_self__s{s} ")) > b, "{text}");
+        assert!(pos(&format!("resnet8w4__tf_a0__s{s} ")) > b, "{text}");
+    }
+    assert!(text.contains("after resnet8w4__baseline__s0 (its teacher)"), "{text}");
+    // A share holds every student with its teacher.
+    for m in 1..=3 {
+        let o = p.run(&["plan", "suites/d.toml", "--partition", &format!("hash:{m}/3")]);
+        let t = stdout(&o);
+        for s in [0, 1] {
+            let has = |a: &str| t.contains(&format!("resnet8w4__{a}__s{s} "));
+            assert_eq!(has("baseline"), has("tf_kd_self"), "{t}");
+            assert_eq!(has("baseline"), has("tf_a0"), "{t}");
+        }
+    }
+    let bad = |extra: &str, arms: &[&str], want: &[&str]| {
+        p.write("suites/bad.toml", &(tiny_suite("bad", arms, &[0], 1, "") + extra));
+        let o = p.run(&["plan", "suites/bad.toml"]);
+        assert_eq!(code(&o), 2, "{extra}: {}", stderr(&o));
+        let e = error_line(&o);
+        for w in want {
+            assert!(e.contains(w), "{extra}: {e}");
+        }
+    };
+    bad("", &["tf_kd_self", "ddgsd"], &["arm.tf_kd_self.teacher", "`baseline` is not among"]);
+    bad(
+        "\n[arm.a]\nbase = \"tf_kd_self\"\nteacher = \"b\"\n[arm.b]\nbase = \"tf_kd_self\"\nteacher = \"a\"\n",
+        &["a", "b"],
+        &["cycle (a <- b <- a)"],
+    );
+    bad(
+        "\n[arm.tf_kd_self]\nteacher = \"nope\"\n",
+        &["tf_kd_self", "baseline"],
+        &["`nope` is not among the suite's arms"],
+    );
+    bad(
+        "\n[arm.baseline]\nteacher = \"ddgsd\"\n",
+        &["baseline", "ddgsd"],
+        &["arm.baseline.teacher", "distils from no teacher"],
+    );
+    bad(
+        "\n[arm.tf_kd_self]\nteacher = { dir = \"results/none\" }\n",
+        &["tf_kd_self"],
+        &["arm.tf_kd_self.teacher.dir", "finished run directory"],
+    );
+}
+
+#[test]
+fn every_scheduler_trains_students_after_teachers_with_the_straight_hashes() {
+    let p = Project::new();
+    p.write("suites/d.toml", &suite("d", 192, 2));
+    let want = straight(&p);
+    // Two processes on one results directory, waiting for what the other holds.
+    let spawn = || p.spawn(&["run", "suites/d.toml", "--no-check", "--wait", "--out", "two"]);
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let log = stderr(&a) + &stderr(&b);
+    assert_eq!((code(&a), code(&b)), (0, 0), "{log}");
+    let t = trainings(&log);
+    assert!(t.len() == 6 && t.values().all(|&n| n == 1), "{t:?}\n{log}");
+    assert_eq!(hashes(&p, "two", "d"), want, "{log}");
+    students_bound_to_their_teachers(&p, "two", "d");
+    // --workers: the workers wait for teachers by themselves.
+    let w = p.run(&["run", "suites/d.toml", "--no-check", "--out", "w", "--workers", "cpu,cpu"]);
+    assert_eq!(code(&w), 0, "{}", stderr(&w));
+    assert_eq!(hashes(&p, "w", "d"), want);
+    // Shares: each trains its students after its teachers, alone.
+    for m in 1..=2 {
+        let o = p.run(&[
+            "run", "suites/d.toml", "--no-check", "--out", "parts",
+            "--partition", &format!("hash:{m}/2"),
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    assert_eq!(hashes(&p, "parts", "d"), want);
+}
+
+#[test]
+fn the_teachers_killed_worker_is_taken_over_and_a_killed_student_resumes() {
+    let p = Project::new();
+    p.write("suites/d.toml", &suite("d", 1536, 3));
+    let want = straight(&p);
+    let dir = p.path().join("k/d");
+    // Worker A holds the first teacher; B has nothing else to claim at
+    // first but the other seed's chain, then waits for A's teacher.
+    let mut a = p.spawn(&["run", "suites/d.toml", "--no-check", "--out", "k"]);
+    let teacher = dir.join("resnet8w4__baseline__s0");
+    wait_for("A's first teacher checkpoint", Duration::from_secs(60), || {
+        teacher.join("checkpoint/state.json").exists()
+    });
+    let b = p.spawn(&["run", "suites/d.toml", "--no-check", "--wait", "--out", "k"]);
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc::kill(a.id() as i32, libc::SIGKILL) };
+    let _ = a.wait();
+    let b = b.wait_with_output().unwrap();
+    let log = stderr(&b);
+    assert_eq!(code(&b), 0, "{log}");
+    assert!(
+        log.contains("resnet8w4__baseline__s0: taking the run over"),
+        "B takes the dead worker's teacher over: {log}"
+    );
+    assert_eq!(hashes(&p, "k", "d"), want, "{log}");
+    students_bound_to_their_teachers(&p, "k", "d");
+
+    // A student killed after its first checkpoint resumes to the straight hash.
+    let mut c = p.spawn(&["run", "suites/d.toml", "--no-check", "--out", "s"]);
+    let student = p.path().join("s/d/resnet8w4__tf_kd_self__s0");
+    wait_for("the student's first checkpoint", Duration::from_secs(120), || {
+        student.join("checkpoint/state.json").exists()
+    });
+    unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+    let _ = c.wait();
+    assert!(!student.join("record.json").exists());
+    // The teacher changed meanwhile (trained again elsewhere): refused.
+    let trec = p.path().join("s/d/resnet8w4__baseline__s0/record.json");
+    let orig = std::fs::read_to_string(&trec).unwrap();
+    let h = want["resnet8w4__baseline__s0"].clone();
+    std::fs::write(&trec, orig.replace(&h, &"1".repeat(64))).unwrap();
+    let o = p.run(&["run", "suites/d.toml", "--no-check", "--out", "s"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let e = error_line(&o);
+    assert!(
+        e.contains("teacher.checkpoint_sha256") && e.contains("teacher's checkpoint changed"),
+        "{e}"
+    );
+    std::fs::write(&trec, &orig).unwrap();
+    let o = p.run(&["run", "suites/d.toml", "--no-check", "--out", "s"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("resnet8w4__tf_kd_self__s0"), "resumed");
+    assert_eq!(hashes(&p, "s", "d"), want);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(student.join("record.json")).unwrap())
+            .unwrap();
+    assert_eq!(r["timing"]["resumed"], true);
+
+    // The gate: a student of another teacher merged into the directory.
+    let srec = student.join("record.json");
+    let text = std::fs::read_to_string(&srec).unwrap();
+    std::fs::write(&srec, text.replace(&h, &"2".repeat(64))).unwrap();
+    let o = p.run(&["report", "s/d"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(error_line(&o).contains("trained on another teacher"), "{}", error_line(&o));
+}
