@@ -1,12 +1,14 @@
 //! ddgsd-bench model files load into PyTorch with `load_state_dict(strict=True)`
 //! and compute the same logits and features there: torchvision's resnet18,
 //! resnet50 and alexnet, and the CIFAR networks as written independently in
-//! tests/python/cifar_models.py.
+//! tests/python/cifar_models.py; and BYOT exports: the plain network
+//! (strict) beside its heads' file, which loads with `strict=True` into a
+//! transcription of the official heads and gives the same head logits.
 //!
 //! Needs `.venv/bin/python` with torch, torchvision and safetensors; without
 //! them the test prints "SKIP: ..." and passes.
 use ddgsd_bench::model::checkpoint;
-use ddgsd_bench::model::{self, export, ArchSpec};
+use ddgsd_bench::model::{self, export, heads, ArchSpec};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tch::{nn, Device, Kind, Tensor};
@@ -24,16 +26,21 @@ fn python() -> Option<PathBuf> {
 /// its state dict and an eval-mode input/logits/features triple to `dir`.
 fn export_one(dir: &Path, arch: &str, classes: i64, batch: i64, side: i64) {
     tch::manual_seed(20_190_127);
+    let byot = arch.strip_prefix("byot_");
     let vs = nn::VarStore::new(Device::Cpu);
     let net = model::build(
         &ArchSpec {
-            name: arch.into(),
+            name: byot.unwrap_or(arch).into(),
             width: None,
         },
         &vs.root(),
         classes,
     )
     .unwrap();
+    // A BYOT run's network: the auxiliary heads beside it, under `heads.`.
+    let heads = byot.map(|_| {
+        heads::Heads::new(&vs.root(), &net.stage_channels().unwrap(), classes).unwrap()
+    });
     tch::no_grad(|| {
         let vars = vs.variables();
         for (name, t) in &vars {
@@ -53,16 +60,23 @@ fn export_one(dir: &Path, arch: &str, classes: i64, batch: i64, side: i64) {
     });
     let x = Tensor::randn([batch, 3, side, side], (Kind::Float, Device::Cpu));
     let (z, h) = tch::no_grad(|| net.forward(&x, false));
-    checkpoint::write_safetensors(
-        &dir.join(format!("{arch}.model.safetensors")),
-        &export::state_dict(&vs, 7),
-    )
-    .unwrap();
-    let io = vec![
-        ("input".to_string(), x),
+    // What a run writes: the plain network, and the heads in a file of their own.
+    let (plain, head_tensors) = heads::split(export::state_dict(&vs, 7));
+    checkpoint::write_safetensors(&dir.join(format!("{arch}.model.safetensors")), &plain).unwrap();
+    let mut io = vec![
+        ("input".to_string(), x.shallow_clone()),
         ("logits".to_string(), z),
         ("features".to_string(), h),
     ];
+    if let Some(hd) = &heads {
+        assert!(plain.iter().all(|(n, _)| !n.starts_with("heads")));
+        checkpoint::write_safetensors(&dir.join(format!("{arch}.heads.safetensors")), &head_tensors)
+            .unwrap();
+        let st = tch::no_grad(|| net.forward_stages(&x, false)).unwrap();
+        for (i, (zi, _)) in tch::no_grad(|| hd.forward(&st.stages, false)).into_iter().enumerate() {
+            io.push((format!("head{}_logits", i + 1), zi));
+        }
+    }
     checkpoint::write_safetensors(&dir.join(format!("{arch}.io.safetensors")), &io).unwrap();
 }
 
@@ -88,7 +102,11 @@ fn pytorch_loads_every_checkpoint_and_agrees() {
     }
     let dir = tempfile::tempdir().unwrap();
     // (architecture, classes, batch, input side)
-    let models: [(&str, i64, i64, i64); 9] = [
+    let models: [(&str, i64, i64, i64); 12] = [
+        // BYOT exports: the plain network and the official heads.
+        ("byot_resnet18", 100, 2, 32),
+        ("byot_resnet32", 10, 2, 32),
+        ("byot_imagenet_resnet18", 1000, 2, 224),
         ("resnet32", 10, 4, 32),
         ("resnet18", 100, 4, 32),
         ("resnet50", 100, 2, 32),
