@@ -326,3 +326,53 @@ fn ranks_per_run_through_srun_match_local_ranks() {
         assert_ne!(ranks[0]["pid"], ranks[1]["pid"], "two processes: {ranks:?}");
     }
 }
+
+#[test]
+fn students_wait_for_their_teachers_in_the_array_and_match_a_straight_run() {
+    let Some((_turn, cluster)) = cluster_or_skip() else {
+        return;
+    };
+    let p = Project::new();
+    p.write(
+        "suites/td.toml",
+        &tiny_suite("td", &["tf_kd_self", "baseline"], &[0, 1], 3, ""),
+    );
+    let a = p.run(&["run", "suites/td.toml", "--no-check", "--out", "straight"]);
+    assert_eq!(code(&a), 0, "{}", stderr(&a));
+    let straight = p.records("straight", "td");
+    expected_from(&p, "td", &straight, 50.0, "");
+    // Three workers for four runs: two students wait on the shared
+    // directory for the teachers the other tasks train.
+    let (_, check) = submit(&p, &cluster, &["suites/td.toml", "--array", "3"]);
+    let dir = p.path().join("res/td");
+    let worker = std::fs::read_to_string(dir.join("slurm/worker.sbatch")).unwrap();
+    assert!(worker.contains("--no-check --wait"), "{worker}");
+    wait_ended(&cluster, &check);
+    let logs = logs(&dir);
+    assert_eq!(
+        job_field(&cluster, &check, "ExitCode").as_deref(),
+        Some("0:0"),
+        "{logs}"
+    );
+    for r in &straight {
+        let id = r["run_id"].as_str().unwrap();
+        let rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(id).join("record.json")).unwrap())
+                .unwrap();
+        assert_eq!(rec["checkpoint_sha256"], r["checkpoint_sha256"], "{id}\n{logs}");
+        assert_eq!(
+            logs.matches(&format!("{id} done: top1")).count(),
+            1,
+            "{id} trained once\n{logs}"
+        );
+        if let Some(t) = rec["config"]["teacher"]["run"].as_str() {
+            let teacher: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join(t).join("record.json")).unwrap())
+                    .unwrap();
+            assert_eq!(
+                rec["config"]["teacher"]["checkpoint_sha256"],
+                teacher["checkpoint_sha256"]
+            );
+        }
+    }
+}
