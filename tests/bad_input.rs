@@ -337,6 +337,14 @@ fn method_fields_are_checked_by_name() {
             "field `arm.tf_kd_reg`: unknown variant `sum`",
         ),
         (
+            "[arm.byot]\nkd = \"mse\"\n",
+            "field `arm.byot`: unknown variant `mse`",
+        ),
+        (
+            "[arm.tf_kd_self]\ntemperature = 0.0\n",
+            "field `arm.tf_kd_self.temperature`: expected a positive value (method tf_kd_self)",
+        ),
+        (
             "[arm.tf_kd_reg]\ncorrect_prob = 1.0\n",
             "field `arm.tf_kd_reg.correct_prob`: expected a value in (0, 1)",
         ),

@@ -18,7 +18,7 @@ fn the_selfkd_smoke_suite_passes_its_expected_file_and_reports_a_row_per_method(
         assert!(so.contains(arm), "{arm} missing from the table:\n{so}");
     }
     if so.contains("0 runs not pinned for this platform") {
-        assert!(so.contains("Checkpoint pins: 12 match"), "{so}");
+        assert!(so.contains("Checkpoint pins: 16 match"), "{so}");
     } else {
         println!(
             "note: not the reference platform of expected/selfkd-smoke.toml; pins not compared"

@@ -19,13 +19,15 @@ pub const HISTORY_VALUES: [&str; 7] = [
 
 /// The arms of suites/selfkd-smoke.toml: the baseline, DDGSD and every
 /// self-distillation method.
-pub const SELFKD_ARMS: [&str; 6] = [
+pub const SELFKD_ARMS: [&str; 8] = [
     "baseline",
     "ddgsd",
     "cs_kd",
     "ps_kd",
     "tf_kd_reg",
     "label_smoothing",
+    "tf_kd_self",
+    "byot",
 ];
 
 /// The binary under test: `DDGSD_BIN` when set (a test binary carried to
