@@ -28,7 +28,10 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 fn one_step(arm: &str, fields: &str) -> Vec<(String, Tensor)> {
     let mut a = arms::builtin(arm, &LossConfig::default()).unwrap();
     if !fields.is_empty() {
-        a.method = a.method.with_fields(toml::from_str(fields).unwrap()).unwrap();
+        a.method = a
+            .method
+            .with_fields(toml::from_str(fields).unwrap())
+            .unwrap();
     }
     tch::manual_seed(7);
     let vs = VarStore::new(Device::Cpu);
@@ -95,12 +98,21 @@ fn byot_without_kd_and_hints_steps_the_deepest_path_as_the_baseline() {
     for (name, t) in &base {
         let b = get(&byot, name);
         if name.starts_with("init:") {
-            assert!(t.equal(&b), "{name}: the initial weights are the baseline's");
+            assert!(
+                t.equal(&b),
+                "{name}: the initial weights are the baseline's"
+            );
         } else if name.starts_with("fc.") || name.starts_with("layer3.") {
-            assert!(t.equal(&b), "{name}: the deepest head's own path steps as the baseline's");
+            assert!(
+                t.equal(&b),
+                "{name}: the deepest head's own path steps as the baseline's"
+            );
             same += 1;
         } else if name.starts_with("layer1.") && name.ends_with("conv1.weight") {
-            assert!(!t.equal(&b), "{name}: the heads' CE reaches the earlier stages");
+            assert!(
+                !t.equal(&b),
+                "{name}: the heads' CE reaches the earlier stages"
+            );
             moved += 1;
         }
     }
@@ -130,14 +142,22 @@ fn a_byot_run_exports_the_plain_network_and_its_heads_apart() {
     for k in ["ce", "kd", "hint"] {
         assert!(last[k].as_f64().unwrap().is_finite(), "{k}");
     }
-    let model = ddgsd_bench::model::checkpoint::read_safetensors(&dir.join("model.safetensors")).unwrap();
+    let model =
+        ddgsd_bench::model::checkpoint::read_safetensors(&dir.join("model.safetensors")).unwrap();
     assert!(model.iter().all(|(n, _)| !n.starts_with("heads")));
-    let hd = ddgsd_bench::model::checkpoint::read_safetensors(&dir.join("heads.safetensors")).unwrap();
-    assert!(hd.iter().any(|(n, _)| n == "bottleneck2_1.7.num_batches_tracked"));
+    let hd =
+        ddgsd_bench::model::checkpoint::read_safetensors(&dir.join("heads.safetensors")).unwrap();
+    assert!(hd
+        .iter()
+        .any(|(n, _)| n == "bottleneck2_1.7.num_batches_tracked"));
     // The checkpoint hash covers the network and its heads, as `hash` does.
     let h = p.run(&["hash", &dir.join("model.safetensors").display().to_string()]);
     assert_eq!(code(&h), 0);
-    assert!(stdout(&h).starts_with(rec["checkpoint_sha256"].as_str().unwrap()), "{}", stdout(&h));
+    assert!(
+        stdout(&h).starts_with(rec["checkpoint_sha256"].as_str().unwrap()),
+        "{}",
+        stdout(&h)
+    );
     // `eval` of the run: the deepest head's numbers of its last epoch.
     let e = p.run(&["eval", &dir.display().to_string(), "--json"]);
     assert_eq!(code(&e), 0, "{}", stderr(&e));

@@ -78,6 +78,7 @@ fn nll_and_ece_match_ps_kd_arithmetic() {
             batch: 128,
             bins,
             group: None,
+            heads: None,
         };
         let m = e
             .run(n, &|s, l| {

@@ -29,7 +29,13 @@ fn suite(name: &str, train: usize, epochs: u32) -> String {
 fn trainings(log: &str) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for l in log.lines().filter(|l| l.contains(" done: top1")) {
-        let id = l.split(" done:").next().unwrap().rsplit(' ').next().unwrap();
+        let id = l
+            .split(" done:")
+            .next()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap();
         *m.entry(id.to_string()).or_insert(0) += 1;
     }
     m
@@ -50,7 +56,11 @@ fn students_bound_to_their_teachers(p: &Project, out: &str, suite: &str) {
         }
         students += 1;
         let teacher = by_id[t["run"].as_str().unwrap()];
-        assert_eq!(t["checkpoint_sha256"], teacher["checkpoint_sha256"], "{}", r["run_id"]);
+        assert_eq!(
+            t["checkpoint_sha256"], teacher["checkpoint_sha256"],
+            "{}",
+            r["run_id"]
+        );
     }
     assert_eq!(students, 4);
 }
@@ -88,10 +98,18 @@ fn plan_orders_students_after_teachers_and_refuses_bad_teachers() {
         assert!(pos(&format!("resnet8w4__tf_kd_self__s{s} ")) > b, "{text}");
         assert!(pos(&format!("resnet8w4__tf_a0__s{s} ")) > b, "{text}");
     }
-    assert!(text.contains("after resnet8w4__baseline__s0 (its teacher)"), "{text}");
+    assert!(
+        text.contains("after resnet8w4__baseline__s0 (its teacher)"),
+        "{text}"
+    );
     // A share holds every student with its teacher.
     for m in 1..=3 {
-        let o = p.run(&["plan", "suites/d.toml", "--partition", &format!("hash:{m}/3")]);
+        let o = p.run(&[
+            "plan",
+            "suites/d.toml",
+            "--partition",
+            &format!("hash:{m}/3"),
+        ]);
         let t = stdout(&o);
         for s in [0, 1] {
             let has = |a: &str| t.contains(&format!("resnet8w4__{a}__s{s} "));
@@ -100,7 +118,10 @@ fn plan_orders_students_after_teachers_and_refuses_bad_teachers() {
         }
     }
     let bad = |extra: &str, arms: &[&str], want: &[&str]| {
-        p.write("suites/bad.toml", &(tiny_suite("bad", arms, &[0], 1, "") + extra));
+        p.write(
+            "suites/bad.toml",
+            &(tiny_suite("bad", arms, &[0], 1, "") + extra),
+        );
         let o = p.run(&["plan", "suites/bad.toml"]);
         assert_eq!(code(&o), 2, "{extra}: {}", stderr(&o));
         let e = error_line(&o);
@@ -108,7 +129,11 @@ fn plan_orders_students_after_teachers_and_refuses_bad_teachers() {
             assert!(e.contains(w), "{extra}: {e}");
         }
     };
-    bad("", &["tf_kd_self", "ddgsd"], &["arm.tf_kd_self.teacher", "`baseline` is not among"]);
+    bad(
+        "",
+        &["tf_kd_self", "ddgsd"],
+        &["arm.tf_kd_self.teacher", "`baseline` is not among"],
+    );
     bad(
         "\n[arm.a]\nbase = \"tf_kd_self\"\nteacher = \"b\"\n[arm.b]\nbase = \"tf_kd_self\"\nteacher = \"a\"\n",
         &["a", "b"],
@@ -137,7 +162,16 @@ fn every_scheduler_trains_students_after_teachers_with_the_straight_hashes() {
     p.write("suites/d.toml", &suite("d", 192, 2));
     let want = straight(&p);
     // Two processes on one results directory, waiting for what the other holds.
-    let spawn = || p.spawn(&["run", "suites/d.toml", "--no-check", "--wait", "--out", "two"]);
+    let spawn = || {
+        p.spawn(&[
+            "run",
+            "suites/d.toml",
+            "--no-check",
+            "--wait",
+            "--out",
+            "two",
+        ])
+    };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let log = stderr(&a) + &stderr(&b);
@@ -147,14 +181,27 @@ fn every_scheduler_trains_students_after_teachers_with_the_straight_hashes() {
     assert_eq!(hashes(&p, "two", "d"), want, "{log}");
     students_bound_to_their_teachers(&p, "two", "d");
     // --workers: the workers wait for teachers by themselves.
-    let w = p.run(&["run", "suites/d.toml", "--no-check", "--out", "w", "--workers", "cpu,cpu"]);
+    let w = p.run(&[
+        "run",
+        "suites/d.toml",
+        "--no-check",
+        "--out",
+        "w",
+        "--workers",
+        "cpu,cpu",
+    ]);
     assert_eq!(code(&w), 0, "{}", stderr(&w));
     assert_eq!(hashes(&p, "w", "d"), want);
     // Shares: each trains its students after its teachers, alone.
     for m in 1..=2 {
         let o = p.run(&[
-            "run", "suites/d.toml", "--no-check", "--out", "parts",
-            "--partition", &format!("hash:{m}/2"),
+            "run",
+            "suites/d.toml",
+            "--no-check",
+            "--out",
+            "parts",
+            "--partition",
+            &format!("hash:{m}/2"),
         ]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
     }
@@ -171,9 +218,11 @@ fn the_teachers_killed_worker_is_taken_over_and_a_killed_student_resumes() {
     // first but the other seed's chain, then waits for A's teacher.
     let mut a = p.spawn(&["run", "suites/d.toml", "--no-check", "--out", "k"]);
     let teacher = dir.join("resnet8w4__baseline__s0");
-    wait_for("A's first teacher checkpoint", Duration::from_secs(60), || {
-        teacher.join("checkpoint/state.json").exists()
-    });
+    wait_for(
+        "A's first teacher checkpoint",
+        Duration::from_secs(60),
+        || teacher.join("checkpoint/state.json").exists(),
+    );
     let b = p.spawn(&["run", "suites/d.toml", "--no-check", "--wait", "--out", "k"]);
     std::thread::sleep(Duration::from_millis(300));
     unsafe { libc::kill(a.id() as i32, libc::SIGKILL) };
@@ -191,9 +240,11 @@ fn the_teachers_killed_worker_is_taken_over_and_a_killed_student_resumes() {
     // A student killed after its first checkpoint resumes to the straight hash.
     let mut c = p.spawn(&["run", "suites/d.toml", "--no-check", "--out", "s"]);
     let student = p.path().join("s/d/resnet8w4__tf_kd_self__s0");
-    wait_for("the student's first checkpoint", Duration::from_secs(120), || {
-        student.join("checkpoint/state.json").exists()
-    });
+    wait_for(
+        "the student's first checkpoint",
+        Duration::from_secs(120),
+        || student.join("checkpoint/state.json").exists(),
+    );
     unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
     let _ = c.wait();
     assert!(!student.join("record.json").exists());
@@ -225,5 +276,9 @@ fn the_teachers_killed_worker_is_taken_over_and_a_killed_student_resumes() {
     std::fs::write(&srec, text.replace(&h, &"2".repeat(64))).unwrap();
     let o = p.run(&["report", "s/d"]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
-    assert!(error_line(&o).contains("trained on another teacher"), "{}", error_line(&o));
+    assert!(
+        error_line(&o).contains("trained on another teacher"),
+        "{}",
+        error_line(&o)
+    );
 }

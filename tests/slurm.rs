@@ -359,7 +359,10 @@ fn students_wait_for_their_teachers_in_the_array_and_match_a_straight_run() {
         let rec: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join(id).join("record.json")).unwrap())
                 .unwrap();
-        assert_eq!(rec["checkpoint_sha256"], r["checkpoint_sha256"], "{id}\n{logs}");
+        assert_eq!(
+            rec["checkpoint_sha256"], r["checkpoint_sha256"],
+            "{id}\n{logs}"
+        );
         assert_eq!(
             logs.matches(&format!("{id} done: top1")).count(),
             1,

@@ -38,9 +38,8 @@ fn export_one(dir: &Path, arch: &str, classes: i64, batch: i64, side: i64) {
     )
     .unwrap();
     // A BYOT run's network: the auxiliary heads beside it, under `heads.`.
-    let heads = byot.map(|_| {
-        heads::Heads::new(&vs.root(), &net.stage_channels().unwrap(), classes).unwrap()
-    });
+    let heads = byot
+        .map(|_| heads::Heads::new(&vs.root(), &net.stage_channels().unwrap(), classes).unwrap());
     tch::no_grad(|| {
         let vars = vs.variables();
         for (name, t) in &vars {
@@ -70,10 +69,16 @@ fn export_one(dir: &Path, arch: &str, classes: i64, batch: i64, side: i64) {
     ];
     if let Some(hd) = &heads {
         assert!(plain.iter().all(|(n, _)| !n.starts_with("heads")));
-        checkpoint::write_safetensors(&dir.join(format!("{arch}.heads.safetensors")), &head_tensors)
-            .unwrap();
+        checkpoint::write_safetensors(
+            &dir.join(format!("{arch}.heads.safetensors")),
+            &head_tensors,
+        )
+        .unwrap();
         let st = tch::no_grad(|| net.forward_stages(&x, false)).unwrap();
-        for (i, (zi, _)) in tch::no_grad(|| hd.forward(&st.stages, false)).into_iter().enumerate() {
+        for (i, (zi, _)) in tch::no_grad(|| hd.forward(&st.stages, false))
+            .into_iter()
+            .enumerate()
+        {
             io.push((format!("head{}_logits", i + 1), zi));
         }
     }

@@ -220,7 +220,16 @@ pub fn bench_one(arch: &str, arm: &str, opts: &BenchOptions, device: Device) -> 
     let mut tvs = VarStore::new(Device::Cpu);
     let teacher = plan
         .teacher
-        .then(|| model::build(&ArchSpec { name: arch.to_string(), width: None }, &tvs.root(), classes))
+        .then(|| {
+            model::build(
+                &ArchSpec {
+                    name: arch.to_string(),
+                    width: None,
+                },
+                &tvs.root(),
+                classes,
+            )
+        })
         .transpose()?;
     tvs.set_device(device);
     exec.prepare(&tvs)?;

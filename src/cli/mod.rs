@@ -59,7 +59,7 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: data::DataCmd,
     },
-    /// Recompute checkpoint_sha256 from a model .safetensors file
+    /// Recompute checkpoint_sha256 from a model .safetensors file (with the heads.safetensors beside a BYOT run's model.safetensors)
     Hash(info::HashArgs),
     /// List every architecture with its input kind and parameter count
     Models(info::ModelsArgs),

@@ -141,15 +141,14 @@ impl Method for Byot {
             })
         };
         for (zi, fi) in &out.heads {
-            ce = ce + cross_entropy(zi, s.labels);
+            // Out of place: the running sum stays a fresh tensor.
+            ce = &ce + cross_entropy(zi, s.labels);
             let log_q = (zi / t).log_softmax(1, Kind::Float);
             let per_row = match c.kd {
                 KdTarget::SoftCe => -(&target * &log_q).sum_dim_intlist(1, false, Kind::Float),
-                KdTarget::Kl => (&target * (target.log() - &log_q)).sum_dim_intlist(
-                    1,
-                    false,
-                    Kind::Float,
-                ),
+                KdTarget::Kl => {
+                    (&target * (target.log() - &log_q)).sum_dim_intlist(1, false, Kind::Float)
+                }
             };
             add(&mut kd, per_row.mean(Kind::Float) * (t * t));
             let d2 = (fi - &f_deep).square();

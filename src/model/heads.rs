@@ -28,6 +28,9 @@ use tch::{nn, Tensor};
 /// The var-store prefix of the heads' variables.
 pub const PREFIX: &str = "heads.";
 
+/// Named tensors, as files hold them.
+pub type Named = Vec<(String, Tensor)>;
+
 /// The file of a run's heads, beside its `model.safetensors`.
 pub const HEADS_FILE: &str = "heads.safetensors";
 
@@ -103,7 +106,7 @@ impl Heads {
 
 /// Splits named tensors into the network's and the heads' (the heads'
 /// without their prefix).
-pub fn split(tensors: Vec<(String, Tensor)>) -> (Vec<(String, Tensor)>, Vec<(String, Tensor)>) {
+pub fn split(tensors: Named) -> (Named, Named) {
     let mut plain = Vec::new();
     let mut heads = Vec::new();
     for (n, t) in tensors {
@@ -117,7 +120,7 @@ pub fn split(tensors: Vec<(String, Tensor)>) -> (Vec<(String, Tensor)>, Vec<(Str
 
 /// The heads' tensors back under their prefix (to hash or load them with
 /// the network's).
-pub fn prefixed(heads: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+pub fn prefixed(heads: Named) -> Named {
     heads
         .into_iter()
         .map(|(n, t)| (format!("{PREFIX}{n}"), t))

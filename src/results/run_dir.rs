@@ -74,7 +74,10 @@ pub fn check_run_dir(dir: &Path, cfg: &RunConfig) -> Result<()> {
         // Before its teacher is bound (the suite as read), a student is
         // compared as planned; once bound, its teacher's hash too.
         let unbound = cfg.teacher_run().is_some()
-            && cfg.teacher.as_ref().is_some_and(|t| t.checkpoint_sha256.is_none());
+            && cfg
+                .teacher
+                .as_ref()
+                .is_some_and(|t| t.checkpoint_sha256.is_none());
         if unbound {
             old = crate::suite::config::as_planned(old);
         }

@@ -415,10 +415,17 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
         still_held(&dir, &mut held);
         if held.is_empty() {
             // What waited for a teacher finished in this pass can start now.
-            if pending.len() < before || waiting.iter().any(|(_, t)| dir.join(t).join(RECORD_FILE).exists()) {
+            if pending.len() < before
+                || waiting
+                    .iter()
+                    .any(|(_, t)| dir.join(t).join(RECORD_FILE).exists())
+            {
                 continue;
             }
-            let w: Vec<String> = waiting.iter().map(|(s, t)| format!("{s} (teacher {t})")).collect();
+            let w: Vec<String> = waiting
+                .iter()
+                .map(|(s, t)| format!("{s} (teacher {t})"))
+                .collect();
             bail!(
                 "{} run(s) wait for teachers that no worker holds and this one cannot train: {}",
                 w.len(),

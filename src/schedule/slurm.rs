@@ -365,7 +365,10 @@ mod tests {
         let mut o = opts();
         o.wait_for_teachers = true;
         let (wt, _) = render(&o, Path::new("/b"), Path::new("/w")).unwrap();
-        assert!(wt.contains("/b run /s/suite.toml --out /r --no-check --wait"), "{wt}");
+        assert!(
+            wt.contains("/b run /s/suite.toml --out /r --no-check --wait"),
+            "{wt}"
+        );
         assert!(c.contains("exec '/bin/ddgsd bench' check /r/t\n"), "{c}");
         assert!(
             c.contains("squeue -h -j \"$1\""),

@@ -30,7 +30,11 @@ impl Partition {
     /// Whether run `cfg` of `suite` is in this share: the slot of the run
     /// id at the root of its teachers (its own without one), so that a
     /// student always trains in its teacher's share.
-    pub fn holds(&self, suite: &crate::suite::ResolvedSuite, cfg: &crate::suite::RunConfig) -> bool {
+    pub fn holds(
+        &self,
+        suite: &crate::suite::ResolvedSuite,
+        cfg: &crate::suite::RunConfig,
+    ) -> bool {
         self.contains(share_key(suite, cfg))
     }
 

@@ -56,9 +56,8 @@ impl<'a> Plan<'a> {
                     (None, Some(f)) => format!(
                         "  teacher {} ({})",
                         f.display(),
-                        &t.checkpoint_sha256.as_deref().unwrap_or("")[..16.min(
-                            t.checkpoint_sha256.as_deref().map_or(0, str::len)
-                        )]
+                        &t.checkpoint_sha256.as_deref().unwrap_or("")
+                            [..16.min(t.checkpoint_sha256.as_deref().map_or(0, str::len))]
                     ),
                     _ => String::new(),
                 },

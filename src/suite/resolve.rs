@@ -7,6 +7,7 @@ use super::fields::{
     resolve_dataset, resolve_holdout,
 };
 use super::raw::{RawArch, RawSuite};
+use super::teacher::{self, Teacher, TeacherOf};
 use crate::data::augment::Distortion;
 use crate::data::DatasetSpec;
 use crate::method::arms::{self, ArmConfig, Double};
@@ -15,7 +16,6 @@ use crate::method::loss::LossConfig;
 use crate::method::presets;
 use crate::model::{self, ArchSpec};
 use crate::optim::lr_schedule::{Schedule, WarmupKind};
-use super::teacher::{self, Teacher, TeacherOf};
 use crate::util::error::{field_err, parse_toml, read_text};
 use anyhow::Result;
 use std::path::Path;
@@ -443,7 +443,10 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
     let mut runs = Vec::new();
     for arch in &archs {
         for arm_name in &ordered {
-            let arm = arms_out.iter().find(|a| &a.name == arm_name).expect("an arm");
+            let arm = arms_out
+                .iter()
+                .find(|a| &a.name == arm_name)
+                .expect("an arm");
             for &seed in &raw.seeds {
                 let teacher = teacher_of.get(&arm.name).map(|t| match t {
                     TeacherOf::Arm(a) => Teacher {

@@ -100,16 +100,21 @@ pub fn resolve(
                 )
             })?;
             let v: serde_json::Value = serde_json::from_str(&text).or_else(|e| {
-                field_err(file, &format!("{field}.dir"), format!("{}: not a record: {e}", rec.display()))
+                field_err(
+                    file,
+                    &format!("{field}.dir"),
+                    format!("{}: not a record: {e}", rec.display()),
+                )
             })?;
-            let (Some(sha), Some(arch)) = (
-                v["checkpoint_sha256"].as_str(),
-                v["arch"].as_str(),
-            ) else {
+            let (Some(sha), Some(arch)) = (v["checkpoint_sha256"].as_str(), v["arch"].as_str())
+            else {
                 return field_err(
                     file,
                     &format!("{field}.dir"),
-                    format!("{}: not a record (no checkpoint_sha256 or arch)", rec.display()),
+                    format!(
+                        "{}: not a record (no checkpoint_sha256 or arch)",
+                        rec.display()
+                    ),
                 );
             };
             if !arch_ids.iter().all(|a| a == arch) {
@@ -211,7 +216,10 @@ mod tests {
         let e = order(f, &names(&["baseline", "self", "self2"]), &c)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("cycle (baseline <- self2 <- self <- baseline)"), "{e}");
+        assert!(
+            e.contains("cycle (baseline <- self2 <- self <- baseline)"),
+            "{e}"
+        );
         let own: BTreeMap<String, String> = [("a".to_string(), "a".to_string())].into();
         assert!(order(f, &names(&["a"]), &own).is_err());
     }
@@ -219,10 +227,19 @@ mod tests {
     #[test]
     fn a_missing_teacher_arm_is_named() {
         let f = Path::new("s.toml");
-        let e = resolve(f, "tf", None, &names(&["tf", "ddgsd"]), &names(&["resnet8"]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("arm.tf.teacher") && e.contains("`baseline` is not among"), "{e}");
+        let e = resolve(
+            f,
+            "tf",
+            None,
+            &names(&["tf", "ddgsd"]),
+            &names(&["resnet8"]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("arm.tf.teacher") && e.contains("`baseline` is not among"),
+            "{e}"
+        );
         let e = resolve(
             f,
             "tf",
@@ -232,16 +249,24 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("`nope` is not among the suite's arms (tf)"), "{e}");
+        assert!(
+            e.contains("`nope` is not among the suite's arms (tf)"),
+            "{e}"
+        );
         let e = resolve(
             f,
             "tf",
-            Some(&RawTeacher::Dir { dir: "/nonexistent".into() }),
+            Some(&RawTeacher::Dir {
+                dir: "/nonexistent".into(),
+            }),
             &names(&["tf"]),
             &[],
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("arm.tf.teacher.dir") && e.contains("finished run directory"), "{e}");
+        assert!(
+            e.contains("arm.tf.teacher.dir") && e.contains("finished run directory"),
+            "{e}"
+        );
     }
 }

@@ -649,7 +649,9 @@ fn load_teacher(
     let cfg = ctx.cfg;
     let (Some(file), Some(want)) = (
         ctx.teacher,
-        cfg.teacher.as_ref().and_then(|t| t.checkpoint_sha256.as_ref()),
+        cfg.teacher
+            .as_ref()
+            .and_then(|t| t.checkpoint_sha256.as_ref()),
     ) else {
         bail!(
             "run {}: arm `{}` distils from a teacher, but none was bound to the run",
