@@ -381,14 +381,14 @@ fn method_fields_are_checked_by_name() {
     let o = suite_with(&p, &base.replace("\"cs_kd\"", "\"cs_kdd\""));
     assert_eq!(code(&o), 2);
     assert!(
-        error_line(&o).contains("unknown arm `cs_kdd`: expected one of baseline, two_branch, two_branch_kl, two_branch_mmd, ddgsd, baseline_2x, cs_kd, ps_kd, tf_kd_reg, label_smoothing"),
+        error_line(&o).contains("unknown arm `cs_kdd`: expected one of baseline, two_branch, two_branch_kl, two_branch_mmd, ddgsd, baseline_2x, cs_kd, ps_kd, tf_kd_reg, label_smoothing, tf_kd_self, byot"),
         "{}",
         error_line(&o)
     );
     // A method's arm of another name, and the plan names its constants.
     let mine = format!(
         "{}\n[arm.ps_kd_03]\nbase = \"ps_kd\"\nalpha_T = 0.3\n",
-        base.replace("\"label_smoothing\"]", "\"label_smoothing\", \"ps_kd_03\"]")
+        base.replace("\"byot\"]", "\"byot\", \"ps_kd_03\"]")
     );
     let o = suite_with(&p, &mine);
     assert_eq!(code(&o), 0, "{}", stderr(&o));

@@ -165,3 +165,31 @@ fn a_byot_run_exports_the_plain_network_and_its_heads_apart() {
     let text = v.to_string();
     assert!(text.contains(&format!("{}", m["top1_final"])), "{text}");
 }
+
+#[test]
+fn a_byot_run_stopped_mid_epoch_resumes_to_the_straight_hash() {
+    let p = Project::new();
+    p.write(
+        "suites/b.toml",
+        &tiny_suite("b", &["byot"], &[0], 3, "").replace("train = 192", "train = 1536"),
+    );
+    let o = p.run(&["run", "suites/b.toml", "--no-check", "--out", "straight"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let want = hashes(&p, "straight", "b");
+    // Killed after its first checkpoint (heads and all), then resumed.
+    let mut c = p.spawn(&["run", "suites/b.toml", "--no-check", "--out", "k"]);
+    let dir = p.path().join("k/b/resnet8w4__byot__s0");
+    wait_for("a checkpoint", std::time::Duration::from_secs(60), || {
+        dir.join("checkpoint/state.json").exists()
+    });
+    unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+    let _ = c.wait();
+    assert!(!dir.join("record.json").exists(), "killed before the end");
+    let o = p.run(&["run", "suites/b.toml", "--no-check", "--out", "k"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(hashes(&p, "k", "b"), want);
+    assert_eq!(
+        read_record(&p.path().join("k/b"), "resnet8w4__byot__s0")["timing"]["resumed"],
+        true
+    );
+}

@@ -161,15 +161,25 @@ fn cuda_u8_views_are_pinned_and_normalise_to_the_cpu_bits() {
 
 /// The self-distillation methods on CUDA under deterministic algorithms:
 /// PS-KD's memory (index_select / index_copy_ on the device) and CS-KD's
-/// no-grad partner pass raise no determinism error, two processes give one
-/// hash, and device and host batches agree.
+/// no-grad partner pass, TF-KD-self's teacher pass and BYOT's heads raise no
+/// determinism error, two processes give one hash, and device and host
+/// batches agree.
 #[test]
 fn cuda_methods_are_deterministic() {
     if !cuda() {
         return;
     }
     let p = Project::new();
-    let arms = ["cs_kd", "ps_kd", "tf_kd_reg", "label_smoothing"];
+    // baseline: tf_kd_self's teacher; byot: the auxiliary heads on CUDA.
+    let arms = [
+        "cs_kd",
+        "ps_kd",
+        "tf_kd_reg",
+        "label_smoothing",
+        "baseline",
+        "tf_kd_self",
+        "byot",
+    ];
     for (name, extra) in [("d", ""), ("h", "data = \"host\"")] {
         let s = tiny_suite("cm", &arms, &[0], 2, extra)
             .replace("device = \"cpu\"", "device = \"cuda\"");
@@ -190,7 +200,7 @@ fn cuda_methods_are_deterministic() {
         p.records("b", "cm"),
         p.records("c", "cm"),
     );
-    assert_eq!(a.len(), 4);
+    assert_eq!(a.len(), 7);
     for ((x, y), z) in a.iter().zip(&b).zip(&c) {
         assert_eq!(
             x["checkpoint_sha256"], y["checkpoint_sha256"],

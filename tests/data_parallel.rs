@@ -568,3 +568,47 @@ fn workers_of_ranks_share_a_results_directory() {
         stderr(&o)
     );
 }
+
+/// A teacher run, its student and a BYOT run with `--ranks 2`: every rank
+/// of the student loads the teacher rank 0 bound (its checkpoint), the
+/// heads' gradients are averaged with the network's, and two such runs give
+/// the same hashes.
+#[test]
+fn a_student_and_auxiliary_heads_train_data_parallel() {
+    let p = Project::new();
+    let text = tiny_suite("dd", &["tf_kd_self", "baseline", "byot"], &[0], 2, "")
+        .replace("threads = 2", "threads = 1");
+    p.write("suites/dd.toml", &text);
+    let mut runs = Vec::new();
+    for out in ["a", "b"] {
+        let o = p.run(&[
+            "run",
+            "suites/dd.toml",
+            "--no-check",
+            "--ranks",
+            "2",
+            "--out",
+            out,
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        runs.push(hashes(&p, out, "dd"));
+    }
+    assert_eq!(runs[0], runs[1]);
+    assert_eq!(runs[0].len(), 3);
+    let dir = p.path().join("a/dd");
+    let student = read_record(&dir, "resnet8w4__tf_kd_self__s0");
+    assert_eq!(student["env"]["world_size"], 2);
+    assert_eq!(
+        student["config"]["teacher"]["checkpoint_sha256"],
+        read_record(&dir, "resnet8w4__baseline__s0")["checkpoint_sha256"]
+    );
+    assert!(dir.join("resnet8w4__byot__s0/heads.safetensors").exists());
+    let byot = read_record(&dir, "resnet8w4__byot__s0");
+    assert_eq!(
+        byot["metrics"]["heads_top1_final"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

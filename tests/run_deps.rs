@@ -25,22 +25,6 @@ fn suite(name: &str, train: usize, epochs: u32) -> String {
         + "\n[arm.tf_a0]\nbase = \"tf_kd_self\"\nalpha = 0.0\n"
 }
 
-/// How many times each run was trained to the end.
-fn trainings(log: &str) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for l in log.lines().filter(|l| l.contains(" done: top1")) {
-        let id = l
-            .split(" done:")
-            .next()
-            .unwrap()
-            .rsplit(' ')
-            .next()
-            .unwrap();
-        *m.entry(id.to_string()).or_insert(0) += 1;
-    }
-    m
-}
-
 /// Every student's recorded teacher is its teacher's record.
 fn students_bound_to_their_teachers(p: &Project, out: &str, suite: &str) {
     let recs = p.records(out, suite);

@@ -8,22 +8,6 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// How many times each run was trained to the end, from `... <id> done:` lines.
-fn trainings(log: &str) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for l in log.lines().filter(|l| l.contains(" done: top1")) {
-        let id = l
-            .split(" done:")
-            .next()
-            .unwrap()
-            .rsplit(' ')
-            .next()
-            .unwrap();
-        *m.entry(id.to_string()).or_insert(0) += 1;
-    }
-    m
-}
-
 fn no_leases_left(dir: &Path) {
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();

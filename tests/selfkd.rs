@@ -10,7 +10,24 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-const METHODS: [&str; 4] = ["cs_kd", "ps_kd", "tf_kd_reg", "label_smoothing"];
+const METHODS: [&str; 6] = [
+    "cs_kd",
+    "ps_kd",
+    "tf_kd_reg",
+    "label_smoothing",
+    "tf_kd_self",
+    "byot",
+];
+/// The methods and tf_kd_self's teacher.
+const ARMS: [&str; 7] = [
+    "cs_kd",
+    "ps_kd",
+    "tf_kd_reg",
+    "label_smoothing",
+    "tf_kd_self",
+    "byot",
+    "baseline",
+];
 
 fn record(p: &Project, out: &str, suite: &str, run: &str) -> serde_json::Value {
     let f = p.path().join(format!("{out}/{suite}/{run}/record.json"));
@@ -98,7 +115,7 @@ fn every_method_is_deterministic_across_processes_data_paths_and_in_bf16() {
     ] {
         p.write(
             &format!("suites/{name}.toml"),
-            &tiny_suite("d", &METHODS, &[3], 2, extra),
+            &tiny_suite("d", &ARMS, &[3], 2, extra),
         );
     }
     run_ok(&p, "suites/dev.toml", "a");
@@ -127,7 +144,8 @@ fn every_method_is_deterministic_across_processes_data_paths_and_in_bf16() {
         // The method's own terms are logged beside the total.
         let h = &a["history"][1];
         let terms: &[&str] = match m {
-            "cs_kd" | "tf_kd_reg" => &["ce", "kl"],
+            "cs_kd" | "tf_kd_reg" | "tf_kd_self" => &["ce", "kl"],
+            "byot" => &["ce", "kd", "hint"],
             _ => &["soft_ce"],
         };
         for t in terms {

@@ -254,9 +254,7 @@ fn array_of_two_workers_with_a_requeue_matches_a_straight_run() {
             1,
             "{id}\n{logs}"
         );
-        let rec: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join(id).join("record.json")).unwrap())
-                .unwrap();
+        let rec = read_record(&dir, id);
         assert_eq!(rec["checkpoint_sha256"], r["checkpoint_sha256"], "{id}");
         if id == run {
             assert_eq!(
@@ -314,9 +312,7 @@ fn ranks_per_run_through_srun_match_local_ranks() {
     );
     for r in &local {
         let id = r["run_id"].as_str().unwrap();
-        let rec: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join(id).join("record.json")).unwrap())
-                .unwrap();
+        let rec = read_record(&dir, id);
         assert_eq!(
             rec["checkpoint_sha256"], r["checkpoint_sha256"],
             "{id}\n{logs}"
@@ -356,9 +352,7 @@ fn students_wait_for_their_teachers_in_the_array_and_match_a_straight_run() {
     );
     for r in &straight {
         let id = r["run_id"].as_str().unwrap();
-        let rec: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join(id).join("record.json")).unwrap())
-                .unwrap();
+        let rec = read_record(&dir, id);
         assert_eq!(
             rec["checkpoint_sha256"], r["checkpoint_sha256"],
             "{id}\n{logs}"
@@ -369,9 +363,7 @@ fn students_wait_for_their_teachers_in_the_array_and_match_a_straight_run() {
             "{id} trained once\n{logs}"
         );
         if let Some(t) = rec["config"]["teacher"]["run"].as_str() {
-            let teacher: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(dir.join(t).join("record.json")).unwrap())
-                    .unwrap();
+            let teacher = read_record(&dir, t);
             assert_eq!(
                 rec["config"]["teacher"]["checkpoint_sha256"],
                 teacher["checkpoint_sha256"]

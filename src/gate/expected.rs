@@ -310,6 +310,8 @@ mod tests {
                 "selfkd-cifar100:preact_resnet18:ps_kd:79.31",
                 "selfkd-cifar100:preact_resnet18:tf_kd_reg:76.61",
                 "selfkd-cifar100:preact_resnet18:label_smoothing:78.72",
+                "selfkd-cifar100:preact_resnet18:byot:77.88",
+                "selfkd-cifar100:resnet18:byot:78.73",
                 "selfkd-pskd-cifar100:preact_resnet18:baseline:75.82",
                 "selfkd-pskd-cifar100:preact_resnet18:label_smoothing:79.06",
                 "selfkd-pskd-cifar100:preact_resnet18:cs_kd:78.7",

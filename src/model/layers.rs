@@ -1,6 +1,7 @@
 //! Layer constructors with the initialisations of the reference code:
 //! Kaiming-normal fan-out convolutions, BN weight 1 / bias 0, and
 //! torchvision's Linear (weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
+use super::Staged;
 use tch::nn::{self, init::FanInOut, init::NonLinearity, init::NormalOrUniform, Init};
 
 pub const CONV_INIT: Init = Init::Kaiming {
@@ -47,4 +48,32 @@ pub fn linear(p: &nn::Path, cin: i64, cout: i64) -> nn::Linear {
 /// unlike adaptive_avg_pool2d's backward).
 pub fn global_pool(xs: &tch::Tensor) -> tch::Tensor {
     xs.mean_dim(&[2i64, 3][..], false, tch::Kind::Float)
+}
+
+/// The stages of a ResNet from the stem's output `x` (`block` runs one
+/// block), then the pooled features and `fc`; the outputs of the stages
+/// before the last are kept when `keep` (auxiliary heads read them).
+pub fn through_stages<B>(
+    mut x: tch::Tensor,
+    stages: &[Vec<B>],
+    fc: &nn::Linear,
+    keep: bool,
+    block: impl Fn(&B, &tch::Tensor) -> tch::Tensor,
+) -> Staged {
+    let mut kept = Vec::new();
+    for (s, stage) in stages.iter().enumerate() {
+        for blk in stage {
+            x = block(blk, &x);
+        }
+        if keep && s + 1 < stages.len() {
+            kept.push(x.shallow_clone());
+        }
+    }
+    let features = global_pool(&x);
+    let logits = features.apply(fc);
+    Staged {
+        stages: kept,
+        logits,
+        features,
+    }
 }

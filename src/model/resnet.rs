@@ -25,7 +25,7 @@
 //! none, so every conv and the fc keep PyTorch's defaults
 //! (`kaiming_uniform_(a = sqrt(5))`, i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
 //! and the same bound for the fc bias); BN weight 1, bias 0.
-use super::layers::{bn, global_pool, linear};
+use super::layers::{bn, linear, through_stages};
 use super::{Network, Staged};
 use tch::nn::{self, init::FanInOut, init::NonLinearity, init::NormalOrUniform, Init};
 use tch::Tensor;
@@ -303,22 +303,7 @@ impl ResNet {
         if self.imagenet_stem {
             x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }
-        let mut stages = Vec::new();
-        for (s, stage) in self.stages.iter().enumerate() {
-            for blk in stage {
-                x = blk.forward(&x, train);
-            }
-            if keep && s + 1 < self.stages.len() {
-                stages.push(x.shallow_clone());
-            }
-        }
-        let features = global_pool(&x);
-        let logits = features.apply(&self.fc);
-        Staged {
-            stages,
-            logits,
-            features,
-        }
+        through_stages(x, &self.stages, &self.fc, keep, |b, x| b.forward(x, train))
     }
 }
 

@@ -2,7 +2,7 @@
 //! channels, three stages of n post-activation basic blocks with w/2w/4w
 //! channels and strides 1/2/2, option-A shortcuts (identity; stride-2
 //! subsampling with zero-padded channels), global average pooling, fc.
-use super::layers::{bn, conv, global_pool, linear};
+use super::layers::{bn, conv, linear, through_stages};
 use super::{Network, Staged};
 use tch::{nn, Tensor};
 
@@ -87,23 +87,8 @@ impl ResNetCifar {
     /// The forward, keeping the outputs of the stages before the last when
     /// `keep`.
     fn run(&self, xs: &Tensor, train: bool, keep: bool) -> Staged {
-        let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu_();
-        let mut stages = Vec::new();
-        for (s, stage) in self.stages.iter().enumerate() {
-            for blk in stage {
-                x = blk.forward(&x, train);
-            }
-            if keep && s + 1 < self.stages.len() {
-                stages.push(x.shallow_clone());
-            }
-        }
-        let features = global_pool(&x);
-        let logits = features.apply(&self.fc);
-        Staged {
-            stages,
-            logits,
-            features,
-        }
+        let x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu_();
+        through_stages(x, &self.stages, &self.fc, keep, |b, x| b.forward(x, train))
     }
 }
 

@@ -269,3 +269,25 @@ pub fn rank_env(rank: usize, world: usize, port: impl std::fmt::Display) -> Vec<
         ("MASTER_PORT".into(), port.to_string()),
     ]
 }
+
+/// How many times each run was trained to the end, from the `... <id> done:`
+/// lines of a log.
+pub fn trainings(log: &str) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for l in log.lines().filter(|l| l.contains(" done: top1")) {
+        let id = l
+            .split(" done:")
+            .next()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap();
+        *m.entry(id.to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// A run's record.json in the results directory `dir` of its suite.
+pub fn read_record(dir: &Path, run: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join(run).join("record.json")).unwrap()).unwrap()
+}
