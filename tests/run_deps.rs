@@ -190,6 +190,46 @@ fn every_scheduler_trains_students_after_teachers_with_the_straight_hashes() {
         assert_eq!(code(&o), 0, "{}", stderr(&o));
     }
     assert_eq!(hashes(&p, "parts", "d"), want);
+    // A teacher from outside the suite: the straight run's baseline, as a
+    // finished run directory and as a model file, teaches the same student.
+    let ext = |teacher: &str| {
+        tiny_suite("x", &["tf_ext"], &[0], 2, "")
+            + &format!("\n[arm.tf_ext]\nbase = \"tf_kd_self\"\nteacher = {teacher}\n")
+    };
+    let tdir = "../straight/d/resnet8w4__baseline__s0";
+    for (i, t) in [
+        format!("{{ dir = \"{tdir}\" }}"),
+        format!("{{ model = \"{tdir}/model.safetensors\" }}"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        p.write("suites/x.toml", &ext(t));
+        let out = format!("x{i}");
+        let o = p.run(&["run", "suites/x.toml", "--no-check", "--out", &out]);
+        assert_eq!(code(&o), 0, "{t}: {}", stderr(&o));
+        assert_eq!(
+            hashes(&p, &out, "x")["resnet8w4__tf_ext__s0"],
+            want["resnet8w4__tf_kd_self__s0"],
+            "{t}"
+        );
+    }
+    for (t, why) in [
+        ("3", "expected an arm of the suite"),
+        (
+            "{ dir = \"a\", model = \"b\" }",
+            "expected an arm of the suite",
+        ),
+        (
+            &format!("{{ model = \"{tdir}/config.json\" }}"),
+            "not a readable safetensors file",
+        ),
+    ] {
+        p.write("suites/x.toml", &ext(t));
+        let o = p.run(&["plan", "suites/x.toml"]);
+        assert_eq!(code(&o), 2, "{t}");
+        assert!(error_line(&o).contains(why), "{t}: {}", error_line(&o));
+    }
 }
 
 #[test]

@@ -235,6 +235,15 @@ pub fn build(arch: &ArchSpec, root: &nn::Path, classes: i64) -> Result<Box<dyn N
     unreachable!("lookup accepted `{}`", arch.name)
 }
 
+/// Whether `name` is a network of stages that auxiliary heads attach to
+/// (the ResNets: [`Network::stage_channels`] is `Some` for exactly these).
+pub fn has_stages(name: &str) -> bool {
+    matches!(
+        name,
+        "resnet18" | "resnet50" | "preact_resnet18" | "imagenet_resnet18" | "imagenet_resnet50"
+    ) || (fixed(name).is_none() && resnet_cifar::parse_depth(name).is_some())
+}
+
 /// The architectures `ddgsd-bench models` lists: the paper's (docs/method.md §4)
 /// and the third-party presets', in table order.
 pub const LISTED: [&str; 13] = [
@@ -341,6 +350,24 @@ pub fn registry_table(classes: Option<i64>) -> Result<String> {
     }
     out.push_str("Also accepted: resnet<6n+2> (option-A CIFAR ResNets, with `width`; not resnet50) and wrn<6n+4>_<k>.\n");
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn has_stages_says_which_networks_return_stages() {
+        for name in LISTED.iter().chain(&["resnet8"]) {
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            let spec = ArchSpec {
+                name: name.to_string(),
+                width: None,
+            };
+            let net = tch::no_grad(|| build(&spec, &vs.root(), 10)).unwrap();
+            assert_eq!(has_stages(name), net.stage_channels().is_some(), "{name}");
+        }
+    }
 }
 
 /// Number of trainable parameters in a var store.

@@ -107,7 +107,7 @@ pub struct RawArm {
     /// The teacher of a method that distils from a trained network
     /// (tf_kd_self): an arm of the suite (default `baseline`), or
     /// `{ dir = "..." }` / `{ model = "..." }`.
-    pub teacher: Option<RawTeacher>,
+    pub teacher: Option<toml::Value>,
     /// Every other field: the method's constants (`[loss]` fields for the
     /// DDGSD arms, the method's own for the others), checked by the method
     /// so that an unknown one is refused by name.
@@ -125,12 +125,31 @@ impl RawArm {
 
 /// `teacher = "ARM"`, `{ dir = "runs/x" }` or `{ model = "m.safetensors" }`
 /// (paths relative to the suite file).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RawTeacher {
     Arm(String),
     Dir { dir: String },
     Model { model: String },
+}
+
+impl RawTeacher {
+    /// The field as written, or what was expected instead.
+    pub fn parse(v: &toml::Value) -> Result<RawTeacher, String> {
+        let expected = "expected an arm of the suite (\"baseline\"), { dir = \"<finished run directory>\" } or { model = \"<model.safetensors>\" }";
+        match v {
+            toml::Value::String(s) => Ok(RawTeacher::Arm(s.clone())),
+            toml::Value::Table(t) if t.len() == 1 => match t.iter().next() {
+                Some((k, toml::Value::String(p))) if k == "dir" => {
+                    Ok(RawTeacher::Dir { dir: p.clone() })
+                }
+                Some((k, toml::Value::String(p))) if k == "model" => {
+                    Ok(RawTeacher::Model { model: p.clone() })
+                }
+                _ => Err(format!("{expected}, got {v}")),
+            },
+            _ => Err(format!("{expected}, got {v}")),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -416,9 +416,27 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             }
         }
     }
+    // Auxiliary heads attach to the stages of a ResNet only.
+    for arm in arms_out.iter().filter(|a| crate::method::plan(a).heads) {
+        if let Some((i, a)) = archs
+            .iter()
+            .enumerate()
+            .find(|(_, a)| !model::has_stages(&a.name))
+        {
+            return field_err(
+                file,
+                &format!("architectures[{i}]"),
+                format!(
+                    "arm `{}` ({}) puts auxiliary heads after the network's stages; `{}` has no such stages (every ResNet has: resnet<6n+2>, resnet18, resnet50, preact_resnet18, imagenet_resnet18, imagenet_resnet50)",
+                    arm.name,
+                    arm.method.name(),
+                    a.id()
+                ),
+            );
+        }
+    }
     // Teachers: every arm whose method distils from a trained network.
     let arm_names: Vec<String> = arms_out.iter().map(|a| a.name.clone()).collect();
-    let arch_ids: Vec<String> = archs.iter().map(|a| a.id()).collect();
     let mut teacher_of = std::collections::BTreeMap::new();
     let mut teacher_arm = std::collections::BTreeMap::new();
     for arm in &arms_out {
@@ -426,13 +444,12 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             continue;
         }
         let def = raw.arm_defs.get(&arm.name);
-        let t = teacher::resolve(
-            file,
-            &arm.name,
-            def.and_then(|d| d.teacher.as_ref()),
-            &arm_names,
-            &arch_ids,
-        )?;
+        let written = def
+            .and_then(|d| d.teacher.as_ref())
+            .map(super::raw::RawTeacher::parse)
+            .transpose()
+            .or_else(|e| field_err(file, &format!("arm.{}.teacher", arm.name), e))?;
+        let t = teacher::resolve(file, &arm.name, written.as_ref(), &arm_names, &archs)?;
         if let TeacherOf::Arm(a) = &t {
             teacher_arm.insert(arm.name.clone(), a.clone());
         }

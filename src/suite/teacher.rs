@@ -11,7 +11,7 @@
 //! student's config: known when the suite is read for an outside teacher,
 //! bound when the student starts for a run of the suite.
 use super::raw::RawTeacher;
-use crate::model::checkpoint;
+use crate::model::{checkpoint, ArchSpec};
 use crate::util::error::field_err;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -56,15 +56,16 @@ impl crate::suite::ResolvedSuite {
 pub const DEFAULT_TEACHER_ARM: &str = "baseline";
 
 /// Resolves `[arm.ARM] teacher` (`raw`: as written; `None`: the default)
-/// against the suite's arms. `arch_ids`: the suite's architectures (a run
-/// directory's teacher must be one of them).
+/// against the suite's arms. `archs`: the suite's architectures (a teacher
+/// from outside the suite must be a network of each of them).
 pub fn resolve(
     file: &Path,
     arm: &str,
     raw: Option<&RawTeacher>,
     arms: &[String],
-    arch_ids: &[String],
+    archs: &[ArchSpec],
 ) -> Result<TeacherOf> {
+    let arch_ids: Vec<String> = archs.iter().map(|a| a.id()).collect();
     let field = format!("arm.{arm}.teacher");
     let base = file.parent().unwrap_or(Path::new(""));
     match raw {
@@ -129,7 +130,9 @@ pub fn resolve(
                 );
             }
             let model = d.join(checkpoint::MODEL_FILE_NAME);
-            let got = checkpoint::tensors_sha256(&checkpoint::read_model(&model)?);
+            let tensors = checkpoint::read_model(&model)?;
+            fits(file, &format!("{field}.dir"), &model, &tensors, archs)?;
+            let got = checkpoint::tensors_sha256(&tensors);
             if got != sha {
                 return field_err(
                     file,
@@ -147,13 +150,58 @@ pub fn resolve(
         }
         Some(RawTeacher::Model { model }) => {
             let m = base.join(model);
-            let got = checkpoint::tensors_sha256(&checkpoint::read_model(&m)?);
+            let tensors = checkpoint::read_model(&m)?;
+            fits(file, &format!("{field}.model"), &m, &tensors, archs)?;
+            let got = checkpoint::tensors_sha256(&tensors);
             Ok(TeacherOf::File {
                 file: std::path::absolute(&m).unwrap_or(m),
                 sha256: got,
             })
         }
     }
+}
+
+/// A teacher's tensors must load into each of the suite's architectures
+/// (the student's): checked when the suite is read, not after hours of
+/// other runs. The classes are those of the teacher's final layer (`fc`;
+/// AlexNet's `classifier.6`).
+fn fits(
+    file: &Path,
+    field: &str,
+    model: &Path,
+    tensors: &[(String, tch::Tensor)],
+    archs: &[ArchSpec],
+) -> Result<()> {
+    let plain = crate::model::heads::split(
+        tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .collect(),
+    )
+    .0;
+    let classes = plain
+        .iter()
+        .find(|(n, _)| n == "fc.weight" || n == "classifier.6.weight")
+        .map(|(_, t)| t.size()[0]);
+    for a in archs {
+        let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let ok = classes.is_some_and(|c| {
+            tch::no_grad(|| crate::model::build(a, &vs.root(), c)).is_ok()
+                && checkpoint::load_into(&mut vs, &plain, model).is_ok()
+        });
+        if !ok {
+            return field_err(
+                file,
+                field,
+                format!(
+                    "{} is not a {} (its tensors do not load into the student's architecture)",
+                    model.display(),
+                    a.id()
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The arms in training order: every arm after the arm that teaches it, in
@@ -227,15 +275,9 @@ mod tests {
     #[test]
     fn a_missing_teacher_arm_is_named() {
         let f = Path::new("s.toml");
-        let e = resolve(
-            f,
-            "tf",
-            None,
-            &names(&["tf", "ddgsd"]),
-            &names(&["resnet8"]),
-        )
-        .unwrap_err()
-        .to_string();
+        let e = resolve(f, "tf", None, &names(&["tf", "ddgsd"]), &[])
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("arm.tf.teacher") && e.contains("`baseline` is not among"),
             "{e}"
