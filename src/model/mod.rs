@@ -352,6 +352,14 @@ pub fn registry_table(classes: Option<i64>) -> Result<String> {
     Ok(out)
 }
 
+/// Number of trainable parameters in a var store.
+pub fn parameter_count(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,12 +376,4 @@ mod tests {
             assert_eq!(has_stages(name), net.stage_channels().is_some(), "{name}");
         }
     }
-}
-
-/// Number of trainable parameters in a var store.
-pub fn parameter_count(vs: &nn::VarStore) -> i64 {
-    vs.trainable_variables()
-        .iter()
-        .map(|t| t.numel() as i64)
-        .sum()
 }
