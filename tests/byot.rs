@@ -185,6 +185,10 @@ fn a_byot_run_stopped_mid_epoch_resumes_to_the_straight_hash() {
     unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
     let _ = c.wait();
     assert!(!dir.join("record.json").exists(), "killed before the end");
+    // Its checkpoint (the heads beside the network) evaluates as the network.
+    let e = p.run(&["eval", &dir.display().to_string()]);
+    assert_eq!(code(&e), 0, "{}", stderr(&e));
+    assert!(stdout(&e).contains("checkpoint"), "{}", stdout(&e));
     let o = p.run(&["run", "suites/b.toml", "--no-check", "--out", "k"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(hashes(&p, "k", "b"), want);

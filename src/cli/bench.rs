@@ -12,7 +12,7 @@ pub struct BenchArgs {
     /// Images per step (each forwarded once per view)
     #[arg(long, default_value_t = 128)]
     pub batch: i64,
-    /// The built-in arm whose step is timed (baseline, the DDGSD ablation arms, cs_kd, ps_kd, tf_kd_reg, label_smoothing); any arm but baseline is shown beside the baseline's step, with the ratio. `--loop` times the ddgsd arm
+    /// The built-in arm whose step is timed (baseline, the DDGSD ablation arms, cs_kd, ps_kd, tf_kd_reg, label_smoothing, tf_kd_self with a teacher of the same architecture, byot with its heads); any arm but baseline is shown beside the baseline's step, with the ratio. `--loop` times the ddgsd arm
     #[arg(long, default_value = "ddgsd")]
     pub arm: String,
     /// Timed steps

@@ -121,7 +121,9 @@ pub fn evaluate_file(
             classes - 1
         );
     }
-    let tensors = checkpoint::read_safetensors(file)?;
+    // A BYOT checkpoint holds its heads beside the network: the network alone
+    // is evaluated (its deepest head, the run's accuracy).
+    let tensors = crate::model::heads::split(checkpoint::read_safetensors(file)?).0;
     let mut vs = VarStore::new(Device::Cpu);
     let net = model::build(setup.arch, &vs.root(), setup.classes)?;
     checkpoint::load_into(&mut vs, &tensors, file)?;
