@@ -27,6 +27,11 @@ fn suite(name: &str, train: usize, epochs: u32) -> String {
 
 /// Every student's recorded teacher is its teacher's record.
 fn students_bound_to_their_teachers(p: &Project, out: &str, suite: &str) {
+    students_bound_to_their_teachers_n(p, out, suite, 4)
+}
+
+/// ... and there are `n` students.
+fn students_bound_to_their_teachers_n(p: &Project, out: &str, suite: &str, n: usize) {
     let recs = p.records(out, suite);
     let by_id: BTreeMap<String, &serde_json::Value> = recs
         .iter()
@@ -46,7 +51,7 @@ fn students_bound_to_their_teachers(p: &Project, out: &str, suite: &str) {
             r["run_id"]
         );
     }
-    assert_eq!(students, 4);
+    assert_eq!(students, n);
 }
 
 fn straight(p: &Project) -> BTreeMap<String, String> {
@@ -237,29 +242,67 @@ fn the_teachers_killed_worker_is_taken_over_and_a_killed_student_resumes() {
     let p = Project::new();
     p.write("suites/d.toml", &suite("d", 1536, 3));
     let want = straight(&p);
-    let dir = p.path().join("k/d");
-    // Worker A holds the first teacher; B has nothing else to claim at
-    // first but the other seed's chain, then waits for A's teacher.
-    let mut a = p.spawn(&["run", "suites/d.toml", "--no-check", "--out", "k"]);
-    let teacher = dir.join("resnet8w4__baseline__s0");
-    wait_for(
-        "A's first teacher checkpoint",
-        Duration::from_secs(60),
-        || teacher.join("checkpoint/state.json").exists(),
+    // One seed: a teacher and its two students. Worker A holds the teacher;
+    // B, with nothing else to claim, waits for it; A is killed; B takes the
+    // teacher over, then trains the students.
+    p.write(
+        "suites/d1.toml",
+        &suite("d", 1536, 3).replace("seeds = [0, 1]", "seeds = [0]"),
     );
-    let b = p.spawn(&["run", "suites/d.toml", "--no-check", "--wait", "--out", "k"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let dir = p.path().join("k/d");
+    let mut a = p.spawn(&["run", "suites/d1.toml", "--no-check", "--out", "k"]);
+    let teacher = dir.join("resnet8w4__baseline__s0");
+    wait_for("A's teacher checkpoint", Duration::from_secs(60), || {
+        teacher.join("checkpoint/state.json").exists()
+    });
+    let mut b = p
+        .cmd(&[
+            "run",
+            "suites/d1.toml",
+            "--no-check",
+            "--wait",
+            "--out",
+            "k",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(b.stderr.take().unwrap()));
+    let mut log = String::new();
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        log.push_str(&l);
+        log.push('\n');
+        if l.contains("waits for its teacher resnet8w4__baseline__s0, held by") {
+            break;
+        }
+    }
+    assert!(
+        log.contains("resnet8w4__tf_kd_self__s0 waits for its teacher"),
+        "{log}"
+    );
+    assert!(
+        !teacher.join("record.json").exists(),
+        "the student waited for an unfinished teacher"
+    );
     unsafe { libc::kill(a.id() as i32, libc::SIGKILL) };
     let _ = a.wait();
-    let b = b.wait_with_output().unwrap();
-    let log = stderr(&b);
-    assert_eq!(code(&b), 0, "{log}");
-    assert!(
-        log.contains("resnet8w4__baseline__s0: taking the run over"),
-        "B takes the dead worker's teacher over: {log}"
-    );
-    assert_eq!(hashes(&p, "k", "d"), want, "{log}");
-    students_bound_to_their_teachers(&p, "k", "d");
+    for l in lines {
+        log.push_str(&l.unwrap());
+        log.push('\n');
+    }
+    assert!(b.wait().unwrap().success(), "{log}");
+    let taken = log
+        .find("resnet8w4__baseline__s0: taking the run over")
+        .unwrap_or_else(|| panic!("B takes the dead worker's teacher over: {log}"));
+    let student = log.find("resnet8w4__tf_kd_self__s0 done").expect(&log);
+    assert!(taken < student, "{log}");
+    let got = hashes(&p, "k", "d");
+    assert_eq!(got.len(), 3);
+    for (id, h) in &got {
+        assert_eq!(h, &want[id], "{id}\n{log}");
+    }
+    students_bound_to_their_teachers_n(&p, "k", "d", 2);
 
     // A student killed after its first checkpoint resumes to the straight hash.
     let mut c = p.spawn(&["run", "suites/d.toml", "--no-check", "--out", "s"]);

@@ -283,6 +283,8 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
         dir.display()
     );
     let mut progress = Progress::new(total);
+    // Students already said to wait for their teacher.
+    let mut told = std::collections::BTreeSet::new();
     loop {
         let mut held = Vec::new();
         // Students whose teacher is unfinished: (student, teacher).
@@ -445,6 +447,16 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
         }
         if !opts.wait {
             return Ok(stop_held(suite, opts, &dir, &held, &waiting));
+        }
+        for (s, t) in &waiting {
+            if told.insert(s.clone()) {
+                let by = held
+                    .iter()
+                    .find(|(id, _)| id == t)
+                    .map(|(_, h)| format!(", held by {}", h.holder()))
+                    .unwrap_or_default();
+                eprintln!("ddgsd-bench: {s} waits for its teacher {t}{by}");
+            }
         }
         let poll =
             (opts.lease_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
