@@ -85,6 +85,64 @@ fn export_one(dir: &Path, arch: &str, classes: i64, batch: i64, side: i64) {
     checkpoint::write_safetensors(&dir.join(format!("{arch}.io.safetensors")), &io).unwrap();
 }
 
+/// A real BYOT run (the binary, 1 epoch of synthetic data, ResNet-8): its
+/// model.safetensors and heads.safetensors as `byot_resnet8`, with the
+/// logits of both files loaded back into our network and heads.
+fn export_byot_run(dir: &Path) {
+    let work = tempfile::tempdir().unwrap();
+    let suite = work.path().join("tb.toml");
+    std::fs::write(
+        &suite,
+        "name = \"tb\"\nseeds = [0]\narchitectures = [\"resnet8\"]\narms = [\"byot\"]\n\
+         [dataset]\nname = \"synthetic\"\nclasses = 4\ntrain = 64\ntest = 16\n\
+         [train]\nepochs = 1\nbatch_size = 32\nmilestones = []\n[runtime]\ndevice = \"cpu\"\nthreads = 2\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ddgsd-bench"))
+        .arg("run")
+        .arg(&suite)
+        .args(["--no-check", "--out"])
+        .arg(work.path().join("r"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = work.path().join("r/tb/resnet8__byot__s0");
+    for f in ["model", "heads"] {
+        std::fs::copy(
+            run.join(format!("{f}.safetensors")),
+            dir.join(format!("byot_resnet8.{f}.safetensors")),
+        )
+        .unwrap();
+    }
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let spec = ArchSpec {
+        name: "resnet8".into(),
+        width: None,
+    };
+    let net = model::build(&spec, &vs.root(), 4).unwrap();
+    let hd = heads::Heads::new(&vs.root(), &net.stage_channels().unwrap(), 4).unwrap();
+    let mut all = checkpoint::read_safetensors(&run.join("model.safetensors")).unwrap();
+    all.extend(heads::prefixed(
+        checkpoint::read_safetensors(&run.join("heads.safetensors")).unwrap(),
+    ));
+    checkpoint::load_into(&mut vs, &all, &run).unwrap();
+    let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let (z, h) = tch::no_grad(|| net.forward(&x, false));
+    let st = tch::no_grad(|| net.forward_stages(&x, false)).unwrap();
+    let mut io = vec![
+        ("input".to_string(), x.shallow_clone()),
+        ("logits".to_string(), z),
+        ("features".to_string(), h),
+    ];
+    for (i, (zi, _)) in tch::no_grad(|| hd.forward(&st.stages, false))
+        .into_iter()
+        .enumerate()
+    {
+        io.push((format!("head{}_logits", i + 1), zi));
+    }
+    checkpoint::write_safetensors(&dir.join("byot_resnet8.io.safetensors"), &io).unwrap();
+}
+
 #[test]
 fn pytorch_loads_every_checkpoint_and_agrees() {
     let Some(py) = python() else {
@@ -132,6 +190,8 @@ fn pytorch_loads_every_checkpoint_and_agrees() {
         export_one(dir.path(), arch, classes, batch, side);
         args.push(format!("{arch}:{classes}"));
     }
+    export_byot_run(dir.path());
+    args.push("byot_resnet8:4".into());
     let out = Command::new(&py).args(&args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -144,7 +204,7 @@ fn pytorch_loads_every_checkpoint_and_agrees() {
         out.status.success(),
         "PyTorch disagrees:\n{stdout}\n{stderr}"
     );
-    for &(arch, ..) in &models {
+    for arch in models.iter().map(|m| m.0).chain(["byot_resnet8"]) {
         assert!(
             stdout
                 .lines()
