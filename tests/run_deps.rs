@@ -255,6 +255,16 @@ fn the_teachers_killed_worker_is_taken_over_and_a_killed_student_resumes() {
     wait_for("A's teacher checkpoint", Duration::from_secs(60), || {
         teacher.join("checkpoint/state.json").exists()
     });
+    // Without --wait, a worker with nothing but waiting students stops and
+    // says why (--no-check: its part is done; judged, it would be exit 3).
+    let o = p.run(&["run", "suites/d1.toml", "--no-check", "--out", "k"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("2 run(s) wait for their teachers")
+            && e.contains("resnet8w4__tf_kd_self__s0 (teacher resnet8w4__baseline__s0)"),
+        "{e}"
+    );
     let mut b = p
         .cmd(&[
             "run",

@@ -10,24 +10,12 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-const METHODS: [&str; 6] = [
-    "cs_kd",
-    "ps_kd",
-    "tf_kd_reg",
-    "label_smoothing",
-    "tf_kd_self",
-    "byot",
-];
+use ddgsd_bench::method::arms::METHODS;
+
 /// The methods and tf_kd_self's teacher.
-const ARMS: [&str; 7] = [
-    "cs_kd",
-    "ps_kd",
-    "tf_kd_reg",
-    "label_smoothing",
-    "tf_kd_self",
-    "byot",
-    "baseline",
-];
+fn arms() -> Vec<&'static str> {
+    METHODS.iter().copied().chain(["baseline"]).collect()
+}
 
 fn record(p: &Project, out: &str, suite: &str, run: &str) -> serde_json::Value {
     let f = p.path().join(format!("{out}/{suite}/{run}/record.json"));
@@ -115,7 +103,7 @@ fn every_method_is_deterministic_across_processes_data_paths_and_in_bf16() {
     ] {
         p.write(
             &format!("suites/{name}.toml"),
-            &tiny_suite("d", &ARMS, &[3], 2, extra),
+            &tiny_suite("d", &arms(), &[3], 2, extra),
         );
     }
     run_ok(&p, "suites/dev.toml", "a");

@@ -150,6 +150,19 @@ fn wait_ended(c: &Cluster, id: &str) {
     });
 }
 
+/// Waits for the check job `check` of the results directory `dir`, which
+/// must exit 0 (the verdict PASS); returns the scripts' logs.
+fn check_passed(c: &Cluster, check: &str, dir: &Path) -> String {
+    wait_ended(c, check);
+    let logs = logs(dir);
+    assert_eq!(
+        job_field(c, check, "ExitCode").as_deref(),
+        Some("0:0"),
+        "{logs}"
+    );
+    logs
+}
+
 /// Every `.out` log of the Slurm scripts of a results directory.
 fn logs(dir: &Path) -> String {
     std::fs::read_dir(dir.join("slurm"))
@@ -303,13 +316,7 @@ fn ranks_per_run_through_srun_match_local_ranks() {
         worker.contains("#SBATCH --ntasks=2") && worker.contains("exec srun"),
         "{worker}"
     );
-    wait_ended(&cluster, &check);
-    let logs = logs(&dir);
-    assert_eq!(
-        job_field(&cluster, &check, "ExitCode").as_deref(),
-        Some("0:0"),
-        "{logs}"
-    );
+    let logs = check_passed(&cluster, &check, &dir);
     for r in &local {
         let id = r["run_id"].as_str().unwrap();
         let rec = read_record(&dir, id);
@@ -343,13 +350,7 @@ fn students_wait_for_their_teachers_in_the_array_and_match_a_straight_run() {
     let dir = p.path().join("res/td");
     let worker = std::fs::read_to_string(dir.join("slurm/worker.sbatch")).unwrap();
     assert!(worker.contains("--no-check --wait"), "{worker}");
-    wait_ended(&cluster, &check);
-    let logs = logs(&dir);
-    assert_eq!(
-        job_field(&cluster, &check, "ExitCode").as_deref(),
-        Some("0:0"),
-        "{logs}"
-    );
+    let logs = check_passed(&cluster, &check, &dir);
     for r in &straight {
         let id = r["run_id"].as_str().unwrap();
         let rec = read_record(&dir, id);
