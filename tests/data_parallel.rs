@@ -581,16 +581,7 @@ fn a_student_and_auxiliary_heads_train_data_parallel() {
     p.write("suites/dd.toml", &text);
     let mut runs = Vec::new();
     for out in ["a", "b"] {
-        let o = p.run(&[
-            "run",
-            "suites/dd.toml",
-            "--no-check",
-            "--ranks",
-            "2",
-            "--out",
-            out,
-        ]);
-        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        ranks2(&p, "dd", out);
         runs.push(hashes(&p, out, "dd"));
     }
     assert_eq!(runs[0], runs[1]);
