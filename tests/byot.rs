@@ -43,7 +43,7 @@ fn one_step(arm: &str, fields: &str) -> Vec<(String, Tensor)> {
     let m_plan = method::plan(&a);
     let heads = m_plan
         .heads
-        .then(|| Heads::new(&vs.root(), &net.stage_channels().unwrap(), 10).unwrap());
+        .then(|| Heads::of(&vs.root(), net.as_ref(), 10).unwrap());
     let exec = Exec::new(Device::Cpu, Precision::Fp32, MemoryFormat::Contiguous);
     let mut opt = Sgd::new(&vs, 0.9, true, 5e-4);
     let env = MethodEnv {

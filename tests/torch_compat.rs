@@ -38,8 +38,7 @@ fn export_one(dir: &Path, arch: &str, classes: i64, batch: i64, side: i64) {
     )
     .unwrap();
     // A BYOT run's network: the auxiliary heads beside it, under `heads.`.
-    let heads = byot
-        .map(|_| heads::Heads::new(&vs.root(), &net.stage_channels().unwrap(), classes).unwrap());
+    let heads = byot.map(|_| heads::Heads::of(&vs.root(), net.as_ref(), classes).unwrap());
     tch::no_grad(|| {
         let vars = vs.variables();
         for (name, t) in &vars {
@@ -120,7 +119,7 @@ fn export_byot_run(dir: &Path) {
         width: None,
     };
     let net = model::build(&spec, &vs.root(), 4).unwrap();
-    let hd = heads::Heads::new(&vs.root(), &net.stage_channels().unwrap(), 4).unwrap();
+    let hd = heads::Heads::of(&vs.root(), net.as_ref(), 4).unwrap();
     let mut all = checkpoint::read_safetensors(&run.join("model.safetensors")).unwrap();
     all.extend(heads::prefixed(
         checkpoint::read_safetensors(&run.join("heads.safetensors")).unwrap(),

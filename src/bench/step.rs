@@ -172,20 +172,35 @@ pub fn bench_one(arch: &str, arm: &str, opts: &BenchOptions, device: Device) -> 
         (100, 32)
     };
     let arm_cfg = builtin_arm(arm)?;
+    let plan = method::plan(&arm_cfg);
+    let spec = ArchSpec {
+        name: arch.to_string(),
+        width: None,
+    };
     tch::manual_seed(0);
     let mut vs = VarStore::new(Device::Cpu);
-    let net = model::build(
-        &ArchSpec {
-            name: arch.to_string(),
-            width: None,
-        },
-        &vs.root(),
-        classes,
-    )?;
-    vs.set_device(device);
-    let exec = Exec::new(device, opts.precision, opts.memory_format);
-    exec.prepare(&vs)?;
+    let net = model::build(&spec, &vs.root(), classes)?;
     let params = model::parameter_count(&vs);
+    // The auxiliary heads and a teacher of the same architecture (its
+    // weights do not change the cost), where the arm's plan has them.
+    let heads = plan
+        .heads
+        .then(|| {
+            model::heads::Heads::of(&vs.root(), net.as_ref(), classes)
+                .with_context(|| format!("bench --arm {arm} on {arch}"))
+        })
+        .transpose()?;
+    let mut tvs = VarStore::new(Device::Cpu);
+    let teacher = plan
+        .teacher
+        .then(|| model::build(&spec, &tvs.root(), classes))
+        .transpose()?;
+    let exec = Exec::new(device, opts.precision, opts.memory_format);
+    for v in [&mut vs, &mut tvs] {
+        v.set_device(device);
+        exec.prepare(v)?;
+    }
+    let mut opt = Sgd::new(&vs, 0.9, true, 5e-4);
     let mut m = method::build(
         &arm_cfg,
         &MethodEnv {
@@ -205,36 +220,6 @@ pub fn bench_one(arch: &str, arm: &str, opts: &BenchOptions, device: Device) -> 
         samples: Tensor::randint(BENCH_TRAIN_LEN as i64, [n], (Kind::Int64, device)),
         len: n as usize,
     };
-    // A teacher of the same architecture (its weights do not change the
-    // cost) and the auxiliary heads, where the arm's plan has them.
-    let plan = m.plan().clone();
-    let heads = plan
-        .heads
-        .then(|| {
-            let ch = net
-                .stage_channels()
-                .ok_or_else(|| anyhow::anyhow!("{arch} has no stages for auxiliary heads"))?;
-            model::heads::Heads::new(&vs.root(), &ch, classes)
-        })
-        .transpose()?;
-    let mut tvs = VarStore::new(Device::Cpu);
-    let teacher = plan
-        .teacher
-        .then(|| {
-            model::build(
-                &ArchSpec {
-                    name: arch.to_string(),
-                    width: None,
-                },
-                &tvs.root(),
-                classes,
-            )
-        })
-        .transpose()?;
-    tvs.set_device(device);
-    exec.prepare(&tvs)?;
-    exec.prepare(&vs)?;
-    let mut opt = Sgd::new(&vs, 0.9, true, 5e-4);
     let step_net = Net {
         net: net.as_ref(),
         exec: &exec,

@@ -22,7 +22,8 @@
 //! plain one and [`split`] separates the two for export.
 use super::layers::{bn, global_pool, linear, CONV_INIT};
 use super::resnet::conv_with;
-use anyhow::{bail, Result};
+use super::Network;
+use anyhow::{bail, Context, Result};
 use tch::{nn, Tensor};
 
 /// The var-store prefix of the heads' variables.
@@ -75,6 +76,15 @@ impl Heads {
             })
             .collect();
         Ok(Heads { heads })
+    }
+
+    /// Heads after the stages of `net` (its [`Network::stage_channels`]);
+    /// an error for a network without such stages.
+    pub fn of(root: &nn::Path, net: &dyn Network, classes: i64) -> Result<Heads> {
+        let ch = net.stage_channels().context(
+            "auxiliary heads attach after the stages of a ResNet; this network has no such stages",
+        )?;
+        Heads::new(root, &ch, classes)
     }
 
     pub fn len(&self) -> usize {

@@ -235,6 +235,28 @@ pub fn build(arch: &ArchSpec, root: &nn::Path, classes: i64) -> Result<Box<dyn N
     unreachable!("lookup accepted `{}`", arch.name)
 }
 
+/// `arch` for `classes` outputs in a var store of its own (on the CPU),
+/// with the weights of `tensors` (a model file's, `file` naming it in
+/// errors): every variable present with its shape, nothing left over but
+/// BN counters and the auxiliary heads' tensors (`heads.*`, which belong
+/// to no network).
+pub fn build_loaded(
+    arch: &ArchSpec,
+    classes: i64,
+    tensors: &[(String, Tensor)],
+    file: &std::path::Path,
+) -> Result<(nn::VarStore, Box<dyn Network>)> {
+    let plain: Vec<(String, Tensor)> = tensors
+        .iter()
+        .filter(|(n, _)| !n.starts_with(heads::PREFIX))
+        .map(|(n, t)| (n.clone(), t.shallow_clone()))
+        .collect();
+    let mut vs = nn::VarStore::new(tch::Device::Cpu);
+    let net = tch::no_grad(|| build(arch, &vs.root(), classes))?;
+    checkpoint::load_into(&mut vs, &plain, file)?;
+    Ok((vs, net))
+}
+
 /// Whether `name` is a network of stages that auxiliary heads attach to
 /// (the ResNets: [`Network::stage_channels`] is `Some` for exactly these).
 pub fn has_stages(name: &str) -> bool {

@@ -172,23 +172,12 @@ fn fits(
     tensors: &[(String, tch::Tensor)],
     archs: &[ArchSpec],
 ) -> Result<()> {
-    let plain = crate::model::heads::split(
-        tensors
-            .iter()
-            .map(|(n, t)| (n.clone(), t.shallow_clone()))
-            .collect(),
-    )
-    .0;
-    let classes = plain
+    let classes = tensors
         .iter()
         .find(|(n, _)| n == "fc.weight" || n == "classifier.6.weight")
         .map(|(_, t)| t.size()[0]);
     for a in archs {
-        let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let ok = classes.is_some_and(|c| {
-            tch::no_grad(|| crate::model::build(a, &vs.root(), c)).is_ok()
-                && checkpoint::load_into(&mut vs, &plain, model).is_ok()
-        });
+        let ok = classes.is_some_and(|c| crate::model::build_loaded(a, c, tensors, model).is_ok());
         if !ok {
             return field_err(
                 file,

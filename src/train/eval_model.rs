@@ -15,7 +15,6 @@ use crate::train::CONFIG_FILE;
 use crate::util::error::InputError;
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
-use tch::{nn::VarStore, Device};
 
 /// The weights of a run directory and what its history says about them.
 pub struct RunWeights {
@@ -123,10 +122,8 @@ pub fn evaluate_file(
     }
     // A BYOT checkpoint holds its heads beside the network: the network alone
     // is evaluated (its deepest head, the run's accuracy).
-    let tensors = crate::model::heads::split(checkpoint::read_safetensors(file)?).0;
-    let mut vs = VarStore::new(Device::Cpu);
-    let net = model::build(setup.arch, &vs.root(), setup.classes)?;
-    checkpoint::load_into(&mut vs, &tensors, file)?;
+    let tensors = checkpoint::read_safetensors(file)?;
+    let (mut vs, net) = model::build_loaded(setup.arch, setup.classes, &tensors, file)?;
     vs.set_device(setup.exec.device);
     setup.exec.prepare(&vs)?;
     let e = Evaluator {

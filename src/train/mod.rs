@@ -200,19 +200,19 @@ impl<'a> Trainer<'a> {
         let plan = method::plan(&cfg.arm);
         // After the network: its initial weights are those of the same
         // run without heads.
-        let heads = if plan.heads {
-            let ch = net.stage_channels().with_context(|| {
-                format!(
-                    "run {}: arm `{}` needs auxiliary heads after the network's stages; `{}` has no stages for them (the ResNets have)",
-                    cfg.run_id,
-                    cfg.arm.name,
-                    cfg.arch.id()
-                )
-            })?;
-            Some(Heads::new(&vs.root(), &ch, classes)?)
-        } else {
-            None
-        };
+        let heads = plan
+            .heads
+            .then(|| {
+                Heads::of(&vs.root(), net.as_ref(), classes).with_context(|| {
+                    format!(
+                        "run {}: arm `{}` on `{}`",
+                        cfg.run_id,
+                        cfg.arm.name,
+                        cfg.arch.id()
+                    )
+                })
+            })
+            .transpose()?;
         vs.set_device(ctx.device);
         let rt = &cfg.runtime;
         let exec = Exec::new(ctx.device, rt.precision, rt.memory_format);
@@ -671,10 +671,7 @@ fn load_teacher(
             )
         ));
     }
-    let plain: Vec<(String, tch::Tensor)> = heads::split(tensors).0;
-    let mut tvs = VarStore::new(Device::Cpu);
-    let net = model::build(&cfg.arch, &tvs.root(), classes)?;
-    checkpoint::load_into(&mut tvs, &plain, file)?;
+    let (mut tvs, net) = model::build_loaded(&cfg.arch, classes, &tensors, file)?;
     tvs.freeze();
     tvs.set_device(ctx.device);
     exec.prepare(&tvs)?;
