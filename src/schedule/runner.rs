@@ -166,6 +166,15 @@ fn held_list(held: &[(String, LeaseInfo)]) -> String {
         .join(", ")
 }
 
+/// `student (teacher t), ...`, for a message.
+fn waiting_list(waiting: &[(String, String)]) -> String {
+    waiting
+        .iter()
+        .map(|(s, t)| format!("{s} (teacher {t})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Runs that finished meanwhile drop out of `held`.
 fn still_held(dir: &Path, held: &mut Vec<(String, LeaseInfo)>) {
     held.retain(|(id, _)| !dir.join(id).join(RECORD_FILE).exists());
@@ -186,14 +195,10 @@ fn stop_held(
         held_list(held)
     );
     if !waiting.is_empty() {
-        let w: Vec<String> = waiting
-            .iter()
-            .map(|(s, t)| format!("{s} (teacher {t})"))
-            .collect();
         why.push_str(&format!(
             "; {} run(s) wait for their teachers: {}",
-            w.len(),
-            w.join(", ")
+            waiting.len(),
+            waiting_list(waiting)
         ));
     }
     if !opts.check {
@@ -349,8 +354,11 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
                     left.join(", ")
                 );
             }
-            // With the teacher bound: a run begun on another teacher is refused.
-            results::check_run_dir(&run_dir, &bound.cfg)?;
+            // With its teacher bound, a student begun on another teacher is
+            // refused (every run was checked as planned before training).
+            if bound.cfg.teacher_run().is_some() {
+                results::check_run_dir(&run_dir, &bound.cfg)?;
+            }
             results::claim_run_dir(&run_dir, &bound.cfg)?;
             let data = dataset.clone().expect("opened when runs are pending");
             let ctx = train::RunContext {
@@ -424,14 +432,10 @@ pub fn run_suite(suite: &ResolvedSuite, opts: &RunOptions) -> Result<SuiteOutcom
             {
                 continue;
             }
-            let w: Vec<String> = waiting
-                .iter()
-                .map(|(s, t)| format!("{s} (teacher {t})"))
-                .collect();
             bail!(
                 "{} run(s) wait for teachers that no worker holds and this one cannot train: {}",
-                w.len(),
-                w.join(", ")
+                waiting.len(),
+                waiting_list(&waiting)
             );
         }
         // Everything left is held by live workers.
