@@ -53,12 +53,10 @@ impl<'a> Plan<'a> {
             let after = match &r.teacher {
                 Some(t) => match (&t.run, &t.file) {
                     (Some(run), _) => format!("  after {run} (its teacher)"),
-                    (None, Some(f)) => format!(
-                        "  teacher {} ({})",
-                        f.display(),
-                        &t.checkpoint_sha256.as_deref().unwrap_or("")
-                            [..16.min(t.checkpoint_sha256.as_deref().map_or(0, str::len))]
-                    ),
+                    (None, Some(f)) => {
+                        let h = t.checkpoint_sha256.as_deref().unwrap_or("");
+                        format!("  teacher {} ({})", f.display(), &h[..h.len().min(16)])
+                    }
                     _ => String::new(),
                 },
                 None => String::new(),

@@ -7,7 +7,7 @@ use super::fields::{
     resolve_dataset, resolve_holdout,
 };
 use super::raw::{RawArch, RawSuite};
-use super::teacher::{self, Teacher, TeacherOf};
+use super::teacher;
 use crate::data::augment::Distortion;
 use crate::data::DatasetSpec;
 use crate::method::arms::{self, ArmConfig, Double};
@@ -435,28 +435,8 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
             );
         }
     }
-    // Teachers: every arm whose method distils from a trained network.
-    let arm_names: Vec<String> = arms_out.iter().map(|a| a.name.clone()).collect();
-    let mut teacher_of = std::collections::BTreeMap::new();
-    let mut teacher_arm = std::collections::BTreeMap::new();
-    for arm in &arms_out {
-        if !crate::method::plan(arm).teacher {
-            continue;
-        }
-        let def = raw.arm_defs.get(&arm.name);
-        let written = def
-            .and_then(|d| d.teacher.as_ref())
-            .map(super::raw::RawTeacher::parse)
-            .transpose()
-            .or_else(|e| field_err(file, &format!("arm.{}.teacher", arm.name), e))?;
-        let t = teacher::resolve(file, &arm.name, written.as_ref(), &arm_names, &archs)?;
-        if let TeacherOf::Arm(a) = &t {
-            teacher_arm.insert(arm.name.clone(), a.clone());
-        }
-        teacher_of.insert(arm.name.clone(), t);
-    }
-    // Every run after the runs it needs.
-    let ordered = teacher::order(file, &arm_names, &teacher_arm)?;
+    // Teachers, and every run after the runs it needs.
+    let (teacher_of, ordered) = teacher::of_arms(file, &raw.arm_defs, &arms_out, &archs)?;
     let mut runs = Vec::new();
     for arch in &archs {
         for arm_name in &ordered {
@@ -465,18 +445,7 @@ fn resolve(file: &Path, raw: RawSuite, ov: &Overrides) -> Result<ResolvedSuite> 
                 .find(|a| &a.name == arm_name)
                 .expect("an arm");
             for &seed in &raw.seeds {
-                let teacher = teacher_of.get(&arm.name).map(|t| match t {
-                    TeacherOf::Arm(a) => Teacher {
-                        run: Some(run_id(arch, a, seed)),
-                        file: None,
-                        checkpoint_sha256: None,
-                    },
-                    TeacherOf::File { file, sha256 } => Teacher {
-                        run: None,
-                        file: Some(file.clone()),
-                        checkpoint_sha256: Some(sha256.clone()),
-                    },
-                });
+                let teacher = teacher_of.get(&arm.name).map(|t| t.of_run(arch, seed));
                 runs.push(RunConfig {
                     suite: name.clone(),
                     run_id: run_id(arch, &arm.name, seed),

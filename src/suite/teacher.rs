@@ -10,7 +10,9 @@
 //! (`teacher = { model = "..." }`). Its checkpoint hash is part of the
 //! student's config: known when the suite is read for an outside teacher,
 //! bound when the student starts for a run of the suite.
-use super::raw::RawTeacher;
+use super::config::run_id;
+use super::raw::{RawArm, RawTeacher};
+use crate::method::arms::ArmConfig;
 use crate::model::{checkpoint, ArchSpec};
 use crate::util::error::field_err;
 use anyhow::Result;
@@ -43,6 +45,49 @@ pub enum TeacherOf {
     Arm(String),
     /// A model file and its hash.
     File { file: PathBuf, sha256: String },
+}
+
+impl TeacherOf {
+    /// The teacher of the student's run on `arch` with `seed`.
+    pub fn of_run(&self, arch: &ArchSpec, seed: u64) -> Teacher {
+        match self {
+            TeacherOf::Arm(a) => Teacher {
+                run: Some(run_id(arch, a, seed)),
+                file: None,
+                checkpoint_sha256: None,
+            },
+            TeacherOf::File { file, sha256 } => Teacher {
+                run: None,
+                file: Some(file.clone()),
+                checkpoint_sha256: Some(sha256.clone()),
+            },
+        }
+    }
+}
+
+/// The teacher of every arm whose method distils from a trained network
+/// (`[arm.NAME] teacher` as written in `defs`), by arm, and the arms in
+/// training order (see [`order`]).
+pub fn of_arms(
+    file: &Path,
+    defs: &BTreeMap<String, RawArm>,
+    arms: &[ArmConfig],
+    archs: &[ArchSpec],
+) -> Result<(BTreeMap<String, TeacherOf>, Vec<String>)> {
+    let names: Vec<String> = arms.iter().map(|a| a.name.clone()).collect();
+    let mut of = BTreeMap::new();
+    for arm in arms.iter().filter(|a| crate::method::plan(a).teacher) {
+        let written = defs
+            .get(&arm.name)
+            .and_then(|d| d.teacher.as_ref())
+            .map(RawTeacher::parse)
+            .transpose()
+            .or_else(|e| field_err(file, &format!("arm.{}.teacher", arm.name), e))?;
+        let t = resolve(file, &arm.name, written.as_ref(), &names, archs)?;
+        of.insert(arm.name.clone(), t);
+    }
+    let ordered = order(file, &names, &of)?;
+    Ok((of, ordered))
 }
 
 impl crate::suite::ResolvedSuite {
@@ -199,12 +244,17 @@ fn fits(
 pub fn order(
     file: &Path,
     listed: &[String],
-    teachers: &BTreeMap<String, String>,
+    teachers: &BTreeMap<String, TeacherOf>,
 ) -> Result<Vec<String>> {
+    // The arm of the suite that teaches `a`, if any.
+    let teacher = |a: &str| match teachers.get(a) {
+        Some(TeacherOf::Arm(t)) => Some(t),
+        _ => None,
+    };
     for a in listed {
         let mut chain = vec![a.clone()];
         let mut cur = a;
-        while let Some(t) = teachers.get(cur) {
+        while let Some(t) = teacher(cur) {
             if chain.contains(t) {
                 chain.push(t.clone());
                 return field_err(
@@ -224,7 +274,7 @@ pub fn order(
     while out.len() < listed.len() {
         let next = listed
             .iter()
-            .find(|a| !out.contains(a) && teachers.get(*a).is_none_or(|t| out.contains(t)))
+            .find(|a| !out.contains(a) && teacher(a).is_none_or(|t| out.contains(t)))
             .expect("no cycle, so some arm is ready");
         out.push(next.clone());
     }
@@ -242,14 +292,14 @@ mod tests {
     #[test]
     fn students_come_after_their_teachers_and_cycles_are_refused() {
         let f = Path::new("s.toml");
-        let t: BTreeMap<String, String> = [("self", "baseline"), ("self2", "self")]
+        let t: BTreeMap<String, TeacherOf> = [("self", "baseline"), ("self2", "self")]
             .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .map(|(a, b)| (a.to_string(), TeacherOf::Arm(b.to_string())))
             .collect();
         let o = order(f, &names(&["self2", "self", "ddgsd", "baseline"]), &t).unwrap();
         assert_eq!(o, names(&["ddgsd", "baseline", "self", "self2"]));
         let mut c = t.clone();
-        c.insert("baseline".into(), "self2".into());
+        c.insert("baseline".into(), TeacherOf::Arm("self2".into()));
         let e = order(f, &names(&["baseline", "self", "self2"]), &c)
             .unwrap_err()
             .to_string();
@@ -257,7 +307,8 @@ mod tests {
             e.contains("cycle (baseline <- self2 <- self <- baseline)"),
             "{e}"
         );
-        let own: BTreeMap<String, String> = [("a".to_string(), "a".to_string())].into();
+        let own: BTreeMap<String, TeacherOf> =
+            [("a".to_string(), TeacherOf::Arm("a".into()))].into();
         assert!(order(f, &names(&["a"]), &own).is_err());
     }
 
