@@ -59,16 +59,24 @@ impl Net<'_> {
     pub fn loss(&self, method: &mut dyn Method, inputs: &Inputs, epoch: u32) -> Result<Loss> {
         let plan = method.plan();
         let mut outputs = Vec::with_capacity(plan.passes.len());
+        // View 0 as the network took it, when a pass took it alone.
+        let mut view0 = None;
         for p in &plan.passes {
             let x = self.exec.input(inputs.views(p.first, p.count))?;
             let run = || forward(self.net, self.heads, self.exec, &x, true);
             outputs.push(if p.grad { run()? } else { tch::no_grad(run)? });
+            if p.first == 0 && p.count == 1 {
+                view0 = Some(x);
+            }
         }
         let teacher = match (plan.teacher, self.teacher) {
             (false, _) => None,
             (true, None) => anyhow::bail!("the plan has a teacher pass, but no teacher was loaded"),
             (true, Some(t)) => {
-                let x = self.exec.input(inputs.views(0, 1))?;
+                let x = match view0 {
+                    Some(x) => x,
+                    None => self.exec.input(inputs.views(0, 1))?,
+                };
                 Some(tch::no_grad(|| forward(t, None, self.exec, &x, false))?)
             }
         };
